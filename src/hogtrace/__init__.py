@@ -1,0 +1,53 @@
+"""hogtrace: trace your LLM application into PostHog LLM analytics.
+
+Decorate your workflow with ``@hogtrace.session``, ``@hogtrace.trace``, ``@hogtrace.span``,
+``@hogtrace.generation`` and ``@hogtrace.embedding`` (or use them as ``with`` blocks); every
+scope emits one ``$ai_*`` event, linked into PostHog's trace tree and tagged with its session.
+"""
+
+from hogtrace._api import (
+    current,
+    embedding,
+    feedback,
+    generation,
+    metric,
+    propagate,
+    session,
+    span,
+    stats,
+    trace,
+)
+from hogtrace._config import configure, flush, reset, shutdown
+from hogtrace._propagation import continue_trace, inject, posthog_properties
+from hogtrace._scope import EmbeddingScope, GenerationScope, Metrics, Scope, SessionScope
+from hogtrace._version import __version__
+
+__all__ = [
+    # scopes
+    "session",
+    "trace",
+    "span",
+    "generation",
+    "embedding",
+    # configuration and delivery
+    "configure",
+    "reset",
+    "flush",
+    "shutdown",
+    "stats",
+    # helpers
+    "current",
+    "propagate",
+    "inject",
+    "continue_trace",
+    "posthog_properties",
+    "metric",
+    "feedback",
+    # types
+    "Scope",
+    "SessionScope",
+    "GenerationScope",
+    "EmbeddingScope",
+    "Metrics",
+    "__version__",
+]

@@ -1,0 +1,439 @@
+"""The public functions: scope factories with their typed overloads, and scope helpers.
+
+Every factory works bare (``@hogtrace.span``), with a positional name (``@hogtrace.span("x")``),
+with keywords, as ``with`` and as ``async with``. Argument types are checked here, at decoration
+time, so that a mistake fails loudly once instead of at every call.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar, overload
+
+from hogtrace import _config
+from hogtrace._context import current_scope
+from hogtrace._decorators import (
+    EmbeddingSpec,
+    GenerationSpec,
+    SessionSpec,
+    SpanSpec,
+    TraceSpec,
+)
+from hogtrace._scope import AnnotationScope, Scope
+from hogtrace._stats import stats_counters
+
+__all__ = [
+    "current",
+    "embedding",
+    "feedback",
+    "generation",
+    "metric",
+    "propagate",
+    "session",
+    "span",
+    "stats",
+    "trace",
+]
+
+log = logging.getLogger("hogtrace")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+IdSource = str | Callable[..., str]
+
+
+@overload
+def session(id: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def session(
+    id: str | None = None,
+    /,
+    *,
+    distinct_id: IdSource | None = None,
+    properties: Mapping[str, Any] | None = None,
+) -> SessionSpec: ...
+@overload
+def session(
+    *,
+    id: IdSource | None = None,
+    distinct_id: IdSource | None = None,
+    properties: Mapping[str, Any] | None = None,
+) -> SessionSpec: ...
+def session(
+    *args: Any,
+    id: IdSource | None = None,
+    distinct_id: IdSource | None = None,
+    properties: Mapping[str, Any] | None = None,
+) -> Any:
+    """Group traces into a conversation: every event inside carries ``$ai_session_id``.
+
+    Args:
+        *args: the decorated function (bare ``@hogtrace.session``) or the id.
+        id: the session id: a string, or (keyword only) a callable that receives the decorated
+            function's arguments and returns it. With none, a new id per call or ``with`` block.
+        distinct_id: the PostHog person for every event inside (string or callable).
+        properties: extra properties on every event inside.
+
+    Example:
+        ```py
+        @hogtrace.session(id=lambda chat_id, text: chat_id)
+        def handle(chat_id: str, text: str) -> str: ...
+
+        with hogtrace.session("conv-42"):
+            answer("hi")
+        ```
+    """
+    if len(args) > 1:
+        raise TypeError("hogtrace.session() takes at most one positional argument (the id)")
+    if args:
+        first = args[0]
+        if callable(first) or isinstance(first, (classmethod, staticmethod)):
+            return SessionSpec(None, distinct_id=distinct_id, properties=properties)(first)
+        if id is not None:
+            raise TypeError("hogtrace.session(): id given twice")
+        id = first
+    return SessionSpec(id, distinct_id=distinct_id, properties=properties)
+
+
+def _bare_or_named(kind: str, args: tuple[Any, ...], name: str | None) -> tuple[Any, str | None]:
+    """Split ``(func,)`` (bare decorator) from ``(name,)`` (positional name)."""
+    if len(args) > 1:
+        raise TypeError(f"hogtrace.{kind}() takes at most one positional argument (the name)")
+    if not args:
+        return None, name
+    first = args[0]
+    if callable(first) or isinstance(first, (classmethod, staticmethod)):
+        return first, name
+    if name is not None:
+        raise TypeError(f"hogtrace.{kind}(): name given twice")
+    return None, first
+
+
+@overload
+def trace(name: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def trace(
+    name: str | None = None,
+    /,
+    *,
+    id: IdSource | None = None,
+    distinct_id: IdSource | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> TraceSpec: ...
+@overload
+def trace(
+    *,
+    name: str | None = None,
+    id: IdSource | None = None,
+    distinct_id: IdSource | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> TraceSpec: ...
+def trace(
+    *args: Any,
+    name: str | None = None,
+    id: IdSource | None = None,
+    distinct_id: IdSource | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> Any:
+    """A unit of work. The outermost trace (or span) is the PostHog trace: ``$ai_trace``.
+
+    Inside another trace it is a ``$ai_span``, so a ``@trace`` function can run on its own or
+    as a step of a bigger workflow.
+
+    Args:
+        *args: the decorated function (bare decorator) or the name.
+        name: ``$ai_span_name`` (default: the function's ``__qualname__``, or ``"trace"``).
+        id: the trace id of a root (letters, digits and ``-_~.@()!':|``), or a callable over
+            the function's arguments returning it. Ignored, with a warning, inside a trace.
+        distinct_id: the PostHog person for every event inside (string or callable).
+        properties: extra properties on every event inside.
+        capture_input: record the arguments as ``$ai_input_state``.
+        capture_output: record the return value as ``$ai_output_state``.
+
+    Example:
+        ```py
+        @hogtrace.trace
+        def answer(question: str) -> str: ...
+
+        @hogtrace.trace("nightly-eval", distinct_id="eval-bot")
+        async def evaluate() -> None: ...
+        ```
+    """
+    func, name = _bare_or_named("trace", args, name)
+    spec = TraceSpec(
+        name,
+        id=id,
+        distinct_id=distinct_id,
+        properties=properties,
+        capture_input=capture_input,
+        capture_output=capture_output,
+    )
+    return spec(func) if func is not None else spec
+
+
+@overload
+def span(name: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def span(
+    name: str | None = None,
+    /,
+    *,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> SpanSpec: ...
+@overload
+def span(
+    *,
+    name: str | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> SpanSpec: ...
+def span(
+    *args: Any,
+    name: str | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> Any:
+    """A step inside a trace: ``$ai_span`` (or the ``$ai_trace`` root when outermost).
+
+    Args:
+        *args: the decorated function (bare decorator) or the name.
+        name: ``$ai_span_name`` (default: the function's ``__qualname__``, or ``"span"``).
+        properties: extra properties on this span's event.
+        capture_input: record the arguments as ``$ai_input_state``.
+        capture_output: record the return value (a generator's yielded items) as
+            ``$ai_output_state``.
+
+    Example:
+        ```py
+        @hogtrace.span
+        def retrieve(query: str) -> list[str]: ...
+
+        with hogtrace.span("rerank") as s:
+            s.set_output(rerank(docs))
+        ```
+    """
+    func, name = _bare_or_named("span", args, name)
+    spec = SpanSpec(
+        name, properties=properties, capture_input=capture_input, capture_output=capture_output
+    )
+    return spec(func) if func is not None else spec
+
+
+@overload
+def generation(name: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def generation(
+    name: str | None = None,
+    /,
+    *,
+    model: str | None = None,
+    provider: str | None = None,
+    base_url: str | None = None,
+    model_parameters: Mapping[str, Any] | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> GenerationSpec: ...
+@overload
+def generation(
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    base_url: str | None = None,
+    model_parameters: Mapping[str, Any] | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> GenerationSpec: ...
+def generation(
+    *args: Any,
+    name: str | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    base_url: str | None = None,
+    model_parameters: Mapping[str, Any] | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> Any:
+    """One LLM call: ``$ai_generation`` with model, messages, output, tokens and latency.
+
+    The model, tokens and output are read from the returned object (OpenAI, Anthropic, Gemini,
+    LangChain, dicts of those shapes, or a ``str``) unless set with ``set_model`` /
+    ``set_usage``. A generator (or async generator) is a stream: its chunks are joined into the
+    output and ``$ai_time_to_first_token`` is measured.
+
+    Args:
+        *args: the decorated function (bare decorator) or the name.
+        name: ``$ai_span_name`` (default: the function's ``__qualname__``).
+        model: ``$ai_model`` (default: the ``model`` argument, else the response's model).
+        provider: ``$ai_provider`` (default: recognised from the response shape).
+        base_url: ``$ai_base_url``.
+        model_parameters: ``$ai_model_parameters``, merged over the call's own
+            ``temperature``, ``max_tokens``, ``top_p``, ``stop``, ... arguments.
+        properties: extra properties on this event.
+        capture_input: record the ``messages`` / ``prompt`` / ``input`` argument as
+            ``$ai_input``.
+        capture_output: record the response as ``$ai_output_choices``.
+
+    Example:
+        ```py
+        @hogtrace.generation(provider="openai")
+        def chat(messages: list[dict], model: str = "gpt-4o-mini") -> ChatCompletion:
+            return openai_client.chat.completions.create(model=model, messages=messages)
+        ```
+    """
+    func, name = _bare_or_named("generation", args, name)
+    spec = GenerationSpec(
+        name,
+        model=model,
+        provider=provider,
+        base_url=base_url,
+        model_parameters=model_parameters,
+        properties=properties,
+        capture_input=capture_input,
+        capture_output=capture_output,
+    )
+    return spec(func) if func is not None else spec
+
+
+@overload
+def embedding(name: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def embedding(
+    name: str | None = None,
+    /,
+    *,
+    model: str | None = None,
+    provider: str | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> EmbeddingSpec: ...
+@overload
+def embedding(
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> EmbeddingSpec: ...
+def embedding(
+    *args: Any,
+    name: str | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> Any:
+    """One embedding call: ``$ai_embedding`` with model, input and token count.
+
+    Args:
+        *args: the decorated function (bare decorator) or the name.
+        name: ``$ai_span_name`` (default: the function's ``__qualname__``).
+        model: ``$ai_model`` (default: the ``model`` argument, else the response's).
+        provider: ``$ai_provider``.
+        properties: extra properties on this event.
+        capture_input: record the ``input`` argument as ``$ai_input``.
+        capture_output: accepted for symmetry; vectors are never sent.
+
+    Example:
+        ```py
+        @hogtrace.embedding(model="text-embedding-3-small", provider="openai")
+        def embed(input: list[str]) -> CreateEmbeddingResponse: ...
+        ```
+    """
+    func, name = _bare_or_named("embedding", args, name)
+    spec = EmbeddingSpec(
+        name,
+        model=model,
+        provider=provider,
+        properties=properties,
+        capture_input=capture_input,
+        capture_output=capture_output,
+    )
+    return spec(func) if func is not None else spec
+
+
+def current() -> Scope | None:
+    """The innermost open scope of any kind (session included), or ``None``."""
+    return current_scope()
+
+
+def propagate(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``fn`` so that, called in another thread, it runs inside the current scope.
+
+    Example:
+        ```py
+        with hogtrace.span("fan-out"):
+            futures = [pool.submit(hogtrace.propagate(fetch), url) for url in urls]
+        ```
+    """
+    captured = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        # A Context can be entered by one thread at a time: each call runs in its own copy.
+        return captured.copy().run(fn, *args, **kwargs)
+
+    return run
+
+
+def _annotate(event: str, payload: dict[str, Any], trace_id: str | None, what: str) -> None:
+    if trace_id is not None and not isinstance(trace_id, str):
+        raise TypeError(f"hogtrace.{what}(): trace_id must be a string, got {trace_id!r}")
+    if not _config.state.active:
+        return
+    parent = current_scope()
+    target = trace_id or (parent.trace_id if parent is not None else None)
+    if target is None:
+        log.warning("hogtrace.%s() outside any trace and without trace_id: not sent", what)
+        stats_counters.dropped.incr()
+        return
+    scope = AnnotationScope(event, payload, parent, target)
+    scope._close()
+
+
+def metric(name: str, value: Any, *, trace_id: str | None = None) -> None:
+    """Send ``$ai_metric`` (an evaluation score) on the current trace, or on ``trace_id``.
+
+    Example:
+        ```py
+        hogtrace.metric("relevance", 0.92)
+        ```
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"hogtrace.metric(): name must be a string, got {name!r}")
+    _annotate(
+        "$ai_metric", {"$ai_metric_name": name, "$ai_metric_value": value}, trace_id, "metric"
+    )
+
+
+def feedback(text: str, *, trace_id: str | None = None) -> None:
+    """Send ``$ai_feedback`` (a user's feedback text) on the current trace, or on ``trace_id``."""
+    if not isinstance(text, str):
+        raise TypeError(f"hogtrace.feedback(): text must be a string, got {text!r}")
+    _annotate("$ai_feedback", {"$ai_feedback_text": text}, trace_id, "feedback")
+
+
+def stats() -> dict[str, int]:
+    """Counters since start (or ``reset()``): ``emitted``, ``dropped``, ``failed`` events."""
+    return stats_counters.as_dict()

@@ -1,0 +1,99 @@
+"""Binding plans: turn a call's ``(args, kwargs)`` into ``{parameter: value}`` cheaply.
+
+``inspect.Signature.bind`` costs several microseconds per call, so the plan is computed once at
+decoration time and the common case (positional-or-keyword parameters only) binds with a
+``zip`` and a loop over the missing defaults.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["Binder", "unwrap_callable"]
+
+_P = inspect.Parameter
+_EMPTY = inspect.Parameter.empty
+_RECEIVERS = ("self", "cls")
+
+
+def unwrap_callable(fn: Any) -> Callable[..., Any]:
+    """The plain function behind a classmethod / staticmethod object."""
+    if isinstance(fn, (classmethod, staticmethod)):
+        return fn.__func__
+    return fn  # type: ignore[no-any-return]
+
+
+class Binder:
+    """A precomputed plan that binds call arguments to parameter names."""
+
+    __slots__ = ("_defaults", "_names", "_receiver", "_signature", "_simple")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        try:
+            self._signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):  # builtins without a signature
+            self._signature = None
+            self._names: tuple[str, ...] = ()
+            self._defaults: dict[str, Any] = {}
+            self._simple = False
+            self._receiver = False
+            return
+        params = list(self._signature.parameters.values())
+        self._receiver = bool(params) and params[0].name in _RECEIVERS
+        self._names = tuple(p.name for p in params)
+        self._defaults = {p.name: p.default for p in params if p.default is not _EMPTY}
+        self._simple = all(p.kind is _P.POSITIONAL_OR_KEYWORD for p in params)
+
+    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], bound: bool) -> dict[str, Any]:
+        """Arguments by parameter name, defaults applied, without ``self`` / ``cls``.
+
+        Args:
+            args: positional arguments as the wrapper received them.
+            kwargs: keyword arguments.
+            bound: ``True`` when the receiver (``self``/``cls``) was already bound by the
+                descriptor protocol and is not in ``args``.
+        """
+        if self._simple:
+            names = self._names
+            if bound:
+                names = names[1:]
+            elif self._receiver:
+                names, args = names[1:], args[1:]
+            if len(args) <= len(names):
+                out = dict(zip(names, args, strict=False))  # args may be fewer
+                if kwargs:
+                    out.update(kwargs)
+                if len(out) < len(names):  # fill defaults, keeping signature order
+                    defaults = self._defaults
+                    out = {
+                        n: out[n] if n in out else defaults[n]
+                        for n in names
+                        if n in out or n in defaults
+                    }
+                return out
+        return self._bind_slow(args, kwargs, bound)
+
+    def _bind_slow(
+        self, args: tuple[Any, ...], kwargs: Mapping[str, Any], bound: bool
+    ) -> dict[str, Any]:
+        if self._signature is None:
+            return {"args": list(args), "kwargs": dict(kwargs)} if kwargs else {"args": list(args)}
+        try:
+            if bound:
+                ba = self._signature.bind_partial(None, *args, **kwargs)
+            else:
+                ba = self._signature.bind_partial(*args, **kwargs)
+            ba.apply_defaults()
+        except TypeError:
+            # The call itself is wrong; the function will raise. Record what was passed.
+            return {"args": list(args), "kwargs": dict(kwargs)}
+        out = dict(ba.arguments)
+        if bound or self._receiver:
+            out.pop(self._names[0], None)
+        return out
+
+    def call_args(self, instance: Any, args: tuple[Any, ...], bound: bool) -> tuple[Any, ...]:
+        """The positional arguments as the function itself receives them (receiver included)."""
+        return (instance, *args) if bound else args

@@ -1,0 +1,608 @@
+"""Scope specs: reusable objects that decorate functions and open scopes as ``with`` blocks.
+
+``hogtrace.span("retrieve")`` returns a spec. It holds options only; every call of a decorated
+function and every ``with`` opens a fresh scope. How a function is wrapped (plain, ``async def``,
+generator, async generator) is decided once, at decoration time. wrapt keeps the wrapped
+function's name, docstring, signature and ``inspect`` kind, and binds methods, classmethods and
+staticmethods in either decorator order.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from types import TracebackType
+from typing import Any, Generic, TypeVar, cast
+
+import wrapt
+
+from hogtrace import _config
+from hogtrace._binding import Binder, unwrap_callable
+from hogtrace._context import attach, current_scope, detach
+from hogtrace._errors import log_internal_error
+from hogtrace._ids import new_id
+from hogtrace._scope import (
+    MAX_GENERATOR_ITEMS,
+    EmbeddingScope,
+    GenerationScope,
+    Scope,
+    SessionScope,
+    TraceScope,
+    valid_trace_id,
+)
+
+__all__ = [
+    "EmbeddingSpec",
+    "GenerationSpec",
+    "ScopeSpec",
+    "SessionSpec",
+    "SpanSpec",
+    "TraceSpec",
+]
+
+log = logging.getLogger("hogtrace")
+
+S = TypeVar("S", bound=Scope)
+F = TypeVar("F", bound=Callable[..., Any])
+
+# (binder, instance, args, kwargs) of a decorated call; None for a ``with`` block.
+_Call = tuple[Binder, Any, tuple[Any, ...], Mapping[str, Any]]
+
+
+class ScopeSpec(Generic[S]):
+    """Options for a scope; a decorator and a (async) context manager.
+
+    Each ``with`` and each call of a decorated function opens a fresh scope, so one spec can be
+    reused and shared between threads.
+    """
+
+    kind = "span"
+    _needs_arguments = True
+
+    def __init__(self, name: str | None) -> None:
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"hogtrace.{self.kind}(): name must be a string, got {name!r}")
+        self.name = name
+        self._open_scopes: list[tuple[S, contextvars.Token[Any], Scope | None]] = []
+
+    # -- subclasses ----------------------------------------------------------------------------
+
+    def _make(self, name: str, parent: Scope | None, call: _Call | None) -> S:
+        raise NotImplementedError
+
+    # -- opening --------------------------------------------------------------------------------
+
+    def _open(self, name: str, parent: Scope | None, call: _Call | None) -> S:
+        scope = self._make(name, parent, call)
+        capture = _config.state.capture
+        if capture is not None:
+            capture.opened(scope)  # type: ignore[attr-defined]  # open-scope check in tests
+        if call is not None and self._needs_arguments and scope.sampled:
+            binder, instance, args, kwargs = call
+            scope._capture_call(binder.bind(args, kwargs, instance is not None))
+        return scope
+
+    # -- context manager --------------------------------------------------------------------------
+
+    def __enter__(self) -> S:
+        parent = current_scope()
+        try:
+            scope = self._open(self.name or self.kind, parent, None)
+        except Exception as err:
+            log_internal_error("opening a scope", err)
+            scope = cast(S, Scope(self.name or self.kind, None))
+            scope.sampled = False  # a stand-in: the block runs, nothing is emitted
+        token = attach(scope)
+        self._open_scopes.append((scope, token, parent))
+        return scope
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        entry = self._pop_open()
+        if entry is None:
+            return
+        scope, token, parent = entry
+        scope._close(exc=exc)
+        detach(token, parent)
+
+    async def __aenter__(self) -> S:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def _pop_open(self) -> tuple[S, contextvars.Token[Any], Scope | None] | None:
+        # Normally the scope being exited is the current one; with one spec shared between
+        # threads or tasks, pick the entry this context opened.
+        opened = self._open_scopes
+        current = current_scope()
+        for i in range(len(opened) - 1, -1, -1):
+            if opened[i][0] is current:
+                return opened.pop(i)
+        if opened:
+            return opened.pop()
+        log.warning("hogtrace: %s.__exit__ without a matching __enter__", self.kind)
+        return None
+
+    # -- decorator ----------------------------------------------------------------------------
+
+    def __call__(self, func: F) -> F:
+        """Decorate ``func``: every call runs inside a fresh scope of this spec."""
+        target = unwrap_callable(func)
+        if not callable(target):
+            raise TypeError(f"hogtrace.{self.kind}() decorates callables, got {func!r}")
+        name = self.name or getattr(target, "__qualname__", None) or self.kind
+        binder = Binder(target)
+        if inspect.isasyncgenfunction(target):
+            wrapper = self._async_generator_wrapper(name, binder)
+        elif inspect.iscoroutinefunction(target):
+            wrapper = self._coroutine_wrapper(name, binder)
+        elif inspect.isgeneratorfunction(target):
+            wrapper = self._generator_wrapper(name, binder)
+        else:
+            wrapper = self._function_wrapper(name, binder)
+        return cast(F, wrapt.FunctionWrapper(func, wrapper))
+
+    def _function_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
+        open_ = self._open
+
+        def wrapper(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            if not _config.state.active:
+                return wrapped(*args, **kwargs)
+            parent = current_scope()
+            try:
+                scope = open_(name, parent, (binder, instance, args, kwargs))
+                token = attach(scope)
+            except Exception as err:
+                log_internal_error("opening a scope", err)
+                return wrapped(*args, **kwargs)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                scope._close(exc=exc)
+                detach(token, parent)
+                raise
+            scope._close(result)
+            detach(token, parent)
+            return result
+
+        return wrapper
+
+    def _coroutine_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
+        open_ = self._open
+
+        async def run(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            parent = current_scope()
+            try:
+                scope = open_(name, parent, (binder, instance, args, kwargs))
+                token = attach(scope)
+            except Exception as err:
+                log_internal_error("opening a scope", err)
+                return await wrapped(*args, **kwargs)
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as exc:
+                scope._close(exc=exc)
+                detach(token, parent)
+                raise
+            scope._close(result)
+            detach(token, parent)
+            return result
+
+        def wrapper(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            if not _config.state.active:
+                return wrapped(*args, **kwargs)
+            return run(wrapped, instance, args, kwargs)
+
+        return wrapper
+
+    def _generator_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
+        spec = self
+
+        def wrapper(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            gen = wrapped(*args, **kwargs)
+            if not _config.state.active or not inspect.isgenerator(gen):
+                return gen
+            # The body runs in a context of its own, copied now: the parent is the scope current
+            # when the generator function was called, and the caller's loop body never sees this
+            # scope as current.
+            ctx = contextvars.copy_context()
+            return _traced_generator(spec, name, (binder, instance, args, kwargs), ctx, gen)
+
+        return wrapper
+
+    def _async_generator_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
+        spec = self
+
+        def wrapper(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            agen = wrapped(*args, **kwargs)
+            if not _config.state.active or not inspect.isasyncgen(agen):
+                return agen
+            ctx = contextvars.copy_context()
+            return _traced_async_generator(spec, name, (binder, instance, args, kwargs), ctx, agen)
+
+        return wrapper
+
+
+# -- generators ------------------------------------------------------------------------------
+
+
+def _open_in(spec: ScopeSpec[Any], name: str, call: _Call) -> Scope | None:
+    """Open the generator's scope inside its private context (called through ``ctx.run``)."""
+    try:
+        scope: Scope = spec._open(name, current_scope(), call)
+    except Exception as err:
+        log_internal_error("opening a scope", err)
+        return None
+    attach(scope)  # the context is the generator's own: nothing to reset afterwards
+    return scope
+
+
+class _Collector:
+    """What a generator yields: chunks for a streaming generation, else the items (capped)."""
+
+    __slots__ = ("items", "more", "scope", "stream")
+
+    def __init__(self, scope: Scope | None) -> None:
+        self.scope = scope
+        self.stream = isinstance(scope, GenerationScope)
+        self.items: list[Any] = []
+        self.more = 0
+
+    def add(self, item: Any) -> None:
+        try:
+            if self.stream:
+                cast(GenerationScope, self.scope)._stream_chunk(item)
+            elif len(self.items) < MAX_GENERATOR_ITEMS:
+                self.items.append(item)
+            else:
+                self.more += 1
+        except Exception as err:
+            log_internal_error("recording a yielded item", err)
+
+    def close(self, exc: BaseException | None) -> None:
+        scope = self.scope
+        if scope is None:
+            return
+        if self.stream:
+            scope._close(exc=exc)
+            return
+        items = self.items
+        if self.more:
+            items = [*items, f"…[{self.more} more items]"]
+        scope._close(items, exc)
+
+
+def _traced_generator(
+    spec: ScopeSpec[Any],
+    name: str,
+    call: _Call,
+    ctx: contextvars.Context,
+    gen: Generator[Any, Any, Any],
+) -> Generator[Any, Any, Any]:
+    collector = _Collector(ctx.run(_open_in, spec, name, call))
+    step: Callable[[Any], Any] = gen.send
+    value: Any = None
+    while True:
+        try:
+            item = ctx.run(step, value)
+        except StopIteration as stop:
+            collector.close(None)
+            return stop.value
+        except BaseException as exc:
+            collector.close(exc)
+            raise
+        collector.add(item)
+        try:
+            value = yield item
+            step = gen.send
+        except GeneratorExit as exit_:
+            try:
+                ctx.run(gen.close)
+            except BaseException as exc:
+                collector.close(exc)
+                raise
+            collector.close(exit_)
+            raise
+        except BaseException as exc:
+            step, value = gen.throw, exc
+
+
+class _InContext:
+    """Await ``awaitable`` with every step run inside ``ctx`` (the async generator's context)."""
+
+    __slots__ = ("_awaitable", "_ctx")
+
+    def __init__(self, ctx: contextvars.Context, awaitable: Any) -> None:
+        self._ctx = ctx
+        self._awaitable = awaitable
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        ctx = self._ctx
+        it = self._awaitable.__await__()
+        step: Callable[[Any], Any] = it.send
+        value: Any = None
+        while True:
+            try:
+                yielded = ctx.run(step, value)
+            except StopIteration as stop:
+                return stop.value
+            try:
+                value = yield yielded
+                step = it.send
+            except GeneratorExit:
+                ctx.run(it.close)
+                raise
+            except BaseException as exc:
+                step, value = it.throw, exc
+
+
+async def _traced_async_generator(
+    spec: ScopeSpec[Any],
+    name: str,
+    call: _Call,
+    ctx: contextvars.Context,
+    agen: AsyncGenerator[Any, Any],
+) -> AsyncGenerator[Any, Any]:
+    collector = _Collector(ctx.run(_open_in, spec, name, call))
+    step: Callable[[Any], Any] = agen.asend
+    value: Any = None
+    while True:
+        try:
+            item = await _InContext(ctx, step(value))
+        except StopAsyncIteration:
+            collector.close(None)
+            return
+        except BaseException as exc:
+            collector.close(exc)
+            raise
+        collector.add(item)
+        try:
+            value = yield item
+            step = agen.asend
+        except GeneratorExit as exit_:
+            try:
+                await _InContext(ctx, agen.aclose())
+            except BaseException as exc:
+                collector.close(exc)
+                raise
+            collector.close(exit_)
+            raise
+        except BaseException as exc:
+            step, value = agen.athrow, exc
+
+
+# -- the specs of each kind ----------------------------------------------------------------------
+
+
+def _check_properties(kind: str, properties: object) -> Mapping[str, Any] | None:
+    if properties is not None and not isinstance(properties, Mapping):
+        raise TypeError(f"hogtrace.{kind}(): properties must be a mapping, got {properties!r}")
+    return properties
+
+
+def _check_flag(kind: str, name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"hogtrace.{kind}(): {name} must be a bool, got {value!r}")
+    return value
+
+
+def _check_id(kind: str, name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str) and not callable(value):
+        raise TypeError(
+            f"hogtrace.{kind}(): {name} must be a string or a callable returning one, got {value!r}"
+        )
+
+
+def _resolve(kind: str, what: str, value: Any, call: _Call | None) -> str | None:
+    """A literal id, or the result of calling it with the decorated function's arguments."""
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        if call is None:
+            result = value()
+        else:
+            _, instance, args, kwargs = call
+            result = (
+                value(instance, *args, **kwargs) if instance is not None else value(*args, **kwargs)
+            )
+    except Exception as err:
+        log.warning("hogtrace: %s %s callable raised %r; using a fresh one", kind, what, err)
+        return None
+    if result is None:
+        return None
+    if not isinstance(result, str):
+        result = str(result)
+    return result
+
+
+class SpanSpec(ScopeSpec[Scope]):
+    """``hogtrace.span(...)``."""
+
+    kind = "span"
+
+    def __init__(
+        self,
+        name: str | None,
+        *,
+        properties: Mapping[str, Any] | None,
+        capture_input: bool,
+        capture_output: bool,
+    ) -> None:
+        super().__init__(name)
+        self.properties = _check_properties(self.kind, properties)
+        self.capture_input = _check_flag(self.kind, "capture_input", capture_input)
+        self.capture_output = _check_flag(self.kind, "capture_output", capture_output)
+        self._needs_arguments = capture_input
+
+    def _make(self, name: str, parent: Scope | None, call: _Call | None) -> Scope:
+        return Scope(
+            name,
+            parent,
+            properties=self.properties,
+            capture_input=self.capture_input,
+            capture_output=self.capture_output,
+        )
+
+
+class TraceSpec(ScopeSpec[TraceScope]):
+    """``hogtrace.trace(...)``."""
+
+    kind = "trace"
+
+    def __init__(
+        self,
+        name: str | None,
+        *,
+        id: str | Callable[..., str] | None,
+        distinct_id: str | Callable[..., str] | None,
+        properties: Mapping[str, Any] | None,
+        capture_input: bool,
+        capture_output: bool,
+    ) -> None:
+        super().__init__(name)
+        _check_id(self.kind, "id", id)
+        if isinstance(id, str) and not valid_trace_id(id):
+            raise ValueError(
+                f"hogtrace.trace(): invalid trace id {id!r}: use letters, digits and -_~.@()!':|"
+            )
+        _check_id(self.kind, "distinct_id", distinct_id)
+        self.id = id
+        self.distinct_id = distinct_id
+        self.properties = _check_properties(self.kind, properties)
+        self.capture_input = _check_flag(self.kind, "capture_input", capture_input)
+        self.capture_output = _check_flag(self.kind, "capture_output", capture_output)
+        self._needs_arguments = capture_input
+
+    def _make(self, name: str, parent: Scope | None, call: _Call | None) -> TraceScope:
+        return TraceScope(
+            name,
+            parent,
+            trace_id=_resolve(self.kind, "id", self.id, call),
+            distinct_id=_resolve(self.kind, "distinct_id", self.distinct_id, call),
+            properties=self.properties,
+            capture_input=self.capture_input,
+            capture_output=self.capture_output,
+        )
+
+
+class SessionSpec(ScopeSpec[SessionScope]):
+    """``hogtrace.session(...)``."""
+
+    kind = "session"
+    _needs_arguments = False
+
+    def __init__(
+        self,
+        id: str | Callable[..., str] | None,
+        *,
+        distinct_id: str | Callable[..., str] | None,
+        properties: Mapping[str, Any] | None,
+    ) -> None:
+        super().__init__(None)
+        _check_id(self.kind, "id", id)
+        _check_id(self.kind, "distinct_id", distinct_id)
+        self.id = id
+        self.distinct_id = distinct_id
+        self.properties = _check_properties(self.kind, properties)
+
+    def _make(self, name: str, parent: Scope | None, call: _Call | None) -> SessionScope:
+        session_id = _resolve(self.kind, "id", self.id, call) or new_id()
+        return SessionScope(
+            session_id,
+            parent,
+            distinct_id=_resolve(self.kind, "distinct_id", self.distinct_id, call),
+            properties=self.properties,
+        )
+
+
+class GenerationSpec(ScopeSpec[GenerationScope]):
+    """``hogtrace.generation(...)``."""
+
+    kind = "generation"
+    _scope_class: type[GenerationScope] = GenerationScope
+
+    def __init__(
+        self,
+        name: str | None,
+        *,
+        model: str | None,
+        provider: str | None,
+        base_url: str | None = None,
+        model_parameters: Mapping[str, Any] | None = None,
+        properties: Mapping[str, Any] | None,
+        capture_input: bool,
+        capture_output: bool,
+    ) -> None:
+        super().__init__(name)
+        for what, value in (("model", model), ("provider", provider), ("base_url", base_url)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"hogtrace.{self.kind}(): {what} must be a string, got {value!r}")
+        if model_parameters is not None and not isinstance(model_parameters, Mapping):
+            raise TypeError(
+                f"hogtrace.{self.kind}(): model_parameters must be a mapping, got"
+                f" {model_parameters!r}"
+            )
+        self.model = model
+        self.provider = provider
+        self.base_url = base_url
+        self.model_parameters = model_parameters
+        self.properties = _check_properties(self.kind, properties)
+        self.capture_input = _check_flag(self.kind, "capture_input", capture_input)
+        self.capture_output = _check_flag(self.kind, "capture_output", capture_output)
+
+    def _make(self, name: str, parent: Scope | None, call: _Call | None) -> GenerationScope:
+        return self._scope_class(
+            name,
+            parent,
+            model=self.model,
+            provider=self.provider,
+            base_url=self.base_url,
+            model_parameters=self.model_parameters,
+            properties=self.properties,
+            capture_input=self.capture_input,
+            capture_output=self.capture_output,
+        )
+
+
+class EmbeddingSpec(GenerationSpec):
+    """``hogtrace.embedding(...)``."""
+
+    kind = "embedding"
+    _scope_class = EmbeddingScope

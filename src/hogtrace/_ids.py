@@ -1,0 +1,67 @@
+"""Id and clock providers.
+
+Ids and clocks sit behind module-level callables so that ``hogtrace.testing`` can swap in
+deterministic ones. Clocks are looked up on the ``time`` and ``datetime`` modules at call time
+(never imported by name) so that ``freezegun`` controls them whether hogtrace was imported before
+or after ``freeze_time`` started.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import random
+import time
+from collections.abc import Callable
+
+__all__ = ["DeterministicIds", "monotonic_ns", "new_id", "set_id_source", "utc_now"]
+
+_getrandbits = random.getrandbits
+
+
+def _random_uuid4() -> str:
+    """A random UUID4 string: PostHog's own id format, ~4x cheaper than ``str(uuid.uuid4())``.
+
+    ``random`` is reseeded by CPython in a forked child, so ids never repeat across a fork.
+    """
+    n = _getrandbits(128)
+    # Version 4 and the RFC 4122 variant bits, as uuid.uuid4() sets them.
+    n = (n & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class DeterministicIds:
+    """Counter-based UUID-shaped ids: the same workflow gives the same ids every run."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"00000000-0000-4000-8000-{next(self._counter):012x}"
+
+
+_id_source: Callable[[], str] = _random_uuid4
+
+
+def new_id() -> str:
+    """Return a new span, trace or session id."""
+    return _id_source()
+
+
+def set_id_source(source: Callable[[], str] | None) -> Callable[[], str]:
+    """Install ``source`` (``None``: random UUID4s) and return the previous one."""
+    global _id_source
+    previous = _id_source
+    _id_source = source if source is not None else _random_uuid4
+    return previous
+
+
+def monotonic_ns() -> int:
+    """Monotonic clock in integer nanoseconds (exact under freezegun's ``tick``)."""
+    return time.perf_counter_ns()
+
+
+def utc_now() -> datetime.datetime:
+    """The current time in UTC (the frozen time under freezegun)."""
+    return datetime.datetime.now(datetime.timezone.utc)

@@ -1,0 +1,193 @@
+"""Keep events under a size limit by truncating their largest content, visibly.
+
+Sizes are the UTF-8 length of compact JSON (``separators=(",", ":")``, ``ensure_ascii=False``).
+When an event is too large, the content properties share the remaining room by water-filling:
+every content value gets the same cap and only the values above it are cut, so the largest
+values are cut first and small ones (ids, roles, short messages) stay intact. Strings are cut
+to a prefix plus `TRUNCATION_MARKER`; lists keep their items (each cut to the cap) or, when
+there are too many items for that, a prefix plus a final `LIST_TRUNCATION_MARKER` item; dicts
+keep their keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection
+from typing import Any
+
+from hogtrace._serialize import to_json_safe
+
+__all__ = ["LIST_TRUNCATION_MARKER", "TRUNCATION_MARKER", "fit_event"]
+
+TRUNCATION_MARKER = "…[truncated {n} chars]"
+"""Appended to a cut string; ``n`` is the number of characters removed, with thousands commas."""
+LIST_TRUNCATION_MARKER = "…[truncated {n} items]"
+"""Last item of a cut list; ``n`` is the number of items removed, with thousands commas."""
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_MIN_ITEM = 256
+"""Below this cap per item, a list is cut to a prefix instead of cutting every item."""
+_MIN_CUT = 48
+"""Below this cap a dict cannot keep its keys and useful values, so it becomes a marker."""
+_ATTEMPTS = 4
+_UNKNOWN = "…[truncated]"
+
+
+def fit_event(
+    properties: dict[str, Any], max_bytes: int, content_keys: Collection[str]
+) -> tuple[dict[str, Any], bool]:
+    """Return the event properties cut to fit within ``max_bytes`` of JSON.
+
+    Args:
+        properties: The event properties. Values that are not JSON-safe are converted with
+            `to_json_safe` first, so the result is always valid JSON.
+        max_bytes: The limit, in UTF-8 bytes of compact JSON.
+        content_keys: The properties that may be cut, such as ``"$ai_input"``.
+
+    Returns:
+        ``(properties, False)`` with the very same dict if it already fits, else a new dict and
+        True. If cutting the content cannot make the event fit, the content values become short
+        marker strings; only if the other properties alone exceed ``max_bytes`` are they cut too.
+        The input is never mutated and no exception is raised.
+    """
+    try:
+        try:
+            text = _ENCODE(properties)
+        except (TypeError, ValueError, RecursionError):
+            properties = to_json_safe(properties)
+            text = _ENCODE(properties)
+        # UTF-8 needs at most 4 bytes per code point, so short texts need no encoding at all.
+        if text.isascii() or len(text) * 4 <= max_bytes:
+            size = len(text)
+        else:
+            size = _utf8_len(text)
+        if size <= max_bytes:
+            return properties, False
+        return _fit(properties, size, max_bytes, content_keys), True
+    except Exception:
+        keys = set(content_keys)
+        return {k: _UNKNOWN if k in keys else v for k, v in properties.items()}, True
+
+
+
+def _fit(
+    properties: dict[str, Any], size: int, max_bytes: int, content_keys: Collection[str]
+) -> dict[str, Any]:
+    """Cut the content of an event known to be ``size`` bytes, larger than ``max_bytes``."""
+    keys = [key for key in properties if key in content_keys]
+    sizes = [_size(properties[key]) for key in keys]
+    budget = max_bytes - (size - sum(sizes))
+    out = dict(properties)
+    for _ in range(_ATTEMPTS):
+        cap = _cap(sizes, budget)
+        for key, value_size in zip(keys, sizes):
+            if value_size > cap:
+                out[key] = _shrink(properties[key], cap, value_size)
+        total = _size(out)
+        if total <= max_bytes:
+            return out
+        budget -= total - max_bytes
+    for key, value_size in zip(keys, sizes):
+        out[key] = _whole_marker(properties[key], value_size)
+    total = _size(out)
+    if total <= max_bytes:
+        return out
+    shrunk = _shrink(out, max_bytes, total)
+    return shrunk if isinstance(shrunk, dict) else out
+
+
+def _shrink(value: Any, budget: int, size: int) -> Any:
+    """Return ``value`` (of JSON size ``size``) cut to at most ``budget`` bytes, best effort."""
+    if size <= budget:
+        return value
+    if isinstance(value, str):
+        return _cut_string(value, budget)
+    if isinstance(value, dict) and value:
+        return _shrink_dict(value, budget, size)
+    if isinstance(value, (list, tuple)) and value:
+        return _shrink_list(value, budget, size)
+    return _whole_marker(value, size)
+
+
+def _shrink_dict(value: dict[Any, Any], budget: int, size: int) -> Any:
+    """Cut the largest values of a dict, keeping every key."""
+    sizes = [_size(item) for item in value.values()]
+    cap = _cap(sizes, budget - (size - sum(sizes)))
+    if cap < _MIN_CUT:
+        return _whole_marker(value, size)
+    return {
+        key: _shrink(item, cap, item_size) if item_size > cap else item
+        for (key, item), item_size in zip(value.items(), sizes)
+    }
+
+
+def _shrink_list(value: list[Any] | tuple[Any, ...], budget: int, size: int) -> list[Any]:
+    """Cut the largest items of a list or, if there are too many, keep a prefix and a marker."""
+    sizes = [_size(item) for item in value]
+    cap = _cap(sizes, budget - (size - sum(sizes)))
+    if cap >= _MIN_ITEM:
+        return [
+            _shrink(item, cap, item_size) if item_size > cap else item
+            for item, item_size in zip(value, sizes)
+        ]
+    marker_size = _size(LIST_TRUNCATION_MARKER.format(n=f"{len(value):,}"))
+    room = budget - 2 - marker_size  # brackets, then the marker item
+    kept: list[Any] = []
+    for item, item_size in zip(value, sizes):
+        room -= item_size + 1  # the item and the comma after it
+        if room < 0:
+            partial = room + item_size
+            if partial >= _MIN_ITEM:
+                kept.append(_shrink(item, partial, item_size))
+            break
+        kept.append(item)
+    kept.append(LIST_TRUNCATION_MARKER.format(n=f"{len(value) - len(kept):,}"))
+    return kept
+
+
+def _cut_string(text: str, budget: int) -> str:
+    """Cut ``text`` to a prefix plus `TRUNCATION_MARKER` of at most ``budget`` JSON bytes."""
+    keep = min(len(text), max(budget, 0))
+    candidate = _string_marker(len(text))
+    for _ in range(8):
+        candidate = text[:keep] + _string_marker(len(text) - keep)
+        size = _size(candidate)
+        if size <= budget or keep == 0:
+            return candidate
+        # Drop enough characters to free the excess, at the prefix's average bytes per char.
+        per_char = max(1.0, (size - 2) / len(candidate))
+        keep = max(0, keep - math.ceil((size - budget) / per_char))
+    return _string_marker(len(text))
+
+
+def _cap(sizes: list[int], budget: int) -> int:
+    """Return the largest cap c with ``sum(min(s, c) for s in sizes) <= budget`` (water-filling)."""
+    remaining = budget
+    count = len(sizes)
+    for index, size in enumerate(sorted(sizes)):
+        if size * (count - index) > remaining:
+            return max(remaining // (count - index), 0)
+        remaining -= size
+    return max(sizes, default=0)
+
+
+def _whole_marker(value: Any, size: int) -> str:
+    """Return the marker that replaces a whole value of JSON size ``size``."""
+    return _string_marker(len(value) if isinstance(value, str) else size)
+
+
+def _string_marker(removed: int) -> str:
+    """Return `TRUNCATION_MARKER` for ``removed`` characters."""
+    return TRUNCATION_MARKER.format(n=f"{removed:,}")
+
+
+def _size(value: Any) -> int:
+    """Return the UTF-8 size of ``value`` as compact JSON."""
+    text = _ENCODE(value)
+    return len(text) if text.isascii() else _utf8_len(text)
+
+
+def _utf8_len(text: str) -> int:
+    """Return the UTF-8 length of ``text``, counting lone surrogates as 3 bytes."""
+    return len(text.encode("utf-8", "surrogatepass"))

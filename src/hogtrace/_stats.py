@@ -1,0 +1,53 @@
+"""Process-wide counters behind ``hogtrace.stats()``.
+
+``itertools.count`` increments atomically under the GIL without a lock, which keeps the hot path
+lock-free; reading the value is rare (``stats()``), so it may be a little clumsy.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+__all__ = ["Counter", "stats_counters"]
+
+
+class Counter:
+    """A lock-free, thread-safe counter."""
+
+    __slots__ = ("_base", "_count")
+
+    def __init__(self) -> None:
+        self._count = itertools.count()
+        self._base = 0
+
+    def incr(self) -> None:
+        """Add one."""
+        next(self._count)
+
+    @property
+    def value(self) -> int:
+        """The count so far (reading costs one increment, which is subtracted)."""
+        self._base += 1
+        return next(self._count) - self._base + 1
+
+
+class _Stats:
+    __slots__ = ("dropped", "emitted", "failed")
+
+    def __init__(self) -> None:
+        self.emitted = Counter()
+        self.dropped = Counter()
+        self.failed = Counter()
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "emitted": self.emitted.value,
+            "dropped": self.dropped.value,
+            "failed": self.failed.value,
+        }
+
+
+stats_counters = _Stats()

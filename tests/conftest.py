@@ -1,0 +1,31 @@
+"""Shared fixtures: a clean hogtrace per test, strict internal errors, a local capture server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import hogtrace
+from hogtrace import _errors
+from tests.capture_server import CaptureServer
+
+
+@pytest.fixture(autouse=True)
+def _clean_hogtrace() -> Iterator[None]:
+    """Every test starts from default configuration, and hogtrace's own bugs raise."""
+    hogtrace.reset()
+    _errors.STRICT = True
+    yield
+    _errors.STRICT = False
+    hogtrace.reset()
+
+
+@pytest.fixture
+def capture_server() -> Iterator[CaptureServer]:
+    """A recording PostHog capture server on 127.0.0.1 (stdlib only)."""
+    server = CaptureServer()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -1,0 +1,1148 @@
+from __future__ import annotations
+
+import enum
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import anthropic.types as at
+import pytest
+from pydantic import BaseModel
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages.ai import InputTokenDetails, UsageMetadata
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatResult, Generation, LLMResult
+from openai.types import CreateEmbeddingResponse
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseCreatedEvent,
+    ResponseTextDeltaEvent,
+)
+
+from hogtrace._extract import (
+    Extracted,
+    StreamAccumulator,
+    extract_embedding,
+    extract_generation,
+)
+
+
+def ns(value: Any) -> Any:
+    """Turn nested dicts into nested SimpleNamespaces (lists kept as lists)."""
+    if isinstance(value, dict):
+        return SimpleNamespace(**{key: ns(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return [ns(item) for item in value]
+    return value
+
+
+def accumulate(chunks: list[Any]) -> tuple[Extracted, StreamAccumulator]:
+    acc = StreamAccumulator()
+    for chunk in chunks:
+        acc.add(chunk)
+    return acc.result(), acc
+
+
+class Hostile:
+    """Every attribute access, item access and comparison raises."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"no {name}")
+
+    def __getitem__(self, key: Any) -> Any:
+        raise RuntimeError("no items")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no eq")
+
+    def __hash__(self) -> int:
+        raise RuntimeError("no hash")
+
+    def __bool__(self) -> bool:
+        raise RuntimeError("no bool")
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("no iter")
+
+
+class HostileMapping(dict[str, Any]):
+    """A dict whose reads raise."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raise RuntimeError("no get")
+
+
+# --- OpenAI Chat Completions ----------------------------------------------------------------------
+
+CHAT = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4o-2024-08-06",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "tool_calls",
+            "message": {
+                "role": "assistant",
+                "content": "Let me check.",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 11,
+        "completion_tokens": 7,
+        "total_tokens": 18,
+        "prompt_tokens_details": {"cached_tokens": 4},
+        "completion_tokens_details": {"reasoning_tokens": 3},
+    },
+}
+CHAT_OUTPUT = [
+    {
+        "role": "assistant",
+        "content": "Let me check.",
+        "tool_calls": [
+            {
+                "type": "function",
+                "id": "call_1",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            }
+        ],
+    }
+]
+CHAT_EXPECTED = Extracted(
+    model="gpt-4o-2024-08-06",
+    provider="openai",
+    output=CHAT_OUTPUT,
+    input_tokens=11,
+    output_tokens=7,
+    cache_read_input_tokens=4,
+    reasoning_tokens=3,
+    stop_reason="tool_calls",
+    cache_reporting_exclusive=False,
+)
+
+
+class TestString:
+    def test_str_is_one_assistant_message(self) -> None:
+        """A returned str becomes one assistant message with no tokens."""
+        assert Extracted(output=[{"role": "assistant", "content": "hi"}]) == extract_generation(
+            "hi"
+        )
+
+
+class TestOpenAIChat:
+    def test_sdk_object_with_tool_calls_cache_and_reasoning(self) -> None:
+        """A ChatCompletion gives model, message with tool calls, and all token counts."""
+        expected = CHAT_EXPECTED
+        assert expected == extract_generation(ChatCompletion.model_validate(CHAT))
+
+    def test_plain_dict(self) -> None:
+        """The same shape as a dict reads the same."""
+        expected = CHAT_EXPECTED
+        assert expected == extract_generation(CHAT)
+
+    def test_namespace(self) -> None:
+        """The same shape as attribute namespaces reads the same."""
+        expected = CHAT_EXPECTED
+        assert expected == extract_generation(ns(CHAT))
+
+    def test_missing_usage_leaves_tokens_none(self) -> None:
+        """Without usage every count stays None, and exclusivity is unknown."""
+        result = extract_generation(ChatCompletion.model_validate({**CHAT, "usage": None}))
+        assert result is not None
+        expected = (None, None, None, None, None)
+        assert expected == (
+            result.input_tokens,
+            result.output_tokens,
+            result.cache_read_input_tokens,
+            result.reasoning_tokens,
+            result.cache_reporting_exclusive,
+        )
+
+    def test_zero_cached_tokens_is_reported_as_zero(self) -> None:
+        """A reported 0 stays 0 and does not declare exclusivity."""
+        usage = {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+        usage["prompt_tokens_details"] = {"cached_tokens": 0}  # type: ignore[assignment]
+        result = extract_generation({**CHAT, "usage": usage})
+        assert result is not None
+        expected = (5, 1, 0, None, None)
+        assert expected == (
+            result.input_tokens,
+            result.output_tokens,
+            result.cache_read_input_tokens,
+            result.reasoning_tokens,
+            result.cache_reporting_exclusive,
+        )
+
+    def test_refusal_and_null_content(self) -> None:
+        """A refusal is kept on the message and null content becomes an empty string."""
+        message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
+        choice = {"index": 0, "finish_reason": "stop", "message": message}
+        result = extract_generation(ChatCompletion.model_validate({**CHAT, "choices": [choice]}))
+        assert result is not None
+        expected = [{"role": "assistant", "content": "", "refusal": "I can't help with that."}]
+        assert expected == result.output
+
+    def test_every_choice_is_a_message(self) -> None:
+        """With n > 1 each choice becomes a message and the first one gives the stop reason."""
+        choices = [
+            {
+                "index": 0,
+                "finish_reason": "length",
+                "message": {"role": "assistant", "content": "a"},
+            },
+            {"index": 1, "finish_reason": "stop", "message": {"role": "assistant", "content": "b"}},
+        ]
+        result = extract_generation({**CHAT, "choices": choices})
+        assert result is not None
+        messages = [{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]
+        expected = (messages, "length")
+        assert expected == (result.output, result.stop_reason)
+
+    def test_custom_tool_call(self) -> None:
+        """A custom tool call carries its free-form input as the arguments."""
+        call = {"id": "c1", "type": "custom", "custom": {"name": "grep", "input": "foo"}}
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        choice = {"index": 0, "finish_reason": "tool_calls", "message": message}
+        result = extract_generation(ChatCompletion.model_validate({**CHAT, "choices": [choice]}))
+        assert result is not None
+        expected = [
+            {"type": "function", "id": "c1", "function": {"name": "grep", "arguments": "foo"}}
+        ]
+        assert expected == result.output[0]["tool_calls"]  # type: ignore[index]
+
+
+# --- OpenAI Responses -----------------------------------------------------------------------------
+
+RESPONSE = {
+    "id": "resp_1",
+    "object": "response",
+    "created_at": 1.0,
+    "model": "gpt-4.1-2025-04-14",
+    "status": "completed",
+    "output": [
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {
+            "type": "message",
+            "id": "msg_1",
+            "role": "assistant",
+            "status": "completed",
+            "content": [
+                {"type": "output_text", "text": "Hello ", "annotations": []},
+                {"type": "output_text", "text": "there.", "annotations": []},
+            ],
+        },
+        {
+            "type": "function_call",
+            "id": "fc_1",
+            "call_id": "call_1",
+            "name": "lookup",
+            "arguments": '{"q": 1}',
+            "status": "completed",
+        },
+    ],
+    "parallel_tool_calls": True,
+    "tool_choice": "auto",
+    "tools": [],
+    "usage": {
+        "input_tokens": 20,
+        "output_tokens": 9,
+        "total_tokens": 29,
+        "input_tokens_details": {"cached_tokens": 8, "cache_write_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": 5},
+    },
+}
+RESPONSE_OUTPUT = [
+    {
+        "role": "assistant",
+        "content": "Hello there.",
+        "tool_calls": [
+            {
+                "type": "function",
+                "id": "call_1",
+                "function": {"name": "lookup", "arguments": '{"q": 1}'},
+            }
+        ],
+    }
+]
+RESPONSE_EXPECTED = Extracted(
+    model="gpt-4.1-2025-04-14",
+    provider="openai",
+    output=RESPONSE_OUTPUT,
+    input_tokens=20,
+    output_tokens=9,
+    cache_read_input_tokens=8,
+    reasoning_tokens=5,
+    stop_reason="completed",
+    cache_reporting_exclusive=False,
+)
+
+
+class TestOpenAIResponses:
+    def test_sdk_object(self) -> None:
+        """A Response joins its output text, lists function calls and reads usage details."""
+        expected = RESPONSE_EXPECTED
+        assert expected == extract_generation(Response.model_validate(RESPONSE))
+
+    def test_plain_dict(self) -> None:
+        """The same shape as a dict reads the same."""
+        expected = RESPONSE_EXPECTED
+        assert expected == extract_generation(RESPONSE)
+
+    def test_incomplete_reason_is_the_stop_reason(self) -> None:
+        """An incomplete response is named by what cut it short."""
+        data = {
+            **RESPONSE,
+            "status": "incomplete",
+            "incomplete_details": {"reason": "max_output_tokens"},
+        }
+        result = extract_generation(Response.model_validate(data))
+        assert result is not None
+        expected = "max_output_tokens"
+        assert expected == result.stop_reason
+
+    def test_refusal(self) -> None:
+        """A refusal part is kept on the message."""
+        item = {
+            "type": "message",
+            "id": "m",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "refusal", "refusal": "No."}],
+        }
+        result = extract_generation({**RESPONSE, "output": [item]})
+        assert result is not None
+        expected = [{"role": "assistant", "content": "", "refusal": "No."}]
+        assert expected == result.output
+
+    def test_missing_usage(self) -> None:
+        """Without usage the counts stay None."""
+        result = extract_generation({**RESPONSE, "usage": None})
+        assert result is not None
+        expected = (None, None)
+        assert expected == (result.input_tokens, result.output_tokens)
+
+
+# --- Anthropic ------------------------------------------------------------------------------------
+
+MESSAGE = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4-5",
+    "content": [
+        {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+        {"type": "text", "text": "Checking "},
+        {"type": "text", "text": "now."},
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+    ],
+    "stop_reason": "tool_use",
+    "stop_sequence": None,
+    "usage": {
+        "input_tokens": 12,
+        "output_tokens": 30,
+        "cache_read_input_tokens": 100,
+        "cache_creation_input_tokens": 50,
+        "output_tokens_details": {"thinking_tokens": 9},
+    },
+}
+MESSAGE_EXPECTED = Extracted(
+    model="claude-sonnet-4-5",
+    provider="anthropic",
+    output=[
+        {
+            "role": "assistant",
+            "content": "Checking now.",
+            "tool_calls": [
+                {
+                    "type": "function",
+                    "id": "toolu_1",
+                    "function": {"name": "get_weather", "arguments": {"city": "Paris"}},
+                }
+            ],
+        }
+    ],
+    input_tokens=12,
+    output_tokens=30,
+    cache_read_input_tokens=100,
+    cache_creation_input_tokens=50,
+    reasoning_tokens=9,
+    stop_reason="tool_use",
+    cache_reporting_exclusive=True,
+)
+
+
+class TestAnthropic:
+    def test_sdk_object(self) -> None:
+        """A Message joins text blocks, lists tool_use blocks and sends input tokens as reported."""
+        expected = MESSAGE_EXPECTED
+        assert expected == extract_generation(at.Message.model_validate(MESSAGE))
+
+    def test_plain_dict(self) -> None:
+        """The same shape as a dict reads the same."""
+        expected = MESSAGE_EXPECTED
+        assert expected == extract_generation(MESSAGE)
+
+    def test_unset_cache_counts_stay_none(self) -> None:
+        """Cache counts the API left out stay None."""
+        usage = {"input_tokens": 3, "output_tokens": 4}
+        result = extract_generation(at.Message.model_validate({**MESSAGE, "usage": usage}))
+        assert result is not None
+        expected = (3, 4, None, None, None, True)
+        assert expected == (
+            result.input_tokens,
+            result.output_tokens,
+            result.cache_read_input_tokens,
+            result.cache_creation_input_tokens,
+            result.reasoning_tokens,
+            result.cache_reporting_exclusive,
+        )
+
+
+# --- Gemini ---------------------------------------------------------------------------------------
+
+
+class FinishReason(str, enum.Enum):
+    """Stands in for google-genai's string enum."""
+
+    STOP = "STOP"
+
+
+GEMINI = {
+    "candidates": [
+        {
+            "content": {
+                "role": "model",
+                "parts": [
+                    {"text": "thinking...", "thought": True},
+                    {"text": "The answer "},
+                    {"text": "is 4."},
+                    {"function_call": {"name": "calc", "args": {"x": 2}}},
+                ],
+            },
+            "finish_reason": "STOP",
+        }
+    ],
+    "usage_metadata": {
+        "prompt_token_count": 40,
+        "candidates_token_count": 6,
+        "cached_content_token_count": 32,
+        "thoughts_token_count": 12,
+        "total_token_count": 58,
+    },
+    "model_version": "gemini-2.5-flash",
+}
+GEMINI_EXPECTED = Extracted(
+    model="gemini-2.5-flash",
+    provider="gemini",
+    output=[
+        {
+            "role": "assistant",
+            "content": "The answer is 4.",
+            "tool_calls": [
+                {"type": "function", "function": {"name": "calc", "arguments": {"x": 2}}}
+            ],
+        }
+    ],
+    input_tokens=40,
+    output_tokens=6,
+    cache_read_input_tokens=32,
+    reasoning_tokens=12,
+    stop_reason="STOP",
+    cache_reporting_exclusive=False,
+)
+
+
+class TestGemini:
+    def test_plain_dict(self) -> None:
+        """Thought parts are left out and thoughts are not added to the output tokens."""
+        expected = GEMINI_EXPECTED
+        assert expected == extract_generation(GEMINI)
+
+    def test_namespace_with_enum_finish_reason(self) -> None:
+        """An SDK-like object with an enum finish reason gives the enum's name."""
+        response = ns(GEMINI)
+        response.candidates[0].finish_reason = FinishReason.STOP
+        response.candidates[0].content.parts[3].function_call.args = {"x": 2}  # a dict in the SDK
+        expected = GEMINI_EXPECTED
+        assert expected == extract_generation(response)
+
+    def test_rest_camel_case(self) -> None:
+        """Gemini's REST JSON (camelCase) reads the same."""
+        data = {
+            "candidates": [
+                {
+                    "content": {"role": "model", "parts": [{"text": "The answer is 4."}]},
+                    "finishReason": "STOP",
+                }
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 40,
+                "candidatesTokenCount": 6,
+                "cachedContentTokenCount": 32,
+                "thoughtsTokenCount": 12,
+            },
+            "modelVersion": "gemini-2.5-flash",
+        }
+        expected = Extracted(
+            model="gemini-2.5-flash",
+            provider="gemini",
+            output=[{"role": "assistant", "content": "The answer is 4."}],
+            input_tokens=40,
+            output_tokens=6,
+            cache_read_input_tokens=32,
+            reasoning_tokens=12,
+            stop_reason="STOP",
+            cache_reporting_exclusive=False,
+        )
+        assert expected == extract_generation(data)
+
+    def test_url_context_tokens_count_as_input(self) -> None:
+        """With URL context the tool-use prompt tokens are added to the input, as posthog does."""
+        candidate = {**GEMINI["candidates"][0], "url_context_metadata": {"url_metadata": [{}]}}  # type: ignore[index]
+        usage = {"prompt_token_count": 10, "tool_use_prompt_token_count": 90}
+        result = extract_generation({**GEMINI, "candidates": [candidate], "usage_metadata": usage})
+        assert result is not None
+        expected = 100
+        assert expected == result.input_tokens
+
+    def test_missing_usage(self) -> None:
+        """Without usage metadata the counts stay None."""
+        result = extract_generation({**GEMINI, "usage_metadata": None})
+        assert result is not None
+        expected = (None, None, None)
+        assert expected == (
+            result.input_tokens,
+            result.output_tokens,
+            result.cache_reporting_exclusive,
+        )
+
+
+# --- LangChain ------------------------------------------------------------------------------------
+
+
+def lc_message(provider: str, model: str, **extra: Any) -> AIMessage:
+    return AIMessage(
+        content=[{"type": "text", "text": "Sure."}, {"type": "tool_use", "id": "t1"}],
+        tool_calls=[{"name": "search", "args": {"q": "x"}, "id": "t1", "type": "tool_call"}],
+        usage_metadata={
+            "input_tokens": 150,
+            "output_tokens": 20,
+            "total_tokens": 170,
+            "input_token_details": {"cache_read": 100, "cache_creation": 30},
+            "output_token_details": {"reasoning": 5},
+        },
+        response_metadata={"model_name": model, "model_provider": provider, **extra},
+    )
+
+
+LC_OUTPUT = [
+    {
+        "role": "assistant",
+        "content": "Sure.",
+        "tool_calls": [
+            {
+                "type": "function",
+                "id": "t1",
+                "function": {"name": "search", "arguments": '{"q": "x"}'},
+            }
+        ],
+    }
+]
+
+
+class TestLangChain:
+    def test_openai_message_is_inclusive(self) -> None:
+        """Non-Anthropic usage is sent as reported, with cache reads inside the input."""
+        message = lc_message("openai", "gpt-4o", finish_reason="stop")
+        expected = Extracted(
+            model="gpt-4o",
+            provider="openai",
+            output=LC_OUTPUT,
+            input_tokens=150,
+            output_tokens=20,
+            cache_read_input_tokens=100,
+            cache_creation_input_tokens=30,
+            reasoning_tokens=5,
+            stop_reason="stop",
+            cache_reporting_exclusive=False,
+        )
+        assert expected == extract_generation(message)
+
+    def test_anthropic_message_subtracts_cache(self) -> None:
+        """Anthropic models get cache reads and writes subtracted from input, as posthog does."""
+        message = lc_message("anthropic", "claude-3-5-haiku", stop_reason="end_turn")
+        expected = Extracted(
+            model="claude-3-5-haiku",
+            provider="anthropic",
+            output=LC_OUTPUT,
+            input_tokens=20,
+            output_tokens=20,
+            cache_read_input_tokens=100,
+            cache_creation_input_tokens=30,
+            reasoning_tokens=5,
+            stop_reason="end_turn",
+            cache_reporting_exclusive=True,
+        )
+        assert expected == extract_generation(message)
+
+    def test_claude_model_under_other_provider_is_anthropic(self) -> None:
+        """A Claude model name is enough to count as Anthropic."""
+        result = extract_generation(lc_message("bedrock", "claude-3-opus"))
+        assert result is not None
+        expected = (20, True)
+        assert expected == (result.input_tokens, result.cache_reporting_exclusive)
+
+    def test_plain_dict(self) -> None:
+        """A dict with LangChain's message shape reads the same."""
+        message = lc_message("openai", "gpt-4o", finish_reason="stop")
+        assert extract_generation(message) == extract_generation(message.model_dump())
+
+    def test_no_usage(self) -> None:
+        """A message without usage metadata has no counts."""
+        result = extract_generation(AIMessage(content="hello"))
+        assert Extracted(output=[{"role": "assistant", "content": "hello"}]) == result
+
+    def test_chat_result(self) -> None:
+        """A ChatResult reads through its generations' messages."""
+        message = lc_message("openai", "gpt-4o", finish_reason="stop")
+        result = extract_generation(ChatResult(generations=[ChatGeneration(message=message)]))
+        assert extract_generation(message) == result
+
+    def test_llm_result_text_generations(self) -> None:
+        """An LLMResult of plain text generations gives one message per generation."""
+        llm_result = LLMResult(generations=[[Generation(text="a"), Generation(text="b")]])
+        expected = Extracted(
+            output=[{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]
+        )
+        assert expected == extract_generation(llm_result)
+
+
+class TestPlainMessage:
+    def test_dict_message(self) -> None:
+        """A chat message dict is the output as it is."""
+        message = {"role": "assistant", "content": "hi"}
+        assert Extracted(output=[{"role": "assistant", "content": "hi"}]) == extract_generation(
+            message
+        )
+
+    def test_sdk_message(self) -> None:
+        """An OpenAI ChatCompletionMessage reads like a dict message."""
+        message = ChatCompletionMessage(role="assistant", content="hi")
+        assert Extracted(output=[{"role": "assistant", "content": "hi"}]) == extract_generation(
+            message
+        )
+
+
+class TestUnknown:
+    @pytest.mark.parametrize(
+        "value",
+        [
+            None,
+            42,
+            1.5,
+            b"bytes",
+            object(),
+            {},
+            [],
+            ["a"],
+            {"foo": 1},
+            {"choices": "x"},
+            ns({"a": 1}),
+        ],
+    )
+    def test_unknown_shapes_give_none(self, value: object) -> None:
+        """Nothing recognisable gives None."""
+        assert None is extract_generation(value)
+        assert None is extract_embedding(value)
+
+    @pytest.mark.parametrize("value", [Hostile(), HostileMapping(a=1)], ids=["attrs", "mapping"])
+    def test_hostile_objects_give_none(self, value: object) -> None:
+        """Objects whose every access raises give None instead of raising."""
+        assert None is extract_generation(value)
+        assert None is extract_embedding(value)
+
+    def test_hostile_usage_leaves_tokens_unknown(self) -> None:
+        """A usage object that raises does not lose the rest of the result."""
+        result = extract_generation({**CHAT, "usage": Hostile()})
+        assert result is not None
+        expected = (CHAT_OUTPUT, None)
+        assert expected == (result.output, result.input_tokens)
+
+    def test_hostile_parts_never_raise(self) -> None:
+        """Hostile values anywhere inside a known shape never raise."""
+        for data in (
+            {**CHAT, "choices": [Hostile()]},
+            {**CHAT, "choices": [{"message": Hostile(), "finish_reason": Hostile()}]},
+            {**MESSAGE, "content": [Hostile()], "stop_reason": Hostile()},
+            {**GEMINI, "candidates": [Hostile()]},
+            {**RESPONSE, "output": [Hostile()], "status": Hostile()},
+        ):
+            extract_generation(data)
+
+    def test_bools_are_not_counts(self) -> None:
+        """A bool where a count should be is not taken as a count."""
+        result = extract_generation({**CHAT, "usage": {"prompt_tokens": True}})
+        assert result is not None
+        assert None is result.input_tokens
+
+
+# --- Embeddings -----------------------------------------------------------------------------------
+
+EMBEDDING = {
+    "object": "list",
+    "data": [{"object": "embedding", "embedding": [0.1, 0.2], "index": 0}],
+    "model": "text-embedding-3-small",
+    "usage": {"prompt_tokens": 8, "total_tokens": 8},
+}
+
+
+class TestEmbedding:
+    def test_openai_sdk_object(self) -> None:
+        """A CreateEmbeddingResponse gives model and prompt tokens."""
+        expected = Extracted(model="text-embedding-3-small", provider="openai", input_tokens=8)
+        assert expected == extract_embedding(CreateEmbeddingResponse.model_validate(EMBEDDING))
+
+    def test_openai_dict(self) -> None:
+        """The same shape as a dict reads the same."""
+        expected = Extracted(model="text-embedding-3-small", provider="openai", input_tokens=8)
+        assert expected == extract_embedding(EMBEDDING)
+
+    def test_gemini_vertex_statistics_are_summed(self) -> None:
+        """Vertex AI per-embedding token counts (floats in the SDK) are summed."""
+        response = ns({"embeddings": [{"values": [0.1], "statistics": {"token_count": 3.0}}] * 2})
+        assert Extracted(provider="gemini", input_tokens=6) == extract_embedding(response)
+
+    def test_gemini_without_statistics(self) -> None:
+        """Gemini API embeddings carry no token count."""
+        response = {"embeddings": [{"values": [0.1]}]}
+        assert Extracted(provider="gemini") == extract_embedding(response)
+
+
+# --- Streams --------------------------------------------------------------------------------------
+
+
+def chat_chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> Any:
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    data = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": choices,
+        **extra,
+    }
+    return ChatCompletionChunk.model_validate(data)
+
+
+def tool_delta(index: int, args: str, call_id: str | None = None, name: str | None = None) -> Any:
+    call: dict[str, Any] = {"index": index, "function": {"arguments": args}}
+    if call_id:
+        call.update(id=call_id, type="function")
+        call["function"]["name"] = name
+    return {"tool_calls": [call]}
+
+
+OPENAI_STREAM = [
+    chat_chunk({"role": "assistant", "content": ""}),
+    chat_chunk({"content": "Hel"}),
+    chat_chunk({"content": "lo"}),
+    chat_chunk(tool_delta(0, "", "call_1", "f")),
+    chat_chunk(tool_delta(0, '{"a":')),
+    chat_chunk(tool_delta(1, '{"b": 2}', "call_2", "g")),
+    chat_chunk(tool_delta(0, " 1}")),
+    chat_chunk({}, "tool_calls"),
+    chat_chunk(
+        None,
+        usage={
+            "prompt_tokens": 9,
+            "completion_tokens": 4,
+            "total_tokens": 13,
+            "prompt_tokens_details": {"cached_tokens": 2},
+            "completion_tokens_details": {"reasoning_tokens": 1},
+        },
+    ),
+]
+OPENAI_STREAM_OUTPUT = [
+    {
+        "role": "assistant",
+        "content": "Hello",
+        "tool_calls": [
+            {
+                "type": "function",
+                "id": "call_1",
+                "function": {"name": "f", "arguments": '{"a": 1}'},
+            },
+            {
+                "type": "function",
+                "id": "call_2",
+                "function": {"name": "g", "arguments": '{"b": 2}'},
+            },
+        ],
+    }
+]
+
+
+class TestStreamStrings:
+    def test_strings_are_joined(self) -> None:
+        """Str chunks join into one assistant message."""
+        result, acc = accumulate(["a", "b", "c"])
+        assert Extracted(output=[{"role": "assistant", "content": "abc"}]) == result
+        expected_counts = (3, 0)
+        assert expected_counts == (acc.chunks, acc.ignored)
+
+    def test_empty_stream(self) -> None:
+        """No chunks give one empty message and no counts."""
+        assert (
+            Extracted(output=[{"role": "assistant", "content": ""}]) == StreamAccumulator().result()
+        )
+
+
+class TestStreamOpenAIChat:
+    def test_usage_in_last_chunk_and_tool_calls_merged(self) -> None:
+        """Text joins, tool call fragments merge by index, and usage comes from the last chunk."""
+        expected = Extracted(
+            model="gpt-4o-mini",
+            provider="openai",
+            output=OPENAI_STREAM_OUTPUT,
+            input_tokens=9,
+            output_tokens=4,
+            cache_read_input_tokens=2,
+            reasoning_tokens=1,
+            stop_reason="tool_calls",
+            cache_reporting_exclusive=False,
+        )
+        result, acc = accumulate(OPENAI_STREAM)
+        assert expected == result
+        expected_counts = (9, 0)
+        assert expected_counts == (acc.chunks, acc.ignored)
+
+    def test_dict_chunks(self) -> None:
+        """The same chunks as dicts read the same."""
+        chunks = [chunk.model_dump() for chunk in OPENAI_STREAM]
+        assert accumulate(OPENAI_STREAM)[0] == accumulate(chunks)[0]
+
+    def test_no_usage(self) -> None:
+        """Without include_usage the counts stay None."""
+        result, _ = accumulate(OPENAI_STREAM[:-1])
+        expected = (OPENAI_STREAM_OUTPUT, None, None, None)
+        assert expected == (
+            result.output,
+            result.input_tokens,
+            result.output_tokens,
+            result.cache_reporting_exclusive,
+        )
+
+    def test_result_can_be_taken_twice(self) -> None:
+        """Result does not consume the accumulated state."""
+        acc = StreamAccumulator()
+        for chunk in OPENAI_STREAM:
+            acc.add(chunk)
+        assert acc.result() == acc.result()
+
+
+class TestStreamOpenAIResponses:
+    def test_completed_event_carries_output_and_usage(self) -> None:
+        """Text deltas are superseded by the completed response, which also gives the usage."""
+        response = Response.model_validate(RESPONSE)
+        created = {**RESPONSE, "status": "in_progress", "output": [], "usage": None}
+        events = [
+            ResponseCreatedEvent(
+                type="response.created",
+                response=Response.model_validate(created),
+                sequence_number=0,
+            ),
+            ResponseTextDeltaEvent(
+                type="response.output_text.delta",
+                delta="Hello ",
+                item_id="msg_1",
+                output_index=1,
+                content_index=0,
+                logprobs=[],
+                sequence_number=1,
+            ),
+            ResponseCompletedEvent(type="response.completed", response=response, sequence_number=2),
+        ]
+        result, acc = accumulate(events)
+        expected = RESPONSE_EXPECTED
+        assert expected == result
+        expected_ignored = 0
+        assert expected_ignored == acc.ignored
+
+    def test_text_deltas_without_completion(self) -> None:
+        """A stream cut before completion still has its text deltas and no counts."""
+        events = [
+            {"type": "response.output_text.delta", "delta": "Hel"},
+            {"type": "response.output_text.delta", "delta": "lo"},
+        ]
+        expected = Extracted(provider="openai", output=[{"role": "assistant", "content": "Hello"}])
+        assert expected == accumulate(events)[0]
+
+
+ANTHROPIC_STREAM: list[dict[str, Any]] = [
+    {
+        "type": "message_start",
+        "message": {
+            **MESSAGE,
+            "content": [],
+            "stop_reason": None,
+            "usage": {
+                "input_tokens": 12,
+                "output_tokens": 1,
+                "cache_read_input_tokens": 100,
+                "cache_creation_input_tokens": 50,
+            },
+        },
+    },
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": "Checking "},
+    },
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "now."}},
+    {"type": "content_block_stop", "index": 0},
+    {
+        "type": "content_block_start",
+        "index": 1,
+        "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}},
+    },
+    {
+        "type": "content_block_delta",
+        "index": 1,
+        "delta": {"type": "input_json_delta", "partial_json": '{"city": '},
+    },
+    {
+        "type": "content_block_delta",
+        "index": 1,
+        "delta": {"type": "input_json_delta", "partial_json": '"Paris"}'},
+    },
+    {"type": "content_block_stop", "index": 1},
+    {
+        "type": "message_delta",
+        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+        "usage": {"output_tokens": 30},
+    },
+    {"type": "message_stop"},
+]
+ANTHROPIC_EVENT_TYPES: dict[str, type[BaseModel]] = {
+    "message_start": at.RawMessageStartEvent,
+    "content_block_start": at.RawContentBlockStartEvent,
+    "content_block_delta": at.RawContentBlockDeltaEvent,
+    "content_block_stop": at.RawContentBlockStopEvent,
+    "message_delta": at.RawMessageDeltaEvent,
+    "message_stop": at.RawMessageStopEvent,
+}
+
+
+class TestStreamAnthropic:
+    expected = Extracted(
+        model="claude-sonnet-4-5",
+        provider="anthropic",
+        output=[{**MESSAGE_EXPECTED.output[0]}],  # type: ignore[index]
+        input_tokens=12,
+        output_tokens=30,
+        cache_read_input_tokens=100,
+        cache_creation_input_tokens=50,
+        stop_reason="tool_use",
+        cache_reporting_exclusive=True,
+    )
+
+    def test_sdk_events(self) -> None:
+        """Raw SDK events give the text, the parsed tool input, and start plus delta usage."""
+        events = [ANTHROPIC_EVENT_TYPES[e["type"]].model_validate(e) for e in ANTHROPIC_STREAM]
+        result, acc = accumulate(events)
+        assert self.expected == result
+        expected_ignored = 0
+        assert expected_ignored == acc.ignored
+
+    def test_dict_events(self) -> None:
+        """The same events as dicts read the same."""
+        assert self.expected == accumulate(ANTHROPIC_STREAM)[0]
+
+    def test_malformed_tool_json_is_kept_as_text(self) -> None:
+        """Tool input that is not valid JSON stays as its text."""
+        events = [*ANTHROPIC_STREAM[:6], ANTHROPIC_STREAM[6], ANTHROPIC_STREAM[9]]
+        result, _ = accumulate(events)
+        expected = '{"city": '
+        assert expected == result.output[0]["tool_calls"][0]["function"]["arguments"]  # type: ignore[index]
+
+    def test_helper_events_are_known_but_not_doubled(self) -> None:
+        """Stream-helper text events do not repeat the raw deltas' text."""
+        helper = {"type": "text", "text": "now.", "snapshot": "Checking now."}
+        result, acc = accumulate([*ANTHROPIC_STREAM[:4], helper, *ANTHROPIC_STREAM[4:]])
+        assert self.expected == result
+        expected_ignored = 0
+        assert expected_ignored == acc.ignored
+
+
+class TestStreamGemini:
+    def test_chunks_join_and_last_usage_wins(self) -> None:
+        """Partial texts join and the last usage metadata seen gives the counts."""
+        chunks = [
+            {
+                "candidates": [{"content": {"parts": [{"text": "The "}]}}],
+                "usage_metadata": {"prompt_token_count": 40, "candidates_token_count": 1},
+                "model_version": "gemini-2.5-flash",
+            },
+            ns(
+                {
+                    "candidates": [{"content": {"parts": [{"text": "answer"}]}}],
+                    "usage_metadata": None,
+                    "model_version": "gemini-2.5-flash",
+                }
+            ),
+            {
+                "candidates": [
+                    {
+                        "content": {"parts": [{"function_call": {"name": "f", "args": {}}}]},
+                        "finish_reason": "STOP",
+                    }
+                ],
+                "usage_metadata": {
+                    "prompt_token_count": 40,
+                    "candidates_token_count": 6,
+                    "thoughts_token_count": 3,
+                },
+                "model_version": "gemini-2.5-flash",
+            },
+        ]
+        expected = Extracted(
+            model="gemini-2.5-flash",
+            provider="gemini",
+            output=[
+                {
+                    "role": "assistant",
+                    "content": "The answer",
+                    "tool_calls": [
+                        {"type": "function", "function": {"name": "f", "arguments": {}}}
+                    ],
+                }
+            ],
+            input_tokens=40,
+            output_tokens=6,
+            reasoning_tokens=3,
+            stop_reason="STOP",
+        )
+        result, acc = accumulate(chunks)
+        assert expected == result
+        expected_ignored = 0
+        assert expected_ignored == acc.ignored
+
+
+class TestStreamLangChain:
+    def test_chunks_sum_usage_and_merge_tool_calls(self) -> None:
+        """AIMessageChunk usage is summed and tool call chunks merge into one JSON string."""
+        chunks = [
+            AIMessageChunk(
+                content="",
+                usage_metadata=UsageMetadata(
+                    input_tokens=150,
+                    output_tokens=0,
+                    total_tokens=150,
+                    input_token_details=InputTokenDetails(cache_read=100, cache_creation=30),
+                ),
+                response_metadata={"model_name": "claude-3-5-haiku", "model_provider": "anthropic"},
+            ),
+            AIMessageChunk(content=[{"type": "text", "text": "Sure.", "index": 0}]),
+            AIMessageChunk(
+                content="",
+                tool_call_chunks=[tool_call_chunk(name="search", args='{"q": ', id="t1", index=1)],
+            ),
+            AIMessageChunk(
+                content="",
+                tool_call_chunks=[tool_call_chunk(name=None, args='"x"}', id=None, index=1)],
+            ),
+            AIMessageChunk(
+                content="",
+                usage_metadata=UsageMetadata(input_tokens=0, output_tokens=20, total_tokens=20),
+                response_metadata={"stop_reason": "tool_use"},
+            ),
+        ]
+        expected = Extracted(
+            model="claude-3-5-haiku",
+            provider="anthropic",
+            output=[
+                {
+                    "role": "assistant",
+                    "content": "Sure.",
+                    "tool_calls": [
+                        {
+                            "type": "function",
+                            "id": "t1",
+                            "function": {"name": "search", "arguments": '{"q": "x"}'},
+                        }
+                    ],
+                }
+            ],
+            input_tokens=20,
+            output_tokens=20,
+            cache_read_input_tokens=100,
+            cache_creation_input_tokens=30,
+            stop_reason="tool_use",
+            cache_reporting_exclusive=True,
+        )
+        acc = StreamAccumulator()
+        for chunk in chunks:
+            acc.add(chunk)
+        assert expected == acc.result()
+        assert expected == acc.result()  # the Anthropic subtraction is not applied twice
+
+    def test_summed_chunks_match_the_whole_message(self) -> None:
+        """Accumulating chunks gives what extracting their LangChain sum gives."""
+        chunks = [
+            AIMessageChunk(content="a", response_metadata={"model_name": "gpt-4o"}),
+            AIMessageChunk(
+                content="b",
+                usage_metadata=UsageMetadata(input_tokens=3, output_tokens=2, total_tokens=5),
+            ),
+        ]
+        total = chunks[0] + chunks[1]
+        assert extract_generation(total) == accumulate(chunks)[0]
+
+
+class TestStreamUnknown:
+    def test_unknown_chunks_are_counted_and_skipped(self) -> None:
+        """Unrecognised chunks are ignored but counted."""
+        result, acc = accumulate(["a", 1, object(), {"x": 1}, None, "b"])
+        assert Extracted(output=[{"role": "assistant", "content": "ab"}]) == result
+        expected_counts = (6, 4)
+        assert expected_counts == (acc.chunks, acc.ignored)
+
+    def test_hostile_chunks_never_raise(self) -> None:
+        """Chunks whose every access raises are counted as ignored."""
+        hostile_chat = {
+            "object": "chat.completion.chunk",
+            "choices": [Hostile()],
+            "usage": Hostile(),
+        }
+        result, acc = accumulate(
+            [
+                "a",
+                Hostile(),
+                HostileMapping(a=1),
+                hostile_chat,
+                {"type": "message_start", "message": Hostile()},
+            ]
+        )
+        expected_text = "a"
+        assert expected_text == result.output[0]["content"]  # type: ignore[index]
+        expected_counts = (5, 2)
+        assert expected_counts == (acc.chunks, acc.ignored)
+
+    def test_tool_args_json_round_trip(self) -> None:
+        """Merged OpenAI tool arguments are the exact JSON text streamed."""
+        result, _ = accumulate(OPENAI_STREAM)
+        calls = result.output[0]["tool_calls"]  # type: ignore[index]
+        expected = [{"a": 1}, {"b": 2}]
+        assert expected == [json.loads(c["function"]["arguments"]) for c in calls]

@@ -1,0 +1,191 @@
+import copy
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hogtrace._limits import LIST_TRUNCATION_MARKER, TRUNCATION_MARKER, fit_event
+
+CONTENT_KEYS = frozenset(
+    {"$ai_input", "$ai_output_choices", "$ai_input_state", "$ai_output_state", "$ai_error"}
+)
+MAX = 800_000
+
+
+def size(value: Any) -> int:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def event(**content: Any) -> dict[str, Any]:
+    props = {"$ai_trace_id": "trace-1", "$ai_span_id": "span-1", "$ai_model": "gpt-4o"}
+    props.update({f"$ai_{key}": value for key, value in content.items()})
+    return props
+
+
+class TestFitting:
+    def test_small_event_is_returned_unchanged(self) -> None:
+        """An event that fits is the very same dict, not truncated."""
+        props = event(input=[{"role": "user", "content": "hi"}])
+        result, truncated = fit_event(props, MAX, CONTENT_KEYS)
+        assert (props, False) == (result, truncated)
+        assert props is result
+
+    def test_exactly_at_limit_fits(self) -> None:
+        """An event of exactly max_bytes fits."""
+        props = event(input="")
+        props["$ai_input"] = "x" * (MAX - size(props))
+        assert (props, False) == fit_event(props, MAX, CONTENT_KEYS)
+
+    def test_non_ascii_below_limit_fits(self) -> None:
+        """Multi-byte text that fits in UTF-8 bytes is left alone."""
+        props = event(input="中" * 1000)
+        assert (props, False) == fit_event(props, 4000, CONTENT_KEYS)
+
+    def test_non_ascii_is_measured_in_utf8_bytes(self) -> None:
+        """Text under the limit in characters but over it in UTF-8 bytes is cut."""
+        props = event(input="中" * 1000)
+        result, truncated = fit_event(props, 2000, CONTENT_KEYS)
+        assert truncated
+        assert size(result) <= 2000
+
+
+class TestStrings:
+    def test_three_megabyte_string(self) -> None:
+        """A 3 MB string is cut to fit, ending with the thousands-separated marker."""
+        props = event(input="x" * 3_000_000)
+        result, truncated = fit_event(props, MAX, CONTENT_KEYS)
+        text = result["$ai_input"]
+        removed = 3_000_000 - text.index("…")
+        assert truncated
+        assert size(result) <= MAX
+        assert size(result) > MAX - 100
+        assert text.endswith(TRUNCATION_MARKER.format(n=f"{removed:,}"))
+        assert "…[truncated 2,2" in text
+
+    def test_largest_value_is_cut_first(self) -> None:
+        """The large output is cut while the small input and the ids stay intact."""
+        props = event(input="short input", output_choices="y" * 1_000_000)
+        result, _ = fit_event(props, MAX, CONTENT_KEYS)
+        assert "short input" == result["$ai_input"]
+        assert ("trace-1", "span-1") == (result["$ai_trace_id"], result["$ai_span_id"])
+        assert "…[truncated" in result["$ai_output_choices"]
+
+    def test_large_message_in_list_keeps_structure(self) -> None:
+        """A huge message inside a message list is cut in place, keeping every message."""
+        messages = [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "z" * 2_000_000},
+            {"role": "user", "content": "last"},
+        ]
+        result, _ = fit_event(event(input=messages), MAX, CONTENT_KEYS)
+        cut = result["$ai_input"]
+        assert ["system", "user", "user"] == [m["role"] for m in cut]
+        assert ("be brief", "last") == (cut[0]["content"], cut[2]["content"])
+        assert cut[1]["content"].startswith("zzz")
+        assert size(result) <= MAX
+
+    def test_escaped_characters(self) -> None:
+        """Strings full of characters that JSON escapes still fit."""
+        props = event(input='"\\\n\x01' * 200_000)
+        result, _ = fit_event(props, 100_000, CONTENT_KEYS)
+        assert size(result) <= 100_000
+
+
+class TestLists:
+    def test_hundred_thousand_items(self) -> None:
+        """A 100,000-item list is cut to a prefix plus a final marker item."""
+        items = [f"item {i}" for i in range(100_000)]
+        result, truncated = fit_event(event(input=items), 200_000, CONTENT_KEYS)
+        cut = result["$ai_input"]
+        dropped = 100_000 - (len(cut) - 1)
+        assert truncated
+        assert size(result) <= 200_000
+        assert items[: len(cut) - 1] == cut[:-1]
+        assert LIST_TRUNCATION_MARKER.format(n=f"{dropped:,}") == cut[-1]
+
+    def test_many_medium_items_are_each_cut(self) -> None:
+        """A list of many medium messages keeps every message, each cut to a common cap."""
+        messages = [{"role": "user", "content": "m" * 2000} for _ in range(100)]
+        result, _ = fit_event(event(input=messages), 100_000, CONTENT_KEYS)
+        assert 100 == len(result["$ai_input"])
+        assert size(result) <= 100_000
+
+
+class TestLastResorts:
+    def test_content_becomes_marker_when_keys_do_not_fit(self) -> None:
+        """If cut content still cannot fit, content values become short marker strings."""
+        many_keys = {f"k{i}": i for i in range(5000)}
+        result, _ = fit_event(event(input=many_keys), 1000, CONTENT_KEYS)
+        assert result["$ai_input"].startswith("…[truncated")
+        assert size(result) <= 1000
+
+    def test_large_non_content_is_cut_last(self) -> None:
+        """Non-content properties are cut only when they alone exceed the limit."""
+        props = event(input="in")
+        props["custom"] = "c" * 10_000
+        result, _ = fit_event(props, 2000, CONTENT_KEYS)
+        assert size(result) <= 2000
+        assert "trace-1" == result["$ai_trace_id"]
+
+    def test_non_json_values_are_made_safe(self) -> None:
+        """Values json cannot encode (bytes, NaN) are converted so the result is valid JSON."""
+        props = event(input=[b"abc", math.nan])
+        result, truncated = fit_event(props, MAX, CONTENT_KEYS)
+        assert ["<3 bytes>", "NaN"] == result["$ai_input"]
+        assert not truncated
+
+    def test_input_is_not_mutated(self) -> None:
+        """Cutting never mutates the input properties."""
+        props = event(input=[{"role": "user", "content": "q" * 50_000}], error="e" * 50_000)
+        before = copy.deepcopy(props)
+        fit_event(props, 10_000, CONTENT_KEYS)
+        assert before == props
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=20)
+        | st.dictionaries(st.text(max_size=10), children, max_size=10)
+    ),
+    max_leaves=60,
+)
+big_strings = st.builds(lambda n, c: c * n, st.integers(0, 20_000), st.sampled_from('a中\n😀"é'))
+content = st.recursive(
+    json_values | big_strings,
+    lambda children: (
+        st.lists(children, max_size=30)
+        | st.dictionaries(st.text(max_size=10), children, max_size=10)
+    ),
+    max_leaves=40,
+)
+
+
+class TestFitProperties:
+    @settings(max_examples=120, deadline=None)
+    @given(
+        st.dictionaries(st.sampled_from(sorted(CONTENT_KEYS)), content, max_size=5),
+        st.integers(1000, 60_000),
+    )
+    def test_always_valid_json_under_max_bytes(self, props_content: Any, max_bytes: int) -> None:
+        """For any content and any limit of at least 1000 bytes, the result is valid JSON that fits."""
+        props = {"$ai_trace_id": "t" * 36, "$ai_model": "m", **props_content}
+        before = copy.deepcopy(props)
+        result, truncated = fit_event(props, max_bytes, CONTENT_KEYS)
+        assert size(result) <= max_bytes
+        assert result == json.loads(json.dumps(result, allow_nan=False))
+        assert truncated == (size(props) > max_bytes)
+        assert before == props
+        assert "t" * 36 == result["$ai_trace_id"]
+
+
+@pytest.mark.parametrize("max_bytes", [1000, 5000, 800_000])
+def test_error_string_is_cut(max_bytes: int) -> None:
+    """A huge $ai_error is cut like any other content."""
+    result, _ = fit_event(event(error="E" * 2_000_000), max_bytes, CONTENT_KEYS)
+    assert result["$ai_error"].startswith("EEE")
+    assert size(result) <= max_bytes

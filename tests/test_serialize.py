@@ -1,0 +1,345 @@
+import array
+import dataclasses
+import datetime
+import enum
+import json
+import math
+import uuid
+from collections import OrderedDict, deque
+from decimal import Decimal
+from typing import Any
+
+import pydantic
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hogtrace._serialize import CYCLE_MARKER, MAX_DEPTH, MAX_DEPTH_MARKER, to_json_safe
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = 2
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Message(pydantic.BaseModel):
+    role: str
+    content: str
+    sent: datetime.datetime | None = None
+
+
+class Blob(pydantic.BaseModel):
+    name: str
+    data: bytes
+    extra: Any = None
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: float
+    tags: tuple[str, ...] = ()
+
+
+class FakeArray:
+    """Looks like a numpy array: it has tolist()."""
+
+    def tolist(self) -> list[list[int]]:
+        return [[1, 2], [3, 4]]
+
+
+class Custom:
+    def __repr__(self) -> str:
+        return "Custom()"
+
+
+class Hostile:
+    """Every dunder that a serializer might touch raises."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr")
+
+    def __str__(self) -> str:
+        raise RuntimeError("str")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("eq")
+
+    def __hash__(self) -> int:
+        raise RuntimeError("hash")
+
+    def __len__(self) -> int:
+        raise RuntimeError("len")
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("iter")
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(name)
+
+
+class HostileList(list[int]):
+    def __iter__(self) -> Any:
+        raise RuntimeError("iter")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr")
+
+
+class HostileMapping(dict[str, int]):
+    def items(self) -> Any:
+        raise RuntimeError("items")
+
+
+def roundtrip(value: Any) -> Any:
+    return json.loads(json.dumps(value, allow_nan=False))
+
+
+class TestPlainValues:
+    def test_plain_payload_is_equal(self) -> None:
+        """Plain chat messages come back equal."""
+        messages = [{"role": "user", "content": "x" * 500} for _ in range(20)]
+        assert messages == to_json_safe(messages)
+
+    def test_result_is_a_fresh_copy(self) -> None:
+        """Mutating the caller's list after the snapshot does not change the snapshot."""
+        messages = [{"role": "user", "content": "hi"}]
+        snapshot = to_json_safe(messages)
+        messages.append({"role": "assistant", "content": "yo"})
+        messages[0]["content"] = "changed"
+        assert [{"role": "user", "content": "hi"}] == snapshot
+
+    def test_nested_copy_of_slow_path_is_fresh(self) -> None:
+        """The slow path also copies, so inner lists are not shared."""
+        inner = [1, 2]
+        value = {"inner": inner, "blob": b"x"}
+        snapshot = to_json_safe(value)
+        inner.append(3)
+        assert {"inner": [1, 2], "blob": "<1 bytes>"} == snapshot
+
+    @pytest.mark.parametrize("value", [None, True, False, 0, -5, 2**70, 1.5, "", "héllo"])
+    def test_scalars_pass_through(self, value: Any) -> None:
+        """JSON scalars are returned unchanged."""
+        assert value == to_json_safe(value)
+
+    def test_tuples_and_sets_become_lists(self) -> None:
+        """Tuples, sets, frozensets and deques become lists."""
+        value = {"t": (1, "a"), "s": {3}, "f": frozenset({4}), "d": deque([5])}
+        assert {"t": [1, "a"], "s": [3], "f": [4], "d": [5]} == to_json_safe(value)
+
+    def test_mapping_subclass_becomes_dict(self) -> None:
+        """An OrderedDict becomes a plain dict."""
+        result = to_json_safe(OrderedDict(a=1))
+        assert {"a": 1} == result
+        assert dict is type(result)
+
+    def test_non_str_keys_become_str(self) -> None:
+        """Non-string keys become strings, spelled like json.dumps spells them."""
+        value = {1: "a", 2.5: "b", None: "c", True: "d", Color.RED: "e", (1, 2): "f"}
+        expected = {"1": "d", "2.5": "b", "null": "c", "red": "e", "(1, 2)": "f"}
+        assert expected == to_json_safe(value)
+
+    def test_str_and_int_subclasses_become_exact_types(self) -> None:
+        """Subclasses of str and int become plain str and int."""
+
+        class Name(str):
+            pass
+
+        class Count(int):
+            pass
+
+        result = to_json_safe([Name("a"), Count(3)])
+        assert ["a", 3] == result
+        assert [str, int] == [type(item) for item in result]
+
+
+class TestFloats:
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [(math.nan, "NaN"), (math.inf, "Infinity"), (-math.inf, "-Infinity")],
+    )
+    def test_non_finite_floats_become_strings(self, value: float, expected: str) -> None:
+        """NaN and infinities become strings rather than null."""
+        assert [expected] == to_json_safe([value])
+
+    def test_nested_non_finite_float(self) -> None:
+        """A non-finite float deep in a plain payload is still converted."""
+        assert {"a": [1.0, "Infinity"]} == to_json_safe({"a": [1.0, math.inf]})
+
+
+class TestBytes:
+    @pytest.mark.parametrize(
+        "value", [b"abc", bytearray(b"abc"), memoryview(b"abc")], ids=["bytes", "ba", "mv"]
+    )
+    def test_bytes_become_size_placeholder(self, value: Any) -> None:
+        """Bytes-like values become "<N bytes>", never decoded text."""
+        assert {"data": "<3 bytes>"} == to_json_safe({"data": value})
+
+    def test_memoryview_counts_bytes_not_items(self) -> None:
+        """A memoryview of 4-byte ints reports its size in bytes."""
+        view = memoryview(array.array("i", [1, 2]))
+        assert f"<{view.nbytes} bytes>" == to_json_safe(view)
+
+    def test_bytes_inside_pydantic_model(self) -> None:
+        """Bytes inside a pydantic model also become the placeholder."""
+        assert {"name": "n", "data": "<2 bytes>", "extra": None} == to_json_safe(
+            Blob(name="n", data=b"\xff\xfe")
+        )
+
+    def test_bytes_inside_dataclass(self) -> None:
+        """Bytes inside a dataclass field become the placeholder."""
+        assert {"x": 1, "y": "<1 bytes>", "tags": []} == to_json_safe(Point(1, b"z", ()))  # type: ignore[arg-type]
+
+
+class TestKnownTypes:
+    def test_pydantic_model(self) -> None:
+        """A pydantic model becomes its dumped dict, with datetimes in ISO format."""
+        message = Message(role="user", content="hi", sent=datetime.datetime(2024, 1, 2, 3, 4, 5))
+        expected = {"role": "user", "content": "hi", "sent": "2024-01-02T03:04:05"}
+        assert expected == to_json_safe(message)
+
+    def test_pydantic_model_with_cycle(self) -> None:
+        """A model that contains itself is cut with the cycle marker."""
+        blob = Blob(name="n", data=b"")
+        blob.extra = blob
+        result = to_json_safe(blob)
+        assert roundtrip(result) == result
+        assert CYCLE_MARKER in json.dumps(result)
+
+    def test_dataclass(self) -> None:
+        """A dataclass becomes a dict of its fields."""
+        assert {"x": 1, "y": 2.5, "tags": ["a"]} == to_json_safe(Point(1, 2.5, ("a",)))
+
+    def test_enums(self) -> None:
+        """Enums become their values."""
+        assert ["red", 2, 3] == to_json_safe([Color.RED, Color.BLUE, Level.HIGH])
+
+    def test_datetimes(self) -> None:
+        """Datetimes, dates and times become ISO strings."""
+        value = [
+            datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+            datetime.date(2024, 1, 2),
+            datetime.time(3, 4),
+        ]
+        assert ["2024-01-02T03:04:05Z", "2024-01-02", "03:04:00"] == to_json_safe(value)
+
+    def test_datetime_subclass_takes_slow_path(self) -> None:
+        """A datetime subclass (as freezegun uses) is also an ISO string."""
+
+        class FakeDatetime(datetime.datetime):
+            pass
+
+        assert ["2024-01-02T00:00:00"] == to_json_safe([FakeDatetime(2024, 1, 2)])
+
+    def test_uuid_and_decimal(self) -> None:
+        """UUIDs and Decimals become strings, keeping every digit."""
+        value = {"id": uuid.UUID(int=1), "price": Decimal("1.10")}
+        expected = {"id": "00000000-0000-0000-0000-000000000001", "price": "1.10"}
+        assert expected == to_json_safe(value)
+
+    def test_tolist_objects(self) -> None:
+        """Objects with tolist() (numpy-like) become lists."""
+        assert {"a": [[1, 2], [3, 4]], "b": [1, 2]} == to_json_safe(
+            {"a": FakeArray(), "b": array.array("i", [1, 2])}
+        )
+
+    def test_unknown_object_is_repr(self) -> None:
+        """Unknown objects become their repr()."""
+        assert {"obj": "Custom()"} == to_json_safe({"obj": Custom()})
+
+    def test_generator_is_not_consumed(self) -> None:
+        """A generator is shown by repr and left unconsumed."""
+        gen = (i for i in range(3))
+        assert to_json_safe(gen).startswith("<generator")
+        assert [0, 1, 2] == list(gen)
+
+
+class TestHostileObjects:
+    def test_hostile_object_is_unrepresentable(self) -> None:
+        """An object whose repr raises becomes a placeholder naming its type."""
+        assert {"h": "<unrepresentable Hostile>"} == to_json_safe({"h": Hostile()})
+
+    def test_hostile_list_subclass(self) -> None:
+        """A list subclass whose iteration and repr raise becomes a placeholder."""
+        assert ["<unrepresentable HostileList>"] == to_json_safe([HostileList([1])])
+
+    def test_hostile_mapping_falls_back_to_repr(self) -> None:
+        """A dict subclass whose items() raises is shown by its repr."""
+        assert ["{'a': 1}"] == to_json_safe([HostileMapping(a=1)])
+
+    def test_hostile_top_level(self) -> None:
+        """A hostile object at the top level never raises."""
+        assert "<unrepresentable Hostile>" == to_json_safe(Hostile())
+
+
+class TestCyclesAndDepth:
+    def test_self_containing_list(self) -> None:
+        """A list that contains itself is cut with the cycle marker."""
+        value: list[Any] = [1]
+        value.append(value)
+        assert [1, CYCLE_MARKER] == to_json_safe(value)
+
+    def test_self_containing_dict(self) -> None:
+        """A dict that contains itself is cut with the cycle marker."""
+        value: dict[str, Any] = {"a": 1}
+        value["self"] = value
+        assert {"a": 1, "self": CYCLE_MARKER} == to_json_safe(value)
+
+    def test_shared_reference_is_not_a_cycle(self) -> None:
+        """The same list appearing twice side by side is copied twice, not cut."""
+        shared = [b"x"]
+        assert [["<1 bytes>"], ["<1 bytes>"]] == to_json_safe([shared, shared])
+
+    @pytest.mark.parametrize("extra", [None, b"x"], ids=["fast", "slow"])
+    def test_depth_is_cut(self, extra: Any) -> None:
+        """Containers deeper than MAX_DEPTH become the max depth marker, on both paths."""
+        value: Any = [extra]
+        for _ in range(MAX_DEPTH + 10):
+            value = [value]
+        result = to_json_safe(value)
+        depth = 0
+        while isinstance(result, list):
+            result = result[0]
+            depth += 1
+        assert (MAX_DEPTH, MAX_DEPTH_MARKER) == (depth, result)
+
+    def test_depth_at_limit_is_kept(self) -> None:
+        """Exactly MAX_DEPTH nested containers are kept whole."""
+        value: Any = "leaf"
+        for _ in range(MAX_DEPTH):
+            value = [value]
+        assert value == to_json_safe(value)
+
+
+hashables = st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary()
+leaves = hashables | st.builds(Hostile) | st.builds(Custom) | st.sampled_from(list(Color))
+values = st.recursive(
+    leaves,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=5) | st.integers(), children, max_size=4)
+        | st.tuples(children, children)
+        | st.frozensets(hashables, max_size=4)
+        | st.sets(hashables, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+class TestProperties:
+    @settings(max_examples=200, deadline=None)
+    @given(values)
+    def test_never_raises_and_round_trips(self, value: Any) -> None:
+        """Any nested value serializes to something that round-trips through JSON."""
+        result = to_json_safe(value)
+        assert roundtrip(result) == result
+
+    @settings(max_examples=100, deadline=None)
+    @given(values)
+    def test_never_none_for_non_none(self, value: Any) -> None:
+        """Only None serializes to None."""
+        assert (value is None) == (to_json_safe(value) is None)
