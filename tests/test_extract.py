@@ -3,11 +3,10 @@ from __future__ import annotations
 import enum
 import json
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import anthropic.types as at
 import pytest
-from pydantic import BaseModel
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.messages.ai import InputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
@@ -20,6 +19,7 @@ from openai.types.responses import (
     ResponseCreatedEvent,
     ResponseTextDeltaEvent,
 )
+from pydantic import BaseModel
 
 from hogtrace._extract import (
     Extracted,
@@ -529,6 +529,10 @@ class TestGemini:
 
 
 # --- LangChain ------------------------------------------------------------------------------------
+
+
+def lc_usage(**counts: Any) -> UsageMetadata:
+    return cast(UsageMetadata, counts)
 
 
 def lc_message(provider: str, model: str, **extra: Any) -> AIMessage:
@@ -1046,7 +1050,7 @@ class TestStreamLangChain:
         chunks = [
             AIMessageChunk(
                 content="",
-                usage_metadata=UsageMetadata(
+                usage_metadata=lc_usage(
                     input_tokens=150,
                     output_tokens=0,
                     total_tokens=150,
@@ -1065,7 +1069,7 @@ class TestStreamLangChain:
             ),
             AIMessageChunk(
                 content="",
-                usage_metadata=UsageMetadata(input_tokens=0, output_tokens=20, total_tokens=20),
+                usage_metadata=lc_usage(input_tokens=0, output_tokens=20, total_tokens=20),
                 response_metadata={"stop_reason": "tool_use"},
             ),
         ]
@@ -1104,7 +1108,7 @@ class TestStreamLangChain:
             AIMessageChunk(content="a", response_metadata={"model_name": "gpt-4o"}),
             AIMessageChunk(
                 content="b",
-                usage_metadata=UsageMetadata(input_tokens=3, output_tokens=2, total_tokens=5),
+                usage_metadata=lc_usage(input_tokens=3, output_tokens=2, total_tokens=5),
             ),
         ]
         total = chunks[0] + chunks[1]
@@ -1118,6 +1122,13 @@ class TestStreamUnknown:
         assert Extracted(output=[{"role": "assistant", "content": "ab"}]) == result
         expected_counts = (6, 4)
         assert expected_counts == (acc.chunks, acc.ignored)
+
+    def test_text_blocks_are_joined(self) -> None:
+        """Bare text content blocks join like strings."""
+        result, acc = accumulate([{"type": "text", "text": "a"}, ns({"type": "text", "text": "b"})])
+        assert Extracted(output=[{"role": "assistant", "content": "ab"}]) == result
+        expected_ignored = 0
+        assert expected_ignored == acc.ignored
 
     def test_hostile_chunks_never_raise(self) -> None:
         """Chunks whose every access raises are counted as ignored."""

@@ -90,9 +90,8 @@ class TestIsSecretKey:
 class TestRedactSecrets:
     def test_top_level_key(self) -> None:
         """A value under a secret key is replaced."""
-        assert {"api_key": REDACTED, "model": "gpt"} == redact_secrets(
-            {"api_key": "sk-123", "model": "gpt"}
-        )
+        expected = {"api_key": REDACTED, "model": "gpt"}
+        assert expected == redact_secrets({"api_key": "sk-123", "model": "gpt"})
 
     def test_headers_dict(self) -> None:
         """Header-style keys inside a nested headers dict are replaced."""
@@ -108,7 +107,8 @@ class TestRedactSecrets:
 
     def test_whole_container_under_secret_key(self) -> None:
         """A container under a secret key is replaced as a whole."""
-        assert {"credentials": REDACTED} == redact_secrets({"credentials": {"user": "a"}})
+        expected = {"credentials": REDACTED}
+        assert expected == redact_secrets({"credentials": {"user": "a"}})
 
     def test_ids_and_counts_are_kept(self) -> None:
         """Token counts and ids survive redaction unchanged."""
@@ -149,7 +149,8 @@ class TestRedactSecrets:
         value: dict[str, Any] = {"password": "p"}
         value["self"] = value
         result = redact_secrets(value)
-        assert REDACTED == result["password"]
+        expected = REDACTED
+        assert expected == result["password"]
 
 
 json_values = st.recursive(

@@ -8,6 +8,7 @@ import uuid
 from collections import OrderedDict, deque
 from decimal import Decimal
 from typing import Any
+from unittest.mock import MagicMock
 
 import pydantic
 import pytest
@@ -111,7 +112,8 @@ class TestPlainValues:
         snapshot = to_json_safe(messages)
         messages.append({"role": "assistant", "content": "yo"})
         messages[0]["content"] = "changed"
-        assert [{"role": "user", "content": "hi"}] == snapshot
+        expected = [{"role": "user", "content": "hi"}]
+        assert expected == snapshot
 
     def test_nested_copy_of_slow_path_is_fresh(self) -> None:
         """The slow path also copies, so inner lists are not shared."""
@@ -119,7 +121,8 @@ class TestPlainValues:
         value = {"inner": inner, "blob": b"x"}
         snapshot = to_json_safe(value)
         inner.append(3)
-        assert {"inner": [1, 2], "blob": "<1 bytes>"} == snapshot
+        expected = {"inner": [1, 2], "blob": "<1 bytes>"}
+        assert expected == snapshot
 
     @pytest.mark.parametrize("value", [None, True, False, 0, -5, 2**70, 1.5, "", "héllo"])
     def test_scalars_pass_through(self, value: Any) -> None:
@@ -129,19 +132,38 @@ class TestPlainValues:
     def test_tuples_and_sets_become_lists(self) -> None:
         """Tuples, sets, frozensets and deques become lists."""
         value = {"t": (1, "a"), "s": {3}, "f": frozenset({4}), "d": deque([5])}
-        assert {"t": [1, "a"], "s": [3], "f": [4], "d": [5]} == to_json_safe(value)
+        expected = {"t": [1, "a"], "s": [3], "f": [4], "d": [5]}
+        assert expected == to_json_safe(value)
+
+    def test_ranges_and_dict_views_become_lists(self) -> None:
+        """Ranges and dict views become lists, without a repr."""
+        mapping = {"a": 1}
+        expected = [[0, 1, 2], ["a"], [1], [["a", 1]]]
+        assert expected == to_json_safe(
+            [range(3), mapping.keys(), mapping.values(), mapping.items()]
+        )
+
+    def test_mock_is_repr(self) -> None:
+        """A MagicMock, which answers every attribute, is shown by its repr."""
+        assert to_json_safe(MagicMock()).startswith("<MagicMock")
 
     def test_mapping_subclass_becomes_dict(self) -> None:
         """An OrderedDict becomes a plain dict."""
         result = to_json_safe(OrderedDict(a=1))
-        assert {"a": 1} == result
+        expected = {"a": 1}
+        assert expected == result
         assert dict is type(result)
 
     def test_non_str_keys_become_str(self) -> None:
         """Non-string keys become strings, spelled like json.dumps spells them."""
-        value = {1: "a", 2.5: "b", None: "c", True: "d", Color.RED: "e", (1, 2): "f"}
-        expected = {"1": "d", "2.5": "b", "null": "c", "red": "e", "(1, 2)": "f"}
+        value = {1: "a", 2.5: "b", None: "c", Color.RED: "e", (1, 2): "f"}
+        expected = {"1": "a", "2.5": "b", "null": "c", "red": "e", "(1, 2)": "f"}
         assert expected == to_json_safe(value)
+
+    def test_bool_keys_are_json_spelled(self) -> None:
+        """Boolean keys become "true" and "false", as in JSON."""
+        expected = {"true": 1, "false": 0}
+        assert expected == to_json_safe({True: 1, False: 0})
 
     def test_str_and_int_subclasses_become_exact_types(self) -> None:
         """Subclasses of str and int become plain str and int."""
@@ -153,8 +175,10 @@ class TestPlainValues:
             pass
 
         result = to_json_safe([Name("a"), Count(3)])
-        assert ["a", 3] == result
-        assert [str, int] == [type(item) for item in result]
+        expected = ["a", 3]
+        assert expected == result
+        expected = [str, int]
+        assert expected == [type(item) for item in result]
 
 
 class TestFloats:
@@ -168,7 +192,8 @@ class TestFloats:
 
     def test_nested_non_finite_float(self) -> None:
         """A non-finite float deep in a plain payload is still converted."""
-        assert {"a": [1.0, "Infinity"]} == to_json_safe({"a": [1.0, math.inf]})
+        expected = {"a": [1.0, "Infinity"]}
+        assert expected == to_json_safe({"a": [1.0, math.inf]})
 
 
 class TestBytes:
@@ -177,22 +202,24 @@ class TestBytes:
     )
     def test_bytes_become_size_placeholder(self, value: Any) -> None:
         """Bytes-like values become "<N bytes>", never decoded text."""
-        assert {"data": "<3 bytes>"} == to_json_safe({"data": value})
+        expected = {"data": "<3 bytes>"}
+        assert expected == to_json_safe({"data": value})
 
     def test_memoryview_counts_bytes_not_items(self) -> None:
         """A memoryview of 4-byte ints reports its size in bytes."""
         view = memoryview(array.array("i", [1, 2]))
-        assert f"<{view.nbytes} bytes>" == to_json_safe(view)
+        expected = f"<{view.nbytes} bytes>"
+        assert expected == to_json_safe(view)
 
     def test_bytes_inside_pydantic_model(self) -> None:
         """Bytes inside a pydantic model also become the placeholder."""
-        assert {"name": "n", "data": "<2 bytes>", "extra": None} == to_json_safe(
-            Blob(name="n", data=b"\xff\xfe")
-        )
+        expected = {"name": "n", "data": "<2 bytes>", "extra": None}
+        assert expected == to_json_safe(Blob(name="n", data=b"\xff\xfe"))
 
     def test_bytes_inside_dataclass(self) -> None:
         """Bytes inside a dataclass field become the placeholder."""
-        assert {"x": 1, "y": "<1 bytes>", "tags": []} == to_json_safe(Point(1, b"z", ()))  # type: ignore[arg-type]
+        expected = {"x": 1, "y": "<1 bytes>", "tags": []}
+        assert expected == to_json_safe(Point(1, b"z", ()))  # type: ignore[arg-type]
 
 
 class TestKnownTypes:
@@ -212,11 +239,13 @@ class TestKnownTypes:
 
     def test_dataclass(self) -> None:
         """A dataclass becomes a dict of its fields."""
-        assert {"x": 1, "y": 2.5, "tags": ["a"]} == to_json_safe(Point(1, 2.5, ("a",)))
+        expected = {"x": 1, "y": 2.5, "tags": ["a"]}
+        assert expected == to_json_safe(Point(1, 2.5, ("a",)))
 
     def test_enums(self) -> None:
         """Enums become their values."""
-        assert ["red", 2, 3] == to_json_safe([Color.RED, Color.BLUE, Level.HIGH])
+        expected = ["red", 2, 3]
+        assert expected == to_json_safe([Color.RED, Color.BLUE, Level.HIGH])
 
     def test_datetimes(self) -> None:
         """Datetimes, dates and times become ISO strings."""
@@ -225,7 +254,8 @@ class TestKnownTypes:
             datetime.date(2024, 1, 2),
             datetime.time(3, 4),
         ]
-        assert ["2024-01-02T03:04:05Z", "2024-01-02", "03:04:00"] == to_json_safe(value)
+        expected = ["2024-01-02T03:04:05Z", "2024-01-02", "03:04:00"]
+        assert expected == to_json_safe(value)
 
     def test_datetime_subclass_takes_slow_path(self) -> None:
         """A datetime subclass (as freezegun uses) is also an ISO string."""
@@ -233,7 +263,8 @@ class TestKnownTypes:
         class FakeDatetime(datetime.datetime):
             pass
 
-        assert ["2024-01-02T00:00:00"] == to_json_safe([FakeDatetime(2024, 1, 2)])
+        expected = ["2024-01-02T00:00:00"]
+        assert expected == to_json_safe([FakeDatetime(2024, 1, 2)])
 
     def test_uuid_and_decimal(self) -> None:
         """UUIDs and Decimals become strings, keeping every digit."""
@@ -243,37 +274,42 @@ class TestKnownTypes:
 
     def test_tolist_objects(self) -> None:
         """Objects with tolist() (numpy-like) become lists."""
-        assert {"a": [[1, 2], [3, 4]], "b": [1, 2]} == to_json_safe(
-            {"a": FakeArray(), "b": array.array("i", [1, 2])}
-        )
+        expected = {"a": [[1, 2], [3, 4]], "b": [1, 2]}
+        assert expected == to_json_safe({"a": FakeArray(), "b": array.array("i", [1, 2])})
 
     def test_unknown_object_is_repr(self) -> None:
         """Unknown objects become their repr()."""
-        assert {"obj": "Custom()"} == to_json_safe({"obj": Custom()})
+        expected = {"obj": "Custom()"}
+        assert expected == to_json_safe({"obj": Custom()})
 
     def test_generator_is_not_consumed(self) -> None:
         """A generator is shown by repr and left unconsumed."""
         gen = (i for i in range(3))
         assert to_json_safe(gen).startswith("<generator")
-        assert [0, 1, 2] == list(gen)
+        expected = [0, 1, 2]
+        assert expected == list(gen)
 
 
 class TestHostileObjects:
     def test_hostile_object_is_unrepresentable(self) -> None:
         """An object whose repr raises becomes a placeholder naming its type."""
-        assert {"h": "<unrepresentable Hostile>"} == to_json_safe({"h": Hostile()})
+        expected = {"h": "<unrepresentable Hostile>"}
+        assert expected == to_json_safe({"h": Hostile()})
 
     def test_hostile_list_subclass(self) -> None:
         """A list subclass whose iteration and repr raise becomes a placeholder."""
-        assert ["<unrepresentable HostileList>"] == to_json_safe([HostileList([1])])
+        expected = ["<unrepresentable HostileList>"]
+        assert expected == to_json_safe([HostileList([1])])
 
     def test_hostile_mapping_falls_back_to_repr(self) -> None:
         """A dict subclass whose items() raises is shown by its repr."""
-        assert ["{'a': 1}"] == to_json_safe([HostileMapping(a=1)])
+        expected = ["{'a': 1}"]
+        assert expected == to_json_safe([HostileMapping(a=1)])
 
     def test_hostile_top_level(self) -> None:
         """A hostile object at the top level never raises."""
-        assert "<unrepresentable Hostile>" == to_json_safe(Hostile())
+        expected = "<unrepresentable Hostile>"
+        assert expected == to_json_safe(Hostile())
 
 
 class TestCyclesAndDepth:
@@ -281,18 +317,21 @@ class TestCyclesAndDepth:
         """A list that contains itself is cut with the cycle marker."""
         value: list[Any] = [1]
         value.append(value)
-        assert [1, CYCLE_MARKER] == to_json_safe(value)
+        expected = [1, CYCLE_MARKER]
+        assert expected == to_json_safe(value)
 
     def test_self_containing_dict(self) -> None:
         """A dict that contains itself is cut with the cycle marker."""
         value: dict[str, Any] = {"a": 1}
         value["self"] = value
-        assert {"a": 1, "self": CYCLE_MARKER} == to_json_safe(value)
+        expected = {"a": 1, "self": CYCLE_MARKER}
+        assert expected == to_json_safe(value)
 
     def test_shared_reference_is_not_a_cycle(self) -> None:
         """The same list appearing twice side by side is copied twice, not cut."""
         shared = [b"x"]
-        assert [["<1 bytes>"], ["<1 bytes>"]] == to_json_safe([shared, shared])
+        expected = [["<1 bytes>"], ["<1 bytes>"]]
+        assert expected == to_json_safe([shared, shared])
 
     @pytest.mark.parametrize("extra", [None, b"x"], ids=["fast", "slow"])
     def test_depth_is_cut(self, extra: Any) -> None:
@@ -305,7 +344,8 @@ class TestCyclesAndDepth:
         while isinstance(result, list):
             result = result[0]
             depth += 1
-        assert (MAX_DEPTH, MAX_DEPTH_MARKER) == (depth, result)
+        expected = (MAX_DEPTH, MAX_DEPTH_MARKER)
+        assert expected == (depth, result)
 
     def test_depth_at_limit_is_kept(self) -> None:
         """Exactly MAX_DEPTH nested containers are kept whole."""
@@ -342,4 +382,5 @@ class TestProperties:
     @given(values)
     def test_never_none_for_non_none(self, value: Any) -> None:
         """Only None serializes to None."""
-        assert (value is None) == (to_json_safe(value) is None)
+        is_none = value is None
+        assert is_none == (to_json_safe(value) is None)

@@ -145,8 +145,8 @@ class TestDecode:
 
         assert RemoteContext(TRACE, "s1") == decode(headers)
 
-    def test_inconsistent_baggage_loses(self, caplog: pytest.LogCaptureFixture) -> None:
-        """A baggage trace id that does not match the traceparent is ignored, with a warning."""
+    def test_baggage_wins_over_a_rewritten_traceparent(self) -> None:
+        """Baggage whose trace id differs from a rewritten traceparent wins."""
         other = str(uuid.uuid4())
         headers = {
             "traceparent": TP,
@@ -154,9 +154,8 @@ class TestDecode:
             "hogtrace.session_id=conv",
         }
 
-        assert RemoteContext(TRACE, "00f067aa0ba902b7", session_id="conv") == decode(headers)
-        expected = [logging.WARNING]
-        assert expected == [r.levelno for r in caplog.records]
+        expected = RemoteContext(other, "s1", session_id="conv", sampled=False)
+        assert expected == decode(headers)
 
     def test_invalid_baggage_trace_id(self, caplog: pytest.LogCaptureFixture) -> None:
         """A baggage trace id outside PostHog's alphabet gives None, with a warning."""

@@ -28,7 +28,7 @@ def unwrap_callable(fn: Any) -> Callable[..., Any]:
 class Binder:
     """A precomputed plan that binds call arguments to parameter names."""
 
-    __slots__ = ("_defaults", "_names", "_receiver", "_signature", "_simple")
+    __slots__ = ("_defaults", "_names", "_receiver", "_signature", "_simple", "var_keyword")
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         try:
@@ -39,12 +39,15 @@ class Binder:
             self._defaults: dict[str, Any] = {}
             self._simple = False
             self._receiver = False
+            self.var_keyword: str | None = None
             return
         params = list(self._signature.parameters.values())
         self._receiver = bool(params) and params[0].name in _RECEIVERS
         self._names = tuple(p.name for p in params)
         self._defaults = {p.name: p.default for p in params if p.default is not _EMPTY}
         self._simple = all(p.kind is _P.POSITIONAL_OR_KEYWORD for p in params)
+        #: The name of the ``**kwargs`` parameter, if the function has one.
+        self.var_keyword = next((p.name for p in params if p.kind is _P.VAR_KEYWORD), None)
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], bound: bool) -> dict[str, Any]:
         """Arguments by parameter name, defaults applied, without ``self`` / ``cls``.
@@ -93,7 +96,3 @@ class Binder:
         if bound or self._receiver:
             out.pop(self._names[0], None)
         return out
-
-    def call_args(self, instance: Any, args: tuple[Any, ...], bound: bool) -> tuple[Any, ...]:
-        """The positional arguments as the function itself receives them (receiver included)."""
-        return (instance, *args) if bound else args

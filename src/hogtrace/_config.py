@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import inspect
 import logging
 import os
 import threading
@@ -36,6 +37,8 @@ log = logging.getLogger("hogtrace")
 DEFAULT_MAX_EVENT_BYTES = 800_000
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+#: ``shutdown()`` waits at most this long for queued events (PostHog may be down).
+SHUTDOWN_FLUSH_TIMEOUT = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,10 +56,12 @@ class Config:
     console: bool = False
     properties: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
 
-    @property
-    def content_hidden(self) -> bool:
-        """Privacy mode from hogtrace or from the PostHog client's own ``privacy_mode``."""
-        return self.privacy_mode or bool(getattr(self.client, "privacy_mode", False))
+    #: Privacy mode from hogtrace or from the PostHog client's own ``privacy_mode`` (derived).
+    content_hidden: bool = dataclasses.field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        hidden = self.privacy_mode or bool(getattr(self.client, "privacy_mode", False))
+        object.__setattr__(self, "content_hidden", hidden)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,10 +159,8 @@ UNSET: Any = _Unset()
 def _check_type(name: str, value: Any, types: type | tuple[type, ...], allow_none: bool) -> None:
     if value is None and allow_none:
         return
-    if (
-        not isinstance(value, types)
-        or (isinstance(value, bool)
-        and bool not in (types if isinstance(types, tuple) else (types,)))
+    if not isinstance(value, types) or (
+        isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,))
     ):
         expected = (
             types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
@@ -202,12 +205,18 @@ def configure(
         hogtrace.configure(posthog.Posthog("phc_...", host="https://us.i.posthog.com"))
         ```
     """
-    if (
-        client is not UNSET
-        and client is not None
-        and not callable(getattr(client, "capture", None))
-    ):
-        raise TypeError(f"hogtrace.configure(): client must be a posthog client, got {client!r}")
+    if client is not UNSET and client is not None:
+        if not callable(getattr(client, "capture", None)):
+            raise TypeError(
+                f"hogtrace.configure(): client must be a posthog client, got {client!r}"
+            )
+        if inspect.iscoroutinefunction(getattr(client, "flush", None)):
+            raise TypeError(
+                "hogtrace.configure(): AsyncPosthog cannot be hogtrace's destination (its queue"
+                " belongs to an event loop; hogtrace delivers from a thread). Configure a"
+                " posthog.Posthog client, and pass posthog_properties=hogtrace.posthog_properties()"
+                " to PostHog wrappers that use the AsyncPosthog client."
+            )
     strings: tuple[tuple[str, Any], ...] = (
         ("api_key", api_key),
         ("host", host),
@@ -333,7 +342,7 @@ def shutdown() -> None:
     with _lock:
         current = state
         if current.sink is not None:
-            current.sink.flush(timeout=None)
+            current.sink.flush(timeout=SHUTDOWN_FLUSH_TIMEOUT)
             current.sink.shutdown()
         _retire_client(current.config)
         if current.config.client is not None and not current.config.owns_client:
@@ -342,7 +351,7 @@ def shutdown() -> None:
             except Exception:
                 log.warning("hogtrace: flushing the PostHog client failed", exc_info=True)
         config = dataclasses.replace(current.config, client=None, owns_client=False)
-        _set_state(State(config=config, sink=None, active=False))
+        _set_state(State(config=config, sink=None, active=False, capture=current.capture))
 
 
 def start_capture(sink: Sink) -> State:

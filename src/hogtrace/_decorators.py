@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
+import threading
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
@@ -29,6 +30,7 @@ from hogtrace._scope import (
     GenerationScope,
     Scope,
     SessionScope,
+    StandInScope,
     TraceScope,
     valid_trace_id,
 )
@@ -60,12 +62,14 @@ class ScopeSpec(Generic[S]):
 
     kind = "span"
     _needs_arguments = True
+    _flatten_var_keyword = False
 
     def __init__(self, name: str | None) -> None:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"hogtrace.{self.kind}(): name must be a string, got {name!r}")
         self.name = name
         self._open_scopes: list[tuple[S, contextvars.Token[Any], Scope | None]] = []
+        self._lock = threading.Lock()  # with-blocks only: a spec may be shared between threads
 
     # -- subclasses ----------------------------------------------------------------------------
 
@@ -81,7 +85,14 @@ class ScopeSpec(Generic[S]):
             capture.opened(scope)  # type: ignore[attr-defined]  # open-scope check in tests
         if call is not None and self._needs_arguments and scope.sampled:
             binder, instance, args, kwargs = call
-            scope._capture_call(binder.bind(args, kwargs, instance is not None))
+            arguments = binder.bind(args, kwargs, instance is not None)
+            if self._flatten_var_keyword and binder.var_keyword in arguments:
+                # A pass-through wrapper (``def create(**kwargs)``) holds the whole request in
+                # its var-keyword parameter: messages, model and parameters are found inside.
+                extra = arguments.pop(binder.var_keyword)
+                if isinstance(extra, dict):
+                    arguments = {**arguments, **extra}
+            scope._capture_call(arguments)
         return scope
 
     # -- context manager --------------------------------------------------------------------------
@@ -92,10 +103,10 @@ class ScopeSpec(Generic[S]):
             scope = self._open(self.name or self.kind, parent, None)
         except Exception as err:
             log_internal_error("opening a scope", err)
-            scope = cast(S, Scope(self.name or self.kind, None))
-            scope.sampled = False  # a stand-in: the block runs, nothing is emitted
+            scope = cast(S, StandInScope(self.name or self.kind))
         token = attach(scope)
-        self._open_scopes.append((scope, token, parent))
+        with self._lock:
+            self._open_scopes.append((scope, token, parent))
         return scope
 
     def __exit__(
@@ -125,13 +136,14 @@ class ScopeSpec(Generic[S]):
     def _pop_open(self) -> tuple[S, contextvars.Token[Any], Scope | None] | None:
         # Normally the scope being exited is the current one; with one spec shared between
         # threads or tasks, pick the entry this context opened.
-        opened = self._open_scopes
         current = current_scope()
-        for i in range(len(opened) - 1, -1, -1):
-            if opened[i][0] is current:
-                return opened.pop(i)
-        if opened:
-            return opened.pop()
+        with self._lock:
+            opened = self._open_scopes
+            for i in range(len(opened) - 1, -1, -1):
+                if opened[i][0] is current:
+                    return opened.pop(i)
+            if opened:
+                return opened.pop()
         log.warning("hogtrace: %s.__exit__ without a matching __enter__", self.kind)
         return None
 
@@ -282,6 +294,8 @@ class _Collector:
     def __init__(self, scope: Scope | None) -> None:
         self.scope = scope
         self.stream = isinstance(scope, GenerationScope)
+        if self.stream:
+            cast(GenerationScope, scope)._start_stream()
         self.items: list[Any] = []
         self.more = 0
 
@@ -557,6 +571,7 @@ class GenerationSpec(ScopeSpec[GenerationScope]):
 
     kind = "generation"
     _scope_class: type[GenerationScope] = GenerationScope
+    _flatten_var_keyword = True
 
     def __init__(
         self,

@@ -42,6 +42,8 @@ __all__ = ["Extracted", "StreamAccumulator", "extract_embedding", "extract_gener
 
 Message = dict[str, Any]
 
+_ABSENT = object()
+
 _USAGE_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -51,6 +53,7 @@ _USAGE_FIELDS = (
 )
 _MERGED_FIELDS = ("model", "provider", *_USAGE_FIELDS, "stop_reason", "cache_reporting_exclusive")
 # Where each provider reports the `_USAGE_FIELDS`, as dotted paths (None: never reported).
+# OpenAI's newer `*_tokens_details.cache_write_tokens` is not read: posthog 7.91.1 ignores it too.
 _CHAT = (
     "prompt_tokens",
     "completion_tokens",
@@ -122,7 +125,19 @@ class Extracted:
 def _get(obj: object, key: str) -> Any:
     """Return ``obj[key]`` for a mapping, else ``obj.key``; None when absent or failing."""
     try:
-        if isinstance(obj, (dict, Mapping)):
+        if type(obj) is dict:
+            return obj.get(key)
+        if obj is None:
+            return None
+        fields = getattr(obj, "__dict__", None)
+        if fields is not None:
+            value = fields.get(key, _ABSENT)
+            if value is not _ABSENT:
+                return value
+            extra = getattr(obj, "__pydantic_extra__", _ABSENT)
+            if extra is not _ABSENT:  # pydantic: skip its slow __getattr__ for absent fields
+                return extra.get(key) if isinstance(extra, dict) else None
+        if isinstance(obj, Mapping):
             return obj.get(key)
         return getattr(obj, key, None)
     except Exception:
@@ -136,7 +151,9 @@ def _get2(obj: object, key: str, camel: str) -> Any:
 
 
 def _seq(value: object) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else []
+    if isinstance(value, list):
+        return value
+    return list(value) if isinstance(value, tuple) else []
 
 
 def _int(value: object) -> int | None:
@@ -151,7 +168,7 @@ def _str(value: object) -> str | None:
 
 def _reason(value: object) -> str | None:
     """A stop reason as a string; enum members (Gemini's ``FinishReason``) give their name."""
-    if type(value) is str:
+    if type(value) is str or value is None:
         return value
     name = _get(value, "name")
     return name if isinstance(name, str) else _str(value)
@@ -159,6 +176,8 @@ def _reason(value: object) -> str | None:
 
 def _usage(ex: Extracted, usage: object, paths: tuple[str | None, ...], add: bool = False) -> None:
     """Set (or with `add`, add to) the counts `usage` reports at `paths`; others are kept."""
+    if usage is None:
+        return
     for field, path in zip(_USAGE_FIELDS, paths, strict=True):
         if path is None:
             continue
@@ -384,8 +403,8 @@ def _lc_result(result: object) -> Extracted | None:
     if generations and isinstance(generations[-1], (list, tuple)):
         generations = list(generations[-1])
     parts = [
-        _langchain(message)
-        if (message := _get(gen, "message")) is not None
+        _langchain(msg)
+        if (msg := _get(gen, "message")) is not None
         else Extracted(output=[_message(_str(_get(gen, "text")) or "", [])])
         for gen in generations
     ]
@@ -557,6 +576,8 @@ class StreamAccumulator:
                 return self._add_langchain(chunk)
             if typ == "chunk":  # openai `chat.completions.stream()` wraps each raw chunk
                 chunk = _get(chunk, "chunk")
+            elif typ == "text" and _get(chunk, "snapshot") is None:  # a bare text block
+                return isinstance(text := _get(chunk, "text"), str) and self._add(text)
             elif typ in _HELPER_EVENTS or typ.startswith(_HELPER_PREFIXES):
                 return True
         if isinstance(_get(chunk, "choices"), (list, tuple)):

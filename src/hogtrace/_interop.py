@@ -2,15 +2,19 @@
 
 ``posthog.ai.openai``, ``anthropic``, ``gemini`` and the LangChain ``CallbackHandler`` capture
 their events through the configured client, whose ``before_send`` runs synchronously in the
-calling thread (``posthog-reference.md`` §5.5). A hook chained in front of the user's own
+calling thread (``posthog-reference.md`` §5.5, §7.3). A hook chained in front of the user's own
 ``before_send`` rewrites those events so they carry the scope's trace id, session id, parent
 and distinct id, and adds their tokens to the scope's metrics. ``AsyncPosthog`` runs
-``before_send`` in a worker; there, pass ``hogtrace.posthog_properties()`` by hand.
+``before_send`` later, in a worker task, where the scope is unknown: there the hook is not
+installed and ``hogtrace.posthog_properties()`` is passed by hand.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,80 +24,164 @@ from hogtrace._errors import log_internal_error
 from hogtrace._ids import new_id
 from hogtrace._scope import Scope
 
-__all__ = ["install", "uninstall"]
+__all__ = ["install", "join_scope", "uninstall"]
 
 log = logging.getLogger("hogtrace")
 
+#: Events that are nodes of PostHog's trace tree; only these join a scope.
+_TREE_EVENTS = frozenset({"$ai_generation", "$ai_embedding", "$ai_span", "$ai_trace"})
+#: Token counts added to the scope's metrics, by index into ``Scope._totals``.
 _TOKENS = (
     (0, "$ai_input_tokens"),
     (1, "$ai_output_tokens"),
     (2, "$ai_cache_read_input_tokens"),
 )
+#: Content the wrappers send; nulled under hogtrace's ``privacy_mode`` like hogtrace's own.
+_CONTENT = (
+    "$ai_input",
+    "$ai_output_choices",
+    "$ai_input_state",
+    "$ai_output_state",
+    "$ai_instructions",
+    "$ai_trace_metadata",
+)
+_ERROR_TYPE = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*):")
+
+#: A framework's root run (LangChain's root chain) and the runs directly below it are linked
+#: through the framework's trace id, which hogtrace replaces by its own. The root becomes a
+#: ``$ai_span`` with a fresh span id, and its children (emitted before it) point at that id:
+#: (scope id, framework trace id) -> span id, dropped when the root arrives.
+_ROOTS: dict[tuple[str, str], str] = {}
+_ROOTS_LOCK = threading.Lock()
+_MAX_ROOTS = 10_000
 
 
 class _BeforeSend:
-    """The chained ``before_send`` hook hogtrace installs on a configured client."""
+    """The ``before_send`` hook hogtrace installs on a configured client, in front of the user's."""
 
     def __init__(self, previous: Callable[[dict[str, Any]], Any] | None) -> None:
         self.previous = previous
 
     def __call__(self, msg: dict[str, Any]) -> Any:
         try:
-            capture = join_scope(msg)
+            keep, record = join_scope(msg)
         except Exception as err:
             log_internal_error("joining a PostHog wrapper event to its scope", err)
-            capture = None
-        if capture is not None:
-            capture.record_message(msg)
-            return None  # recorded by hogtrace.testing; never sent
-        if self.previous is not None:
-            return self.previous(msg)
-        return msg
+            keep, record = True, None
+        if not keep:
+            return None  # inside a scope that sampling dropped: the trace is dropped whole
+        previous = self.previous
+        result = previous(msg) if previous is not None else msg
+        if record is not None:
+            if isinstance(result, dict):
+                try:
+                    record.record_message(result)
+                except Exception as err:
+                    log_internal_error("recording a PostHog wrapper event", err)
+            return None  # recorded by hogtrace.testing.capture_events(); never sent
+        return result
 
 
-def join_scope(msg: dict[str, Any]) -> Any:
-    """Rewrite a wrapper's ``$ai_*`` event in place; return the active capture, if any."""
+def join_scope(msg: dict[str, Any]) -> tuple[bool, Any]:
+    """Rewrite a wrapper's ``$ai_*`` event in place.
+
+    Returns:
+        ``(keep, capture)``: whether the event may be sent, and the active
+        ``capture_events()`` sink that should record it instead (or ``None``).
+    """
     props = msg.get("properties")
     event = msg.get("event")
     if not isinstance(props, dict) or not isinstance(event, str) or not event.startswith("$ai_"):
-        return None
+        return True, None
     if props.get("$ai_lib") == "hogtrace":
-        return None  # our own events: already complete
+        return True, None  # our own events, delivered by the sink's worker: already complete
     state = _config.state
-    scope = current_scope()
-    if scope is not None and scope.trace_id is not None:
-        _rewrite(msg, props, event, scope, state.config.distinct_id)
-    return state.capture
+    if event in _TREE_EVENTS:
+        scope = current_scope()
+        if scope is not None and state.active:
+            if not scope.sampled:
+                return False, None
+            _rewrite(msg, props, event, scope, state.config)
+    return True, state.capture
 
 
 def _rewrite(
-    msg: dict[str, Any], props: dict[str, Any], event: str, scope: Scope, default: str | None
+    msg: dict[str, Any], props: dict[str, Any], event: str, scope: Scope, config: _config.Config
 ) -> None:
+    trace_id = scope.trace_id
     original_trace = props.get("$ai_trace_id")
-    props["$ai_trace_id"] = scope.trace_id
-    span_id = props.get("$ai_span_id")
-    if not span_id:
-        span_id = props["$ai_span_id"] = new_id()
-    parent = props.get("$ai_parent_id")
-    if event == "$ai_trace":
-        # A framework's own root (LangChain's root chain) becomes a span of our trace.
-        msg["event"] = "$ai_span"
-        props["$ai_parent_id"] = scope._children_parent
-    elif parent is None or parent == span_id:
-        props["$ai_parent_id"] = scope._children_parent
-    # else: its parent is another run of the same framework, itself re-parented under us.
+    if trace_id is not None:
+        props["$ai_trace_id"] = trace_id
+        span_id = props.get("$ai_span_id")
+        parent = props.get("$ai_parent_id")
+        here = scope._children_parent
+        if event == "$ai_trace":
+            # A framework's root becomes a span of our trace, under the current scope.
+            msg["event"] = "$ai_span"
+            if isinstance(original_trace, str) and original_trace:
+                with _ROOTS_LOCK:
+                    span_id = _ROOTS.pop((scope.id, original_trace), None) or span_id
+            props["$ai_parent_id"] = here
+        elif parent is None or parent == "" or parent == span_id:
+            props["$ai_parent_id"] = here  # a wrapper call: a child of the current scope
+        elif parent == original_trace and parent != here:
+            props["$ai_parent_id"] = _root_span(scope.id, parent)
+        # else: its parent is another run of the same framework, itself placed under us.
+        if not span_id:
+            span_id = new_id()
+        props["$ai_span_id"] = span_id
     if scope.session_id is not None:
         props.setdefault("$ai_session_id", scope.session_id)
-    distinct = scope.distinct_id or default
-    if (
-        msg.get("distinct_id") in (None, original_trace)
-        and props.get("$process_person_profile") is False
-    ):
-        if distinct is not None:
-            msg["distinct_id"] = distinct
-            del props["$process_person_profile"]
-        else:
-            msg["distinct_id"] = scope.trace_id
+    for key, value in config.properties.items():
+        props.setdefault(key, value)
+    for key, value in scope._props.items():
+        props.setdefault(key, value)
+    _identify(msg, props, scope, config)
+    if config.privacy_mode:
+        _hide_content(props)
+    _count(props, event, scope)
+
+
+def _root_span(scope_id: str, framework_trace: str) -> str:
+    """The span id the framework root of ``framework_trace`` will get under ``scope_id``."""
+    key = (scope_id, framework_trace)
+    with _ROOTS_LOCK:
+        span_id = _ROOTS.get(key)
+        if span_id is None:
+            if len(_ROOTS) >= _MAX_ROOTS:  # roots that never arrived: forget the oldest
+                del _ROOTS[next(iter(_ROOTS))]
+            span_id = _ROOTS[key] = new_id()
+        return span_id
+
+
+def _identify(msg: dict[str, Any], props: dict[str, Any], scope: Scope, config: Any) -> None:
+    """Give a personless wrapper event the scope's distinct id (the wrappers' fallback differs).
+
+    With no user id the wrappers send ``$process_person_profile: false`` and a made-up
+    distinct id (the trace id, a LangChain run id, or a random one). hogtrace's rule applies
+    instead: the scope's (or configured) distinct id, else the trace id, still personless.
+    """
+    if props.get("$process_person_profile") is not False:
+        return  # the wrapper was given a user: it wins
+    distinct = scope.distinct_id or config.distinct_id
+    if distinct is not None:
+        msg["distinct_id"] = distinct
+        del props["$process_person_profile"]
+    elif scope.trace_id is not None:
+        msg["distinct_id"] = scope.trace_id
+
+
+def _hide_content(props: dict[str, Any]) -> None:
+    for key in _CONTENT:
+        if key in props:
+            props[key] = None
+    error = props.get("$ai_error")
+    if isinstance(error, str):
+        match = _ERROR_TYPE.match(error)
+        props["$ai_error"] = match.group(1) if match else "Error"
+
+
+def _count(props: dict[str, Any], event: str, scope: Scope) -> None:
     if event in ("$ai_generation", "$ai_embedding"):
         scope._add(4, 1)
         for index, key in _TOKENS:
@@ -103,8 +191,13 @@ def _rewrite(
         cost = props.get("$ai_total_cost_usd")
         if isinstance(cost, (int, float)) and not isinstance(cost, bool):
             scope._add(3, float(cost))
-        if props.get("$ai_is_error"):
-            scope._add(5, 1)
+    if props.get("$ai_is_error"):
+        scope._add(5, 1)
+
+
+def _runs_before_send_later(client: Any) -> bool:
+    """True for ``posthog.AsyncPosthog``: its ``before_send`` runs in a worker task."""
+    return inspect.iscoroutinefunction(getattr(client, "flush", None))
 
 
 def install(client: Any) -> None:
@@ -112,6 +205,13 @@ def install(client: Any) -> None:
     try:
         current = getattr(client, "before_send", None)
         if isinstance(current, _BeforeSend):
+            return
+        if _runs_before_send_later(client):
+            log.info(
+                "hogtrace: %s runs before_send in a worker, so PostHog's LLM wrappers cannot"
+                " join scopes automatically; pass posthog_properties=hogtrace.posthog_properties()",
+                type(client).__name__,
+            )
             return
         client.before_send = _BeforeSend(current)
     except Exception as err:

@@ -1,6 +1,8 @@
 """Keep events under a size limit by truncating their largest content, visibly.
 
-Sizes are the UTF-8 length of compact JSON (``separators=(",", ":")``, ``ensure_ascii=False``).
+Sizes are measured the way the PostHog client measures an event before dropping it
+(``posthog/consumer.py``: ``len(json.dumps(event).encode())``, i.e. ASCII escapes and the default
+``", "`` / ``": "`` separators), so a non-ASCII-heavy event that fits here also fits there.
 When an event is too large, the content properties share the remaining room by water-filling:
 every content value gets the same cap and only the values above it are cut, so the largest
 values are cut first and small ones (ids, roles, short messages) stay intact. Strings are cut
@@ -25,13 +27,14 @@ TRUNCATION_MARKER = "…[truncated {n} chars]"
 LIST_TRUNCATION_MARKER = "…[truncated {n} items]"
 """Last item of a cut list; ``n`` is the number of items removed, with thousands commas."""
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_ENCODE = json.JSONEncoder(allow_nan=False).encode  # json.dumps defaults, as posthog measures
 _MIN_ITEM = 256
 """Below this cap per item, a list is cut to a prefix instead of cutting every item."""
 _MIN_CUT = 48
 """Below this cap a dict cannot keep its keys and useful values, so it becomes a marker."""
 _ATTEMPTS = 4
 _UNKNOWN = "…[truncated]"
+_MAX_BOUND_DEPTH = 100
 
 
 def fit_event(
@@ -52,16 +55,16 @@ def fit_event(
         The input is never mutated and no exception is raised.
     """
     try:
+        if _bound(properties, max_bytes, 0) >= 0:
+            return properties, False
         try:
             text = _ENCODE(properties)
         except (TypeError, ValueError, RecursionError):
             properties = to_json_safe(properties)
             text = _ENCODE(properties)
         # UTF-8 needs at most 4 bytes per code point, so short texts need no encoding at all.
-        if text.isascii() or len(text) * 4 <= max_bytes:
-            size = len(text)
-        else:
-            size = _utf8_len(text)
+        fast = text.isascii() or len(text) * 4 <= max_bytes
+        size = len(text) if fast else _utf8_len(text)
         if size <= max_bytes:
             return properties, False
         return _fit(properties, size, max_bytes, content_keys), True
@@ -69,6 +72,55 @@ def fit_event(
         keys = set(content_keys)
         return {k: _UNKNOWN if k in keys else v for k, v in properties.items()}, True
 
+
+def _bound(value: Any, room: int, depth: int) -> int:
+    """Return a cheap upper bound of the JSON size of ``value``, or -1.
+
+    -1 means the bound exceeds ``room`` or the value is not plain JSON (non-finite float, non-str
+    key, other type); the caller then measures exactly. No character takes more than 12 bytes of
+    ASCII-escaped JSON (a character outside the BMP becomes two six-character escapes), so a
+    string's bound is its length times 12 and no string has to be scanned.
+    """
+    kind = type(value)
+    if kind is str:
+        return 2 + 12 * len(value)
+    if kind is dict:
+        if depth > _MAX_BOUND_DEPTH:
+            return -1
+        total = 1
+        for key, item in value.items():
+            if type(key) is not str:
+                return -1
+            size = (
+                2 + 12 * len(item) if type(item) is str else _bound(item, room - total, depth + 1)
+            )
+            if size < 0:
+                return -1
+            total += 6 + 12 * len(key) + size  # quotes, ": ", value and ", "
+            if total > room:
+                return -1
+        return total + 1
+    if kind is list:
+        if depth > _MAX_BOUND_DEPTH:
+            return -1
+        total = 1
+        for item in value:
+            size = (
+                2 + 12 * len(item) if type(item) is str else _bound(item, room - total, depth + 1)
+            )
+            if size < 0:
+                return -1
+            total += size + 2  # and ", "
+            if total > room:
+                return -1
+        return total + 1
+    if kind is int:
+        return int.bit_length(value) // 3 + 2
+    if kind is bool or value is None:
+        return 5
+    if kind is float and math.isfinite(value):
+        return 24  # len("-2.2250738585072014e-308")
+    return -1
 
 
 def _fit(
@@ -81,14 +133,14 @@ def _fit(
     out = dict(properties)
     for _ in range(_ATTEMPTS):
         cap = _cap(sizes, budget)
-        for key, value_size in zip(keys, sizes):
+        for key, value_size in zip(keys, sizes, strict=True):
             if value_size > cap:
                 out[key] = _shrink(properties[key], cap, value_size)
         total = _size(out)
         if total <= max_bytes:
             return out
         budget -= total - max_bytes
-    for key, value_size in zip(keys, sizes):
+    for key, value_size in zip(keys, sizes, strict=True):
         out[key] = _whole_marker(properties[key], value_size)
     total = _size(out)
     if total <= max_bytes:
@@ -118,7 +170,7 @@ def _shrink_dict(value: dict[Any, Any], budget: int, size: int) -> Any:
         return _whole_marker(value, size)
     return {
         key: _shrink(item, cap, item_size) if item_size > cap else item
-        for (key, item), item_size in zip(value.items(), sizes)
+        for (key, item), item_size in zip(value.items(), sizes, strict=True)
     }
 
 
@@ -129,12 +181,12 @@ def _shrink_list(value: list[Any] | tuple[Any, ...], budget: int, size: int) -> 
     if cap >= _MIN_ITEM:
         return [
             _shrink(item, cap, item_size) if item_size > cap else item
-            for item, item_size in zip(value, sizes)
+            for item, item_size in zip(value, sizes, strict=True)
         ]
     marker_size = _size(LIST_TRUNCATION_MARKER.format(n=f"{len(value):,}"))
     room = budget - 2 - marker_size  # brackets, then the marker item
     kept: list[Any] = []
-    for item, item_size in zip(value, sizes):
+    for item, item_size in zip(value, sizes, strict=True):
         room -= item_size + 1  # the item and the comma after it
         if room < 0:
             partial = room + item_size
@@ -149,7 +201,6 @@ def _shrink_list(value: list[Any] | tuple[Any, ...], budget: int, size: int) -> 
 def _cut_string(text: str, budget: int) -> str:
     """Cut ``text`` to a prefix plus `TRUNCATION_MARKER` of at most ``budget`` JSON bytes."""
     keep = min(len(text), max(budget, 0))
-    candidate = _string_marker(len(text))
     for _ in range(8):
         candidate = text[:keep] + _string_marker(len(text) - keep)
         size = _size(candidate)
@@ -184,6 +235,8 @@ def _string_marker(removed: int) -> str:
 
 def _size(value: Any) -> int:
     """Return the UTF-8 size of ``value`` as compact JSON."""
+    if type(value) is int:
+        return len(int.__repr__(value))
     text = _ENCODE(value)
     return len(text) if text.isascii() else _utf8_len(text)
 

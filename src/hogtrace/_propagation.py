@@ -1,33 +1,62 @@
-"""Carry a trace across processes (W3C headers) and into PostHog's own LLM wrappers."""
+"""Carry a trace across processes (W3C headers) and into PostHog's own LLM wrappers by hand.
+
+``inject()`` writes the current trace, span, session, distinct id and sampling decision as W3C
+``traceparent`` and ``baggage`` headers (``_w3c``); ``continue_trace(headers)`` reads them back
+as a `RemoteScope`, so the scopes opened inside are children of the caller's span. Headers are
+untrusted input: whatever they hold, ``continue_trace`` logs and carries on, it never raises.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
+from urllib.parse import quote
 
+from hogtrace import _config
 from hogtrace._context import current_scope
 from hogtrace._decorators import ScopeSpec, _Call
 from hogtrace._ids import new_id
 from hogtrace._scope import RemoteScope, Scope
-from hogtrace._w3c import RemoteContext, decode, encode, merge_baggage
+from hogtrace._w3c import (
+    _SAFE,
+    DISTINCT_KEY,
+    SESSION_KEY,
+    TRACE_KEY,
+    RemoteContext,
+    _parse_baggage,
+    decode,
+    encode,
+    merge_baggage,
+)
 
 __all__ = ["ContinueSpec", "continue_trace", "inject", "posthog_properties"]
 
 log = logging.getLogger("hogtrace")
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+_NAMES = ("traceparent", "baggage")
+# WSGI puts request headers in the environ as HTTP_<NAME>.
+_WSGI = {"HTTP_TRACEPARENT": "traceparent", "HTTP_BAGGAGE": "baggage"}
+_WARN_INTERVAL = 60.0
+_last_warning = [0.0]
 
 
 def inject(headers: MutableMapping[str, str] | None = None) -> dict[str, str]:
     """Headers that carry the current trace, span, session, distinct id and sampling decision.
 
+    W3C ``traceparent`` for the trace and span (derived when the ids are not W3C hex ids) and
+    W3C ``baggage`` for the exact ids, the session id and the distinct id. Inside a session with
+    no trace open, only the session (and distinct id) travel: the other side starts its own
+    trace in that session.
+
     Args:
-        headers: a headers dict to add to (its other ``baggage`` members are kept). It is
-            updated in place and also returned (as a plain dict).
+        headers: a headers mapping to add to (its other ``baggage`` members are kept). It is
+            updated in place and also returned, as a plain dict.
 
     Returns:
-        ``traceparent`` and ``baggage`` headers; empty when no trace is open.
+        The headers; with no scope open, a copy of ``headers`` unchanged (``{}`` without it).
 
     Example:
         ```py
@@ -39,29 +68,41 @@ def inject(headers: MutableMapping[str, str] | None = None) -> dict[str, str]:
     if scope is None or (scope.trace_id is None and scope.session_id is None):
         return out
     try:
-        encoded = encode(
-            RemoteContext(
-                trace_id=scope.trace_id or new_id(),
-                span_id=scope._children_parent if scope.trace_id is not None else None,
-                session_id=scope.session_id,
-                distinct_id=scope.distinct_id,
-                sampled=scope.sampled,
+        if scope.trace_id is not None:
+            encoded = encode(
+                RemoteContext(
+                    trace_id=scope.trace_id,
+                    span_id=scope._children_parent,
+                    session_id=scope.session_id,
+                    distinct_id=scope.distinct_id,
+                    sampled=scope.sampled,
+                )
             )
-        )
+        else:
+            encoded = {"baggage": _session_baggage(scope.session_id, scope.distinct_id)}
     except Exception:
         log.warning("hogtrace.inject(): could not encode the current trace", exc_info=True)
         return out
-    existing = next((v for k, v in out.items() if k.lower() == "baggage"), None)
-    for key in [k for k in out if k.lower() in ("baggage", "traceparent")]:
+    existing = ",".join(v for k, v in out.items() if k.lower() == "baggage")
+    for key in [k for k in out if k.lower() in _NAMES]:
         del out[key]
     out.update(encoded)
-    if existing and "baggage" in encoded:
-        out["baggage"] = merge_baggage(existing, encoded["baggage"])
+    out["baggage"] = merge_baggage(existing or None, encoded["baggage"])
     if headers is not None:
-        for key in [k for k in headers if k.lower() in ("baggage", "traceparent")]:
-            del headers[key]
-        headers.update(out)
+        try:
+            for key in [k for k in headers if k.lower() in _NAMES]:
+                del headers[key]
+            headers.update(out)
+        except Exception:
+            log.warning("hogtrace.inject(): could not update %r in place", type(headers).__name__)
     return out
+
+
+def _session_baggage(session_id: str | None, distinct_id: str | None) -> str:
+    members = ((SESSION_KEY, session_id), (DISTINCT_KEY, distinct_id))
+    return ",".join(
+        f"{key}={quote(value, safe=_SAFE, errors='replace')}" for key, value in members if value
+    )
 
 
 class ContinueSpec(ScopeSpec[RemoteScope]):
@@ -70,7 +111,7 @@ class ContinueSpec(ScopeSpec[RemoteScope]):
     kind = "continue_trace"
     _needs_arguments = False
 
-    def __init__(self, headers: Headers | Callable[..., Headers] | None) -> None:
+    def __init__(self, headers: Any) -> None:
         super().__init__("remote")
         self.headers = headers
 
@@ -80,27 +121,94 @@ class ContinueSpec(ScopeSpec[RemoteScope]):
             try:
                 headers = _call_with(headers, call)
             except Exception as err:
-                log.warning("hogtrace.continue_trace(): headers callable raised %r", err)
-                headers = None
-        remote = decode(headers) if headers is not None else None
-        if remote is None:
-            # Malformed or missing: scopes inside start a fresh trace (already logged by decode).
+                _warn("hogtrace.continue_trace(): the headers callable raised %r", err)
+                return _carry_on(parent)
+        items = _items(headers)
+        if items is None:
+            _warn(
+                "hogtrace.continue_trace(): expected request headers, got %.100r; not continuing",
+                headers,
+            )
+            return _carry_on(parent)
+        remote = decode(items)
+        if remote is not None:
             return RemoteScope(
                 parent,
-                trace_id=None,
-                span_id=None,
-                session_id=None,
-                distinct_id=None,
-                sampled=True,
+                trace_id=remote.trace_id,
+                span_id=remote.span_id,
+                session_id=remote.session_id,
+                distinct_id=remote.distinct_id,
+                sampled=remote.sampled,
             )
-        return RemoteScope(
-            parent,
-            trace_id=remote.trace_id,
-            span_id=remote.span_id,
-            session_id=remote.session_id,
-            distinct_id=remote.distinct_id,
-            sampled=remote.sampled,
-        )
+        has_traceparent = any(_text(k).lower() == "traceparent" for k, _ in items)
+        raw = ",".join(_text(v) for k, v in items if _text(k).lower() == "baggage")
+        has_trace = any(m.partition("=")[0].strip() == TRACE_KEY for m in raw[:8192].split(","))
+        baggage = _parse_baggage(raw)
+        session_id = baggage.get(SESSION_KEY)
+        if session_id and not has_trace and not has_traceparent:
+            # inject() in a session with no trace open: the trace starts here, in that session.
+            return _carry_on(parent, session_id, baggage.get(DISTINCT_KEY) or None)
+        if has_traceparent or has_trace:
+            _warn("hogtrace.continue_trace(): malformed trace headers; not continuing")
+        else:
+            log.debug("hogtrace.continue_trace(): no trace headers; not continuing")
+        return _carry_on(parent)
+
+
+def _carry_on(
+    parent: Scope | None, session_id: str | None = None, distinct_id: str | None = None
+) -> RemoteScope:
+    """Nothing to continue: scopes inside behave as if ``continue_trace`` were not there.
+
+    Outside any scope they start a fresh trace; inside one they stay in it.
+    """
+    return RemoteScope(
+        parent,
+        trace_id=parent.trace_id if parent is not None else None,
+        span_id=parent._children_parent if parent is not None else None,
+        session_id=session_id or (parent.session_id if parent is not None else None),
+        distinct_id=distinct_id or (parent.distinct_id if parent is not None else None),
+        sampled=parent.sampled if parent is not None else True,
+    )
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return value if isinstance(value, str) else ""
+
+
+def _items(headers: Any) -> list[tuple[Any, Any]] | None:
+    """``(name, value)`` pairs from a mapping, a headers object, a WSGI environ or a list."""
+    if headers is None:
+        return []
+    try:
+        if isinstance(headers, (str, bytes)):
+            return None
+        # Mappings, http.client.HTTPMessage, email.message.Message and multidicts have items().
+        items = getattr(headers, "items", None)
+        pairs = list(items()) if callable(items) else list(headers)
+        out: list[tuple[Any, Any]] = []
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                return None
+            name, value = pair
+            if isinstance(name, str) and name in _WSGI:
+                name = _WSGI[name]
+            out.append((name, value))
+        return out
+    except Exception:
+        return None
+
+
+def _warn(message: str, *args: Any) -> None:
+    """Warn at most once a minute (headers are untrusted input: no log flooding), else debug."""
+    now = time.monotonic()
+    if now - _last_warning[0] >= _WARN_INTERVAL:
+        _last_warning[0] = now
+        log.warning(message, *args)
+    else:
+        log.debug(message, *args)
 
 
 def _call_with(fn: Callable[..., Any], call: _Call | None) -> Any:
@@ -113,44 +221,58 @@ def _call_with(fn: Callable[..., Any], call: _Call | None) -> Any:
 def continue_trace(headers: Headers | Callable[..., Headers] | None) -> ContinueSpec:
     """Continue a trace started in another process, from headers made by ``inject()``.
 
-    The outermost scope inside is a ``$ai_span`` of the remote trace, parented to the remote
-    span, in the remote session. Malformed headers start a fresh trace (logged, never raised).
+    A scope (``with``, ``async with``, decorator). The outermost scope inside is a ``$ai_span``
+    of the remote trace, parented to the remote span, in the remote session. Missing or
+    malformed headers are logged, never raised: scopes inside then start a fresh trace (or stay
+    in the scope already open around ``continue_trace``).
 
     Args:
-        headers: the incoming request's headers, or (as a decorator) a callable that receives
-            the decorated function's arguments and returns them.
+        headers: the incoming request's headers (a mapping, a headers object such as
+            ``http.server``'s, ``(name, value)`` pairs, or a WSGI environ), or, as a decorator,
+            a callable that receives the decorated function's arguments and returns them.
 
     Example:
         ```py
         def handle(request):
             with hogtrace.continue_trace(request.headers):
                 return answer(request.json["question"])
+
+        @hogtrace.continue_trace(lambda request: request.headers)
+        def handle(request): ...
         ```
     """
-    if (
-        headers is not None
-        and not callable(headers)
-        and not isinstance(headers, (Mapping, Iterable))
-    ):
-        raise TypeError(f"hogtrace.continue_trace(): headers must be a mapping, got {headers!r}")
     return ContinueSpec(headers)
 
 
 def posthog_properties() -> dict[str, Any]:
     """Properties that nest a PostHog wrapper call under the current scope, passed by hand.
 
-    Use it where the automatic hook cannot run (``AsyncPosthog``, a client hogtrace was not
-    configured with): ``client.chat.completions.create(..., posthog_properties=
-    hogtrace.posthog_properties())``.
+    With a ``posthog.Posthog`` client given to ``hogtrace.configure()`` this is automatic. Use
+    it where the automatic hook cannot run: ``posthog.AsyncPosthog`` (its ``before_send`` runs
+    in a worker) or a wrapper built on another client. Call it for each request: every call
+    gives a fresh ``$ai_span_id``.
+
+    Returns:
+        ``$ai_trace_id``, ``$ai_parent_id``, a new ``$ai_span_id``, ``$ai_session_id`` and the
+        properties of the enclosing sessions and traces; ``{}`` outside any scope.
+
+    Example:
+        ```py
+        await openai_client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=messages,
+            posthog_properties=hogtrace.posthog_properties(),
+        )
+        ```
     """
     scope = current_scope()
-    if scope is None or scope.trace_id is None:
+    if scope is None:
         return {}
-    props: dict[str, Any] = {
-        "$ai_trace_id": scope.trace_id,
-        "$ai_parent_id": scope._children_parent,
-        "$ai_span_id": new_id(),
-    }
+    props: dict[str, Any] = {**_config.state.config.properties, **scope._props}
+    if scope.trace_id is not None:
+        props["$ai_trace_id"] = scope.trace_id
+        props["$ai_parent_id"] = scope._children_parent
+        props["$ai_span_id"] = new_id()
     if scope.session_id is not None:
         props["$ai_session_id"] = scope.session_id
     return props

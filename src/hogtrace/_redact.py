@@ -9,7 +9,6 @@ of `_SUFFIXES` (``openai_api_key``, ``db_password``, ``googleIdToken``). Counts 
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
@@ -43,9 +42,12 @@ _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _MAX_DEPTH = 256
 
 
-@functools.lru_cache(maxsize=4096)
+_decisions: dict[str, bool] = {}
+_MAX_DECISIONS = 4096
+
+
 def is_secret_key(key: str) -> bool:
-    """Tell whether values under ``key`` should be redacted.
+    """Tell whether values under ``key`` should be redacted; decisions are cached per key.
 
     Args:
         key: A mapping key, such as ``"Authorization"`` or ``"input_tokens"``.
@@ -53,6 +55,17 @@ def is_secret_key(key: str) -> bool:
     Returns:
         True if the key names a secret (see the module docstring for the rule).
     """
+    decision = _decisions.get(key)
+    if decision is None:
+        decision = _decide(key)
+        if len(_decisions) >= _MAX_DECISIONS:
+            _decisions.clear()
+        _decisions[key] = decision
+    return decision
+
+
+def _decide(key: str) -> bool:
+    """Apply the exact-name and last-words rules to ``key``."""
     if key.lower().replace("-", "").replace("_", "") in _EXACT:
         return True
     words = [word.lower() for word in _WORDS.findall(key)]
@@ -78,31 +91,48 @@ def redact_secrets(value: Any) -> Any:
     Returns:
         The redacted value.
     """
-    return _redact(value, 0)
-
-
-def _redact(value: Any, depth: int) -> Any:
-    """Redact ``value``; stop descending at `_MAX_DEPTH` so cyclic input cannot recurse forever."""
     kind = type(value)
-    if depth > _MAX_DEPTH or (kind is not dict and kind is not list):
-        return value
+    if kind is dict:
+        return _redact_dict(value, 0)
     if kind is list:
-        copy: list[Any] | None = None
-        for index, item in enumerate(value):
-            new = _redact(item, depth + 1)
-            if new is not item:
-                if copy is None:
-                    copy = list(value)
-                copy[index] = new
-        return value if copy is None else copy
+        return _redact_list(value, 0)
+    return value
+
+
+def _redact_dict(value: dict[Any, Any], depth: int) -> dict[Any, Any]:
+    """Redact a dict; stop descending past `_MAX_DEPTH` so cyclic input cannot recurse forever."""
     changed: dict[Any, Any] | None = None
     for key, item in value.items():
-        if type(key) is str and is_secret_key(key):
-            new = REDACTED
+        secret = _decisions.get(key) if type(key) is str else False
+        if secret is None:
+            secret = is_secret_key(key)
+        if secret:
+            new: Any = REDACTED
+        elif type(item) is dict and depth < _MAX_DEPTH:
+            new = _redact_dict(item, depth + 1)
+        elif type(item) is list and depth < _MAX_DEPTH:
+            new = _redact_list(item, depth + 1)
         else:
-            new = _redact(item, depth + 1)
+            continue
         if new is not item:
             if changed is None:
                 changed = dict(value)
             changed[key] = new
     return value if changed is None else changed
+
+
+def _redact_list(value: list[Any], depth: int) -> list[Any]:
+    """Redact the dicts and lists inside a list."""
+    copy: list[Any] | None = None
+    for index, item in enumerate(value):
+        if type(item) is dict and depth < _MAX_DEPTH:
+            new: Any = _redact_dict(item, depth + 1)
+        elif type(item) is list and depth < _MAX_DEPTH:
+            new = _redact_list(item, depth + 1)
+        else:
+            continue
+        if new is not item:
+            if copy is None:
+                copy = list(value)
+            copy[index] = new
+    return value if copy is None else copy

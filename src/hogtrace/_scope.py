@@ -12,10 +12,11 @@ import dataclasses
 import datetime
 import hashlib
 import logging
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
+
+from posthog.contexts import get_context_distinct_id as _get_context_distinct_id
 
 from hogtrace import _config
 from hogtrace._errors import log_internal_error
@@ -23,6 +24,7 @@ from hogtrace._extract import Extracted, StreamAccumulator, extract_embedding, e
 from hogtrace._ids import monotonic_ns, new_id, utc_now
 from hogtrace._serialize import to_json_safe
 from hogtrace._stats import stats_counters
+from hogtrace._w3c import is_valid_id
 
 __all__ = [
     "AnnotationScope",
@@ -41,19 +43,27 @@ log = logging.getLogger("hogtrace")
 
 _MISSING: Final = object()
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-_TRACE_ID_RE = re.compile(r"[A-Za-z0-9\-_~.@()!':|]+")
 #: Yielded items kept for a generator's ``$ai_output_state``; the rest are counted in a marker.
 MAX_GENERATOR_ITEMS = 1000
 
 
 def valid_trace_id(value: object) -> bool:
     """PostHog's rule for ``$ai_trace_id``: letters, digits and ``-_~.@()!':|``."""
-    return isinstance(value, str) and _TRACE_ID_RE.fullmatch(value) is not None
+    return isinstance(value, str) and is_valid_id(value)
 
 
 def is_cancellation(exc: BaseException) -> bool:
     """Cancellation closes a scope without marking it an error (OpenTelemetry does the same)."""
     return not isinstance(exc, Exception)  # CancelledError, GeneratorExit, KeyboardInterrupt, ...
+
+
+def _posthog_distinct_id() -> str | None:
+    """The distinct id of PostHog's ``identify_context()``, if the caller set one."""
+    try:
+        value = _get_context_distinct_id()
+    except Exception:
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def _sampled(key: str, rate: float) -> bool:
@@ -142,7 +152,8 @@ class Scope:
         if parent is None:
             self.trace_id: str | None = None
             self.session_id: str | None = None
-            self.distinct_id: str | None = None
+            # PostHog's own identify_context(), read here: events are built on another thread.
+            self.distinct_id: str | None = _posthog_distinct_id()
             self._props: Mapping[str, Any] = _EMPTY
             self._children_parent: str | None = None
             self.sampled = True
@@ -238,7 +249,11 @@ class Scope:
     def _snapshot(value: Any) -> Any:
         if _config.state.config.content_hidden:
             return None  # never serialised: privacy mode sends content keys as null
-        return to_json_safe(value)
+        try:
+            return to_json_safe(value)
+        except Exception as err:  # to_json_safe never raises; this guards against our own bugs
+            log_internal_error("serializing content", err)
+            return "<unserializable>"
 
     def _capture_call(self, arguments: Mapping[str, Any]) -> None:
         """Snapshot the decorated function's bound arguments as they are when the scope opens."""
@@ -299,8 +314,12 @@ class Scope:
 
 def _emit(scope: Scope) -> None:
     current = _config.state
-    current.destination().emit(scope, current.config)
     stats_counters.emitted.incr()
+    try:
+        current.destination().emit(scope, current.config)
+    except Exception as err:
+        stats_counters.failed.incr()
+        log_internal_error("handing an event to the sink", err)
 
 
 class _InheritingScope(Scope):
@@ -312,6 +331,33 @@ class _InheritingScope(Scope):
         """Add properties to this scope's event and to every scope opened inside it from now."""
         if self._writable("set_properties"):
             self._props = {**self._props, **props}
+
+
+class StandInScope(Scope):
+    """Given by a ``with`` block when opening its real scope failed: records, emits nothing."""
+
+    __slots__ = ()
+
+    def __init__(self, name: str) -> None:  # no ids, no clock: those are what may have failed
+        self.name = name
+        self.id = ""
+        self.trace_id = self.parent_id = self.session_id = self.distinct_id = None
+        self.is_root = False
+        self.sampled = False
+        self._parent = None
+        self._capture_input = self._capture_output = False
+        self._input = self._output = _MISSING
+        self._error = None
+        self._own = None
+        self._totals = None
+        self._props = _EMPTY
+        self._children_parent = None
+        self._start = 0
+        self._end = None
+        self.timestamp = None
+
+    def _close(self, result: Any = _MISSING, exc: BaseException | None = None) -> None:
+        self._end = self._start
 
 
 class TraceScope(_InheritingScope):
@@ -435,6 +481,7 @@ class GenerationScope(Scope):
         "_cost",
         "_extracted",
         "_first_token",
+        "_response_set",
         "_usage",
         "base_url",
         "http_status",
@@ -476,6 +523,7 @@ class GenerationScope(Scope):
         self.http_status: int | None = None
         self.stream = False
         self._first_token: int | None = None
+        self._response_set = False
         self._accumulator: StreamAccumulator | None = None
         self._usage: dict[str, int] = {}
         self._cost: dict[str, float] = {}
@@ -503,6 +551,18 @@ class GenerationScope(Scope):
         self._children_parent = self.id
 
     # -- public ---------------------------------------------------------------------------------
+
+    def set_output(self, value: Any) -> None:
+        """Record the model's response.
+
+        A provider response (OpenAI, Anthropic, Gemini, LangChain, dict, ``str``) is read for
+        model, tokens and output exactly like a returned value; it replaces the return value.
+        """
+        if self._writable("set_output"):
+            self._response_set = False
+            self._output = _MISSING
+            self._record_result(value)
+            self._response_set = True
 
     def set_model(self, model: str, provider: str | None = None) -> None:
         """Set ``$ai_model`` (and ``$ai_provider``); wins over what the response says."""
@@ -580,18 +640,22 @@ class GenerationScope(Scope):
                 self._input = self._snapshot(self._input_argument(arguments))
             params = {k: arguments[k] for k in _MODEL_PARAMETERS if k in arguments}
             if params:
-                self.model_parameters = {**to_json_safe(params), **(self.model_parameters or {})}
+                # The call's own arguments are what was used: they win over decorator defaults.
+                self.model_parameters = {**(self.model_parameters or {}), **to_json_safe(params)}
             if self.model is None and isinstance(arguments.get("model"), str):
                 self.model = arguments["model"]
             tools = arguments.get("tools")
             if tools:
                 self.tools = to_json_safe(tools)
 
+    def _start_stream(self) -> None:
+        """The generation is a (async) generator: a stream, even if it yields nothing."""
+        self.stream = True
+
     def _stream_chunk(self, chunk: Any) -> None:
         """Called for each chunk a streaming generation yields."""
         if self._first_token is None:
             self._first_token = monotonic_ns()
-            self.stream = True
             self._accumulator = StreamAccumulator()
         assert self._accumulator is not None
         self._accumulator.add(chunk)
@@ -619,12 +683,18 @@ class GenerationScope(Scope):
     def _close(self, result: Any = _MISSING, exc: BaseException | None = None) -> None:
         if self._end is not None:
             return
+        if self._response_set:
+            result = _MISSING  # set_output() wins over the returned value
         try:
-            if self._accumulator is not None:
+            if self._accumulator is not None and not self._response_set:
                 extracted = self._accumulator.result()
                 self._set_extracted(extracted)
                 if self._output is _MISSING and self._capture_output and self.sampled:
                     self._output = self._snapshot(extracted.output)
+                result = _MISSING
+            elif result is not _MISSING:
+                # Read the response now: its tokens must be in the totals rolled up below.
+                self._record_result(result)
                 result = _MISSING
             usage = self.usage
             self._add(4, 1)

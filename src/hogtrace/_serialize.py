@@ -14,8 +14,8 @@ import datetime
 import enum
 import math
 import uuid
-from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence, ValuesView
+from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
@@ -44,7 +44,14 @@ _PYDANTIC_LEAF_BASES = (
     PurePath,
 )
 _BYTES_LIKE = (bytes, bytearray, memoryview)
-_SEQUENCES = (list, tuple, set, frozenset, deque)
+_SEQUENCES = (Sequence, AbstractSet, ValuesView)  # lists, tuples, sets, deques, ranges, views
+
+# Categories of types, decided once per type. Those from _CONTAINERS on can nest.
+_OTHER, _FLOAT, _ENUM, _STR, _INT, _BYTES, _PYDANTIC_LEAF = range(7)
+_CONTAINERS = 7
+_MAPPING, _SEQUENCE, _MODEL, _DATACLASS, _TOLIST = range(_CONTAINERS, _CONTAINERS + 5)
+_categories: dict[type, int] = {}
+_MAX_CACHED_TYPES = 2048
 
 
 def to_json_safe(value: object) -> Any:
@@ -64,7 +71,7 @@ def to_json_safe(value: object) -> Any:
     try:
         if _is_fast(value, 0):
             return to_jsonable_python(value)
-    except Exception:  # noqa: S110 - anything odd falls through to the careful walker
+    except Exception:  # anything odd falls through to the careful walker
         pass
     return _walk(value, 0, set())
 
@@ -86,7 +93,7 @@ def _is_fast(value: object, depth: int) -> bool:
     if kind is list or kind is tuple:
         if depth >= MAX_DEPTH:
             return False
-        for item in value:  # type: ignore[attr-defined]
+        for item in value:  # type: ignore[attr-defined]  # noqa: SIM110 - a loop beats all()
             if type(item) is not str and not _is_fast(item, depth + 1):
                 return False
         return True
@@ -101,48 +108,73 @@ def _walk(value: object, depth: int, active: set[int]) -> Any:
     if kind in _SCALARS:
         return value
     try:
-        return _convert(value, kind, depth, active)
+        category = _categories.get(kind)
+        if category is None:
+            category = _categorize(kind)
+            if len(_categories) < _MAX_CACHED_TYPES:
+                _categories[kind] = category
+        if category < _CONTAINERS:
+            return _convert_leaf(value, category, depth, active)
+        return _convert_container(value, category, depth, active)
     except Exception:
         return _safe_repr(value)
 
 
-def _convert(value: Any, kind: type, depth: int, active: set[int]) -> Any:
-    """Convert one non-trivial value; may raise, in which case the caller falls back to repr."""
-    if isinstance(value, float):
+def _categorize(kind: type) -> int:
+    """Return the category of a type; the order of the checks matters (IntEnum is an int)."""
+    for category, bases in (
+        (_FLOAT, float),
+        (_ENUM, enum.Enum),
+        (_STR, str),
+        (_INT, int),
+        (_BYTES, _BYTES_LIKE),
+        (_PYDANTIC_LEAF, _PYDANTIC_LEAF_BASES),
+        (_MAPPING, Mapping),
+        (_SEQUENCE, _SEQUENCES),
+    ):
+        if issubclass(kind, bases):
+            return category
+    if hasattr(kind, "__pydantic_serializer__") and hasattr(kind, "model_dump"):
+        return _MODEL
+    if dataclasses.is_dataclass(kind):
+        return _DATACLASS
+    if callable(getattr(kind, "tolist", None)):
+        return _TOLIST
+    return _OTHER
+
+
+def _convert_leaf(value: Any, category: int, depth: int, active: set[int]) -> Any:
+    """Convert a value that holds no container of its own; may raise."""
+    if category == _FLOAT:
         return _float(float.__float__(value))
-    if isinstance(value, enum.Enum):
+    if category == _ENUM:
         return _walk(value.value, depth, active)
-    if isinstance(value, str):
+    if category == _STR:
         return str.__str__(value)
-    if isinstance(value, int):
+    if category == _INT:
         return int.__int__(value)
-    if isinstance(value, _BYTES_LIKE):
-        size = value.nbytes if isinstance(value, memoryview) else len(value)
-        return f"<{size} bytes>"
-    if isinstance(value, _PYDANTIC_LEAF_BASES):
+    if category == _BYTES:
+        return f"<{value.nbytes if isinstance(value, memoryview) else len(value)} bytes>"
+    if category == _PYDANTIC_LEAF:
         return to_jsonable_python(value)
+    return _safe_repr(value)
 
-    is_mapping = isinstance(value, Mapping)
-    is_sequence = isinstance(value, _SEQUENCES)
-    is_model = hasattr(kind, "__pydantic_serializer__") and hasattr(kind, "model_dump")
-    is_dataclass = dataclasses.is_dataclass(kind)
-    to_list = getattr(kind, "tolist", None)
-    if not (is_mapping or is_sequence or is_model or is_dataclass or callable(to_list)):
-        return _safe_repr(value)
 
+def _convert_container(value: Any, category: int, depth: int, active: set[int]) -> Any:
+    """Convert a value that may nest, cutting cycles and excessive depth; may raise."""
     if id(value) in active:
         return CYCLE_MARKER
     if depth >= MAX_DEPTH:
         return MAX_DEPTH_MARKER
     active.add(id(value))
     try:
-        if is_mapping:
+        if category == _MAPPING:
             return {_key(k): _walk(v, depth + 1, active) for k, v in value.items()}
-        if is_sequence:
+        if category == _SEQUENCE:
             return [_walk(item, depth + 1, active) for item in value]
-        if is_model:
+        if category == _MODEL:
             return _model(value, depth, active)
-        if is_dataclass:
+        if category == _DATACLASS:
             return {
                 f.name: _walk(getattr(value, f.name), depth + 1, active)
                 for f in dataclasses.fields(value)
@@ -189,7 +221,7 @@ def _safe_repr(value: object) -> str:
         text = repr(value)
         if type(text) is str:
             return text
-    except Exception:  # noqa: S110 - hostile __repr__, use the placeholder below
+    except Exception:  # hostile __repr__: use the placeholder below
         pass
     try:
         name = type(value).__name__

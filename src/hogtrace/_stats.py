@@ -1,12 +1,14 @@
 """Process-wide counters behind ``hogtrace.stats()``.
 
 ``itertools.count`` increments atomically under the GIL without a lock, which keeps the hot path
-lock-free; reading the value is rare (``stats()``), so it may be a little clumsy.
+lock-free; reading the value is rare (``stats()``), so it may be a little clumsy (and takes a
+lock, so that two threads reading at once both get the right count).
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 
 __all__ = ["Counter", "stats_counters"]
 
@@ -14,11 +16,12 @@ __all__ = ["Counter", "stats_counters"]
 class Counter:
     """A lock-free, thread-safe counter."""
 
-    __slots__ = ("_base", "_count")
+    __slots__ = ("_base", "_count", "_read_lock")
 
     def __init__(self) -> None:
         self._count = itertools.count()
         self._base = 0
+        self._read_lock = threading.Lock()
 
     def incr(self) -> None:
         """Add one."""
@@ -27,8 +30,9 @@ class Counter:
     @property
     def value(self) -> int:
         """The count so far (reading costs one increment, which is subtracted)."""
-        self._base += 1
-        return next(self._count) - self._base + 1
+        with self._read_lock:
+            self._base += 1
+            return next(self._count) - self._base + 1
 
 
 class _Stats:

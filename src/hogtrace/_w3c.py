@@ -150,7 +150,7 @@ def _parse_traceparent(value: str) -> tuple[str, str, bool] | None:
     if match is None:
         return None
     version, trace_hex, parent_hex, flags = match.groups()
-    # Trace Context §4.3: version ff is invalid, and 00 has exactly four fields. A later version
+    # W3C Trace Context: version ff is invalid, and 00 has exactly four fields. A later version
     # may append fields after a "-". We read its first four fields and ignore the rest.
     if version == "ff" or (len(value) != 55 if version == "00" else value[55:56] not in ("", "-")):
         return None
@@ -181,8 +181,8 @@ def decode(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> RemoteCont
     """Read a hogtrace context from ``traceparent`` and ``baggage`` headers.
 
     Header names are case-insensitive, and several ``baggage`` headers are joined. If hogtrace
-    baggage is present and its trace id maps to the traceparent's trace-id, the baggage ids win.
-    If they do not match, the traceparent wins. A traceparent alone gives a dashed UUID trace id
+    baggage is present, its ids win, also when another tracer rewrote the traceparent after
+    ``inject()``. A traceparent alone gives a dashed UUID trace id
     and its hex parent-id as the span id. Malformed input is logged on the ``hogtrace`` logger.
 
     Args:
@@ -213,7 +213,7 @@ def _decode(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> RemoteCon
         elif name == "baggage" and size <= _MAX_BAGGAGE:
             baggage.append(value[: _MAX_BAGGAGE + 1])
             size += len(value) + 1
-    # Trace Context §3.2: a request with several traceparent headers has no valid traceparent.
+    # W3C Trace Context: several traceparent headers make the traceparent invalid.
     tp = _parse_traceparent(traceparents[0]) if len(traceparents) == 1 else None
     if traceparents and tp is None:
         logger.debug("hogtrace: ignoring malformed traceparent %.200r", traceparents)
@@ -222,15 +222,16 @@ def _decode(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> RemoteCon
     if trace_id is not None and not is_valid_id(trace_id):
         logger.warning("hogtrace: invalid trace id %.200r in baggage, context ignored", trace_id)
         return None
-    if tp is not None and (trace_id is None or _w3c_hex(trace_id, 32) != tp[0]):
-        if trace_id is not None:
-            logger.warning(
-                "hogtrace: baggage trace id %.200r does not match traceparent trace-id %s; "
-                "using the traceparent",
-                trace_id,
-                tp[0],
-            )
+    if tp is not None and trace_id is None:
         trace_id, span_id, sampled_flag = str(uuid.UUID(hex=tp[0])), tp[1], None
+    elif tp is not None and trace_id is not None and _w3c_hex(trace_id, 32) != tp[0]:
+        # Another tracer (e.g. OpenTelemetry's HTTP instrumentation) rewrote traceparent after
+        # inject(): our own namespaced baggage still names the caller's trace and span.
+        logger.debug(
+            "hogtrace: traceparent trace-id %s differs from baggage trace id %.200r; using baggage",
+            tp[0],
+            trace_id,
+        )
     if trace_id is None:
         return None
     if span_id is not None and not is_valid_id(span_id):

@@ -1,0 +1,1579 @@
+"""Generations and embeddings: ``$ai_generation`` / ``$ai_embedding`` events through scopes.
+
+`_extract` has its own unit tests (tests/test_extract.py); here every provider shape goes through
+a decorated function or a ``with`` block, built with the real SDK types where one exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anthropic
+import anthropic.types as at
+import httpx
+import openai
+import posthog
+import pytest
+from freezegun import freeze_time
+from freezegun.api import FrozenDateTimeFactory
+from langchain_core.messages import AIMessage
+from openai.types import CreateEmbeddingResponse
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response
+
+import hogtrace
+from hogtrace.testing import CapturedEvent, CapturedEvents, capture_events
+from tests.capture_server import CaptureServer
+
+USER = [{"role": "user", "content": "What is the weather in Paris?"}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+TOKEN_KEYS = (
+    "$ai_input_tokens",
+    "$ai_output_tokens",
+    "$ai_cache_read_input_tokens",
+    "$ai_cache_creation_input_tokens",
+    "$ai_reasoning_tokens",
+)
+
+
+# --- provider responses, built with the real SDK types -------------------------------------------
+
+
+def chat_completion(usage: dict[str, Any] | None = None, **message: Any) -> ChatCompletion:
+    """An OpenAI chat completion (tool call, cached and reasoning tokens unless overridden)."""
+    data: dict[str, Any] = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-2024-08-06",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": "Let me check.",
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                        }
+                    ],
+                    **message,
+                },
+            }
+        ],
+        "usage": usage
+        if usage is not None
+        else {
+            "prompt_tokens": 11,
+            "completion_tokens": 7,
+            "total_tokens": 18,
+            "prompt_tokens_details": {"cached_tokens": 4},
+            "completion_tokens_details": {"reasoning_tokens": 3},
+        },
+    }
+    return ChatCompletion.model_validate(data)
+
+
+CHAT_OUTPUT = [
+    {
+        "role": "assistant",
+        "content": "Let me check.",
+        "tool_calls": [
+            {
+                "type": "function",
+                "id": "call_1",
+                "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+            }
+        ],
+    }
+]
+
+RESPONSE = {
+    "id": "resp_1",
+    "object": "response",
+    "created_at": 1.0,
+    "model": "gpt-4.1-2025-04-14",
+    "status": "completed",
+    "output": [
+        {
+            "type": "message",
+            "id": "msg_1",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "Sunny.", "annotations": []}],
+        }
+    ],
+    "parallel_tool_calls": True,
+    "tool_choice": "auto",
+    "tools": [],
+    "usage": {
+        "input_tokens": 20,
+        "output_tokens": 9,
+        "total_tokens": 29,
+        "input_tokens_details": {"cached_tokens": 8, "cache_write_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": 5},
+    },
+}
+
+MESSAGE = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4-5",
+    "content": [
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+    ],
+    "stop_reason": "tool_use",
+    "stop_sequence": None,
+    "usage": {
+        "input_tokens": 12,
+        "output_tokens": 30,
+        "cache_read_input_tokens": 100,
+        "cache_creation_input_tokens": 50,
+    },
+}
+
+# google-genai's GenerateContentResponse as a dict (``response.model_dump()``).
+GEMINI = {
+    "candidates": [
+        {
+            "content": {"role": "model", "parts": [{"text": "Sunny "}, {"text": "today."}]},
+            "finish_reason": "STOP",
+        }
+    ],
+    "usage_metadata": {
+        "prompt_token_count": 40,
+        "candidates_token_count": 6,
+        "cached_content_token_count": 32,
+        "thoughts_token_count": 12,
+        "total_token_count": 58,
+    },
+    "model_version": "gemini-2.5-flash",
+}
+
+
+def chat_chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> Any:
+    """An OpenAI ``ChatCompletionChunk``; ``delta=None`` gives the usage-only last chunk."""
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    return ChatCompletionChunk.model_validate(
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": choices,
+            **extra,
+        }
+    )
+
+
+OPENAI_CHUNKS = [
+    chat_chunk({"role": "assistant", "content": ""}),
+    chat_chunk({"content": "Sun"}),
+    chat_chunk({"content": "ny."}),
+    chat_chunk({}, "stop"),
+]
+OPENAI_USAGE_CHUNK = chat_chunk(
+    None,
+    usage={
+        "prompt_tokens": 9,
+        "completion_tokens": 4,
+        "total_tokens": 13,
+        "prompt_tokens_details": {"cached_tokens": 2},
+    },
+)
+
+_ANTHROPIC_EVENTS: list[tuple[type[Any], dict[str, Any]]] = [
+    (
+        at.RawMessageStartEvent,
+        {
+            "type": "message_start",
+            "message": {
+                **MESSAGE,
+                "content": [],
+                "stop_reason": None,
+                "usage": {
+                    "input_tokens": 12,
+                    "output_tokens": 1,
+                    "cache_read_input_tokens": 100,
+                    "cache_creation_input_tokens": 50,
+                },
+            },
+        },
+    ),
+    (
+        at.RawContentBlockStartEvent,
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    ),
+    (
+        at.RawContentBlockDeltaEvent,
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Sun"}},
+    ),
+    (
+        at.RawContentBlockDeltaEvent,
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ny."}},
+    ),
+    (at.RawContentBlockStopEvent, {"type": "content_block_stop", "index": 0}),
+    (
+        at.RawMessageDeltaEvent,
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 30},
+        },
+    ),
+    (at.RawMessageStopEvent, {"type": "message_stop"}),
+]
+ANTHROPIC_STREAM = [cls.model_validate(data) for cls, data in _ANTHROPIC_EVENTS]
+
+GEMINI_CHUNKS = [
+    {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "Sun"}]}}],
+        "usage_metadata": {"prompt_token_count": 40, "candidates_token_count": 1},
+        "model_version": "gemini-2.5-flash",
+    },
+    {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": "ny."}]}, "finish_reason": "STOP"}
+        ],
+        "usage_metadata": {"prompt_token_count": 40, "candidates_token_count": 2},
+        "model_version": "gemini-2.5-flash",
+    },
+]
+
+EMBEDDING = CreateEmbeddingResponse.model_validate(
+    {
+        "object": "list",
+        "model": "text-embedding-3-small",
+        "data": [
+            {"object": "embedding", "index": 0, "embedding": [0.1234567, -0.7654321]},
+            {"object": "embedding", "index": 1, "embedding": [0.3141592, 0.2718281]},
+        ],
+        "usage": {"prompt_tokens": 5, "total_tokens": 5},
+    }
+)
+
+
+def rate_limit_error() -> openai.RateLimitError:
+    """The error the OpenAI SDK raises for a 429, with a real ``httpx.Response``."""
+    request = httpx.Request("POST", "https://api.openai.com/v1/chat/completions")
+    response = httpx.Response(
+        429,
+        request=request,
+        json={"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}},
+    )
+    return openai.RateLimitError("Rate limit reached", response=response, body=None)
+
+
+GENERATION_KEYS = (
+    "$ai_model",
+    "$ai_provider",
+    *TOKEN_KEYS,
+    "$ai_stop_reason",
+    "$ai_cache_reporting_exclusive",
+    "$ai_http_status",
+    "$ai_stream",
+)
+
+
+def tokens(event: CapturedEvent) -> dict[str, Any]:
+    """The token counts an event carries."""
+    return {k: event.properties[k] for k in TOKEN_KEYS if k in event.properties}
+
+
+def props(event: CapturedEvent, *keys: str) -> dict[str, Any]:
+    """The given properties of an event (absent ones left out)."""
+    return {k: event.properties[k] for k in keys if k in event.properties}
+
+
+@hogtrace.generation
+def bare_ask(messages: list[dict[str, str]]) -> str:
+    return "hi"
+
+
+@hogtrace.embedding
+def bare_embed(input: list[str]) -> CreateEmbeddingResponse:
+    return EMBEDDING
+
+
+@pytest.fixture
+def events(hogtrace_events: CapturedEvents) -> CapturedEvents:
+    """The plugin's fixture (which also fails a test that leaves a scope open), named short."""
+    return hogtrace_events
+
+
+# --- forms ----------------------------------------------------------------------------------------
+
+
+class TestGenerationForms:
+    def test_bare_decorator(self, events: CapturedEvents) -> None:
+        """A bare decorator emits one $ai_generation named after the function's qualname."""
+        result = bare_ask(USER)
+        expected = ("hi", [("$ai_generation", "bare_ask")])
+        assert expected == (result, [(e.event, e.name) for e in events])
+
+    def test_positional_name(self, events: CapturedEvents) -> None:
+        """A positional name becomes $ai_span_name."""
+
+        @hogtrace.generation("llm-call")
+        def ask(messages: list[dict[str, str]]) -> str:
+            return "hi"
+
+        ask(USER)
+        expected = "llm-call"
+        assert expected == events.generations[0].name
+
+    def test_keywords(self, events: CapturedEvents) -> None:
+        """Keyword options set name, model, provider and base url."""
+
+        @hogtrace.generation(
+            name="llm", model="my-model", provider="acme", base_url="http://mock.local/v1/"
+        )
+        def ask(messages: list[dict[str, str]]) -> str:
+            return "hi"
+
+        ask(USER)
+        expected = {
+            "$ai_span_name": "llm",
+            "$ai_model": "my-model",
+            "$ai_provider": "acme",
+            "$ai_base_url": "http://mock.local/v1/",
+        }
+        assert expected == props(events.one(), *expected)
+
+    def test_with_block(self, events: CapturedEvents) -> None:
+        """A with block is a generation named by its argument, or "generation" without one."""
+        with hogtrace.generation("named") as g:
+            g.set_output("a")
+        with hogtrace.generation() as g:
+            g.set_output("b")
+        expected = ["named", "generation"]
+        assert expected == [e.name for e in events.generations]
+
+    async def test_async_with_block(self, events: CapturedEvents) -> None:
+        """An async with block emits a generation."""
+        async with hogtrace.generation("g", model="m") as g:
+            await asyncio.sleep(0)
+            g.set_output("done")
+        expected = [{"role": "assistant", "content": "done"}]
+        assert expected == events.one().properties["$ai_output_choices"]
+
+    async def test_async_function(self, events: CapturedEvents) -> None:
+        """An async generation closes after the await and reads the awaited response."""
+
+        @hogtrace.generation
+        async def ask(messages: list[dict[str, str]]) -> Any:
+            await asyncio.sleep(0)
+            return at.Message.model_validate(MESSAGE)
+
+        result = await ask(USER)
+        assert isinstance(result, at.Message)
+        expected = {"$ai_model": "claude-sonnet-4-5", "$ai_provider": "anthropic"}
+        assert expected == props(events.one(), "$ai_model", "$ai_provider")
+
+    def test_method_input_excludes_self(self, events: CapturedEvents) -> None:
+        """On a method without a messages argument, $ai_input is the arguments without self."""
+
+        class Bot:
+            @hogtrace.generation
+            def ask(self, question: str, language: str = "en") -> str:
+                return "hi"
+
+        Bot().ask("why?")
+        expected = {"question": "why?", "language": "en"}
+        assert expected == events.one().properties["$ai_input"]
+
+    def test_classmethod_and_staticmethod(self, events: CapturedEvents) -> None:
+        """Classmethods and staticmethods are generations whose $ai_input is the messages."""
+
+        class Client:
+            @hogtrace.generation(name="cls")
+            @classmethod
+            def create(cls, messages: list[dict[str, str]]) -> Any:
+                return chat_completion()
+
+            @hogtrace.generation(name="static")
+            @staticmethod
+            def complete(messages: list[dict[str, str]]) -> Any:
+                return chat_completion()
+
+        Client.create(USER)
+        Client().complete(USER)
+        expected = [("cls", USER, 11), ("static", USER, 11)]
+        assert expected == [
+            (e.name, e.properties["$ai_input"], e.properties["$ai_input_tokens"]) for e in events
+        ]
+
+    def test_each_use_is_a_fresh_scope(self, events: CapturedEvents) -> None:
+        """One spec used twice opens two scopes with distinct span ids."""
+        spec = hogtrace.generation("g")
+        with spec:
+            pass
+        with spec:
+            pass
+        expected = 2
+        assert expected == len({e.span_id for e in events.generations})
+
+
+class TestEmbeddingForms:
+    def test_bare_decorator(self, events: CapturedEvents) -> None:
+        """A bare embedding decorator emits $ai_embedding and returns the response unchanged."""
+        assert EMBEDDING is bare_embed(["a", "b"])
+        expected = ["bare_embed"]
+        assert expected == [e.name for e in events.embeddings]
+
+    def test_positional_and_keywords(self, events: CapturedEvents) -> None:
+        """Name, model and provider given to the decorator appear on the event."""
+
+        @hogtrace.embedding("vec", model="my-embedder", provider="acme")
+        def embed(input: list[str]) -> list[list[float]]:
+            return [[0.5]]
+
+        embed(["a"])
+        expected = {"$ai_span_name": "vec", "$ai_model": "my-embedder", "$ai_provider": "acme"}
+        assert expected == props(events.one(), *expected)
+
+    async def test_async_with_and_async_function(self, events: CapturedEvents) -> None:
+        """Async with blocks and async functions emit embeddings."""
+
+        @hogtrace.embedding("embed")
+        async def embed(input: list[str]) -> CreateEmbeddingResponse:
+            return EMBEDDING
+
+        await embed(["a"])
+        async with hogtrace.embedding("block") as e:
+            e.set_output(EMBEDDING)
+        expected = [("embed", 5), ("block", 5)]
+        assert expected == [(e.name, e.properties["$ai_input_tokens"]) for e in events.embeddings]
+
+
+# --- input, parameters, tools ---------------------------------------------------------------------
+
+
+class TestGenerationInput:
+    def test_input_argument(self, events: CapturedEvents) -> None:
+        """$ai_input is the messages / prompt / input argument alone."""
+
+        @hogtrace.generation
+        def chat(messages: list[dict[str, str]], model: str = "m") -> str:
+            return "hi"
+
+        @hogtrace.generation
+        def complete(prompt: str, model: str = "m") -> str:
+            return "hi"
+
+        @hogtrace.generation
+        def respond(input: str, model: str = "m") -> str:
+            return "hi"
+
+        chat(USER)
+        complete("Say hi")
+        respond("Say hi")
+        expected = [USER, "Say hi", "Say hi"]
+        assert expected == [e.properties["$ai_input"] for e in events]
+
+    def test_bound_arguments_without_an_input_argument(self, events: CapturedEvents) -> None:
+        """Without messages/prompt/input, $ai_input is every bound argument, defaults applied."""
+
+        @hogtrace.generation
+        def ask(question: str, k: int = 3) -> str:
+            return "hi"
+
+        ask("why?")
+        expected = {"question": "why?", "k": 3}
+        assert expected == events.one().properties["$ai_input"]
+
+    def test_input_is_a_snapshot(self, events: CapturedEvents) -> None:
+        """Appending to the messages list after the call does not change the recorded input."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> str:
+            messages.append({"role": "assistant", "content": "hi"})
+            return "hi"
+
+        history = list(USER)
+        ask(history)
+        expected = USER
+        assert expected == events.one().properties["$ai_input"]
+
+    def test_model_parameters_from_arguments(self, events: CapturedEvents) -> None:
+        """The usual request keywords become $ai_model_parameters; other arguments do not."""
+
+        @hogtrace.generation
+        def ask(
+            messages: list[dict[str, str]],
+            model: str = "gpt-4o",
+            temperature: float = 0.2,
+            max_tokens: int = 100,
+            top_p: float = 0.9,
+            stop: list[str] | None = None,
+            user: str = "u1",
+        ) -> str:
+            return "hi"
+
+        ask(USER, stop=["\n"])
+        expected = {"temperature": 0.2, "max_tokens": 100, "top_p": 0.9, "stop": ["\n"]}
+        assert expected == events.one().properties["$ai_model_parameters"]
+
+    def test_decorator_model_parameters_are_merged_under_the_call(
+        self, events: CapturedEvents
+    ) -> None:
+        """The decorator's model_parameters are kept, and the call's own values win."""
+
+        @hogtrace.generation(model_parameters={"temperature": 1.0, "seed": 7})
+        def ask(messages: list[dict[str, str]], temperature: float = 0.0) -> str:
+            return "hi"
+
+        ask(USER, temperature=0.5)
+        expected = {"temperature": 0.5, "seed": 7}
+        assert expected == events.one().properties["$ai_model_parameters"]
+
+    def test_no_model_parameters_no_property(self, events: CapturedEvents) -> None:
+        """A call without any model parameter sends no $ai_model_parameters."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> str:
+            return "hi"
+
+        ask(USER)
+        assert "$ai_model_parameters" not in events.one().properties
+
+    def test_tools_argument(self, events: CapturedEvents) -> None:
+        """A tools argument becomes $ai_tools."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]], tools: list[dict[str, Any]]) -> Any:
+            return chat_completion()
+
+        ask(USER, tools=TOOLS)
+        expected = TOOLS
+        assert expected == events.one().properties["$ai_tools"]
+
+    def test_model_argument(self, events: CapturedEvents) -> None:
+        """The model argument wins over the response's model; the decorator's over both."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]], model: str) -> Any:
+            return chat_completion()
+
+        @hogtrace.generation(model="pinned")
+        def pinned(messages: list[dict[str, str]], model: str) -> Any:
+            return chat_completion()
+
+        ask(USER, model="gpt-4o")
+        pinned(USER, model="gpt-4o")
+        expected = ["gpt-4o", "pinned"]
+        assert expected == [e.properties["$ai_model"] for e in events]
+
+    def test_var_keyword_arguments(self, events: CapturedEvents) -> None:
+        """A pass-through ``**kwargs`` wrapper still yields messages, model and parameters."""
+
+        @hogtrace.generation
+        def create(**kwargs: Any) -> Any:
+            return chat_completion()
+
+        create(model="gpt-4o", messages=USER, temperature=0.3, tools=TOOLS)
+        expected = {
+            "$ai_input": USER,
+            "$ai_model": "gpt-4o",
+            "$ai_model_parameters": {"temperature": 0.3},
+            "$ai_tools": TOOLS,
+        }
+        assert expected == props(events.one(), *expected)
+
+    def test_capture_flags(self, events: CapturedEvents) -> None:
+        """capture_input / capture_output False leave out content but keep tokens."""
+
+        @hogtrace.generation(capture_input=False, capture_output=False)
+        def ask(messages: list[dict[str, str]]) -> Any:
+            return chat_completion()
+
+        ask(USER)
+        event = events.one()
+        assert "$ai_input" not in event.properties
+        assert "$ai_output_choices" not in event.properties
+        expected = 11
+        assert expected == event.properties["$ai_input_tokens"]
+
+    def test_set_input_in_with_block(self, events: CapturedEvents) -> None:
+        """set_input on a generation sets $ai_input."""
+        with hogtrace.generation("g") as g:
+            g.set_input(USER)
+        expected = USER
+        assert expected == events.one().properties["$ai_input"]
+
+
+# --- extraction through scopes --------------------------------------------------------------------
+
+
+class TestExtraction:
+    def test_openai_chat_completion(self, events: CapturedEvents) -> None:
+        """A ChatCompletion gives every generation property, tool calls and token details."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]], temperature: float = 0.0) -> Any:
+            return chat_completion()
+
+        response = ask(USER)
+        assert isinstance(response, ChatCompletion)
+        expected = {
+            "$ai_model": "gpt-4o-2024-08-06",
+            "$ai_provider": "openai",
+            "$ai_input": USER,
+            "$ai_output_choices": CHAT_OUTPUT,
+            "$ai_input_tokens": 11,
+            "$ai_output_tokens": 7,
+            "$ai_cache_read_input_tokens": 4,
+            "$ai_reasoning_tokens": 3,
+            "$ai_stop_reason": "tool_calls",
+            "$ai_model_parameters": {"temperature": 0.0},
+            "$ai_http_status": 200,
+            "$ai_stream": False,
+        }
+        event = events.one("$ai_generation")
+        assert expected == props(event, *expected)
+        assert "$ai_cache_creation_input_tokens" not in event.properties
+        assert "$ai_time_to_first_token" not in event.properties
+
+    def test_openai_responses(self, events: CapturedEvents) -> None:
+        """A Responses API Response gives model, text, usage details and status."""
+
+        @hogtrace.generation
+        def ask(input: str) -> Response:
+            return Response.model_validate(RESPONSE)
+
+        ask("weather?")
+        expected = {
+            "$ai_model": "gpt-4.1-2025-04-14",
+            "$ai_provider": "openai",
+            "$ai_input": "weather?",
+            "$ai_output_choices": [{"role": "assistant", "content": "Sunny."}],
+            "$ai_input_tokens": 20,
+            "$ai_output_tokens": 9,
+            "$ai_cache_read_input_tokens": 8,
+            "$ai_reasoning_tokens": 5,
+            "$ai_stop_reason": "completed",
+        }
+        assert expected == props(events.one(), *expected)
+
+    def test_anthropic_message(self, events: CapturedEvents) -> None:
+        """An Anthropic Message gives cache read/creation tokens and its stop reason."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> at.Message:
+            return at.Message.model_validate(MESSAGE)
+
+        ask(USER)
+        expected = {
+            "$ai_model": "claude-sonnet-4-5",
+            "$ai_provider": "anthropic",
+            "$ai_output_choices": [
+                {
+                    "role": "assistant",
+                    "content": "Checking.",
+                    "tool_calls": [
+                        {
+                            "type": "function",
+                            "id": "toolu_1",
+                            "function": {"name": "get_weather", "arguments": {"city": "Paris"}},
+                        }
+                    ],
+                }
+            ],
+            "$ai_input_tokens": 12,
+            "$ai_output_tokens": 30,
+            "$ai_cache_read_input_tokens": 100,
+            "$ai_cache_creation_input_tokens": 50,
+            "$ai_stop_reason": "tool_use",
+        }
+        event = events.one()
+        assert expected == props(event, *expected)
+        assert "$ai_reasoning_tokens" not in event.properties
+
+    def test_gemini_dict(self, events: CapturedEvents) -> None:
+        """A GenerateContentResponse-shaped dict gives usage_metadata counts."""
+
+        @hogtrace.generation
+        def ask(contents: str) -> dict[str, Any]:
+            return GEMINI
+
+        ask("weather?")
+        expected = {
+            "$ai_model": "gemini-2.5-flash",
+            "$ai_provider": "gemini",
+            "$ai_input": "weather?",
+            "$ai_output_choices": [{"role": "assistant", "content": "Sunny today."}],
+            "$ai_input_tokens": 40,
+            "$ai_output_tokens": 6,
+            "$ai_cache_read_input_tokens": 32,
+            "$ai_reasoning_tokens": 12,
+            "$ai_stop_reason": "STOP",
+        }
+        assert expected == props(events.one(), *expected)
+
+    def test_langchain_ai_message(self, events: CapturedEvents) -> None:
+        """A LangChain AIMessage gives model, provider and usage_metadata."""
+        message = AIMessage(
+            content="Sunny.",
+            response_metadata={
+                "model_name": "gpt-4o-mini",
+                "model_provider": "openai",
+                "finish_reason": "stop",
+            },
+            usage_metadata={
+                "input_tokens": 5,
+                "output_tokens": 2,
+                "total_tokens": 7,
+                "input_token_details": {"cache_read": 1},
+            },
+        )
+
+        @hogtrace.generation
+        def ask(prompt: str) -> AIMessage:
+            return message
+
+        assert message is ask("weather?")
+        expected = {
+            "$ai_model": "gpt-4o-mini",
+            "$ai_provider": "openai",
+            "$ai_output_choices": [{"role": "assistant", "content": "Sunny."}],
+            "$ai_input_tokens": 5,
+            "$ai_output_tokens": 2,
+            "$ai_cache_read_input_tokens": 1,
+            "$ai_stop_reason": "stop",
+        }
+        assert expected == props(events.one(), *expected)
+
+    def test_plain_dict_of_openai_shape(self, events: CapturedEvents) -> None:
+        """A dict of the chat completion shape reads like the SDK object."""
+
+        @hogtrace.generation
+        def sdk(messages: list[dict[str, str]]) -> Any:
+            return chat_completion()
+
+        @hogtrace.generation
+        def plain(messages: list[dict[str, str]]) -> Any:
+            return chat_completion().model_dump()
+
+        sdk(USER)
+        plain(USER)
+        keys = (*GENERATION_KEYS, "$ai_input", "$ai_output_choices")
+        from_sdk, from_dict = (props(e, *keys) for e in events)
+        expected = CHAT_OUTPUT
+        assert expected == from_sdk["$ai_output_choices"]
+        assert from_sdk == from_dict
+
+    def test_str(self, events: CapturedEvents) -> None:
+        """A returned str is one assistant message, with no model or tokens."""
+
+        @hogtrace.generation
+        def ask(prompt: str) -> str:
+            return "Sunny."
+
+        ask("weather?")
+        event = events.one()
+        expected = [{"role": "assistant", "content": "Sunny."}]
+        assert expected == event.properties["$ai_output_choices"]
+        assert not tokens(event)
+        assert "$ai_model" not in event.properties
+
+    def test_unknown_object_is_serialized_without_tokens(self, events: CapturedEvents) -> None:
+        """An unrecognised return value is the output as JSON, and no counts are sent."""
+
+        @hogtrace.generation
+        def ask(prompt: str) -> dict[str, Any]:
+            return {"answer": 42}
+
+        ask("q")
+        event = events.one()
+        expected = {"answer": 42}
+        assert expected == event.properties["$ai_output_choices"]
+        assert not tokens(event)
+
+    def test_missing_usage_is_left_out_not_zero(self, events: CapturedEvents) -> None:
+        """A response without usage sends no token properties at all."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> Any:
+            data = chat_completion().model_dump()
+            data["usage"] = None
+            return ChatCompletion.model_validate(data)
+
+        ask(USER)
+        expected = {}
+        assert expected == tokens(events.one())
+
+    def test_zero_counts_are_sent(self, events: CapturedEvents) -> None:
+        """Counts the provider reported as 0 are sent as 0."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> Any:
+            return chat_completion(
+                usage={
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "total_tokens": 0,
+                    "prompt_tokens_details": {"cached_tokens": 0},
+                }
+            )
+
+        ask(USER)
+        expected = {
+            "$ai_input_tokens": 0,
+            "$ai_output_tokens": 0,
+            "$ai_cache_read_input_tokens": 0,
+        }
+        assert expected == tokens(events.one())
+
+    def test_returned_value_is_unchanged(self, events: CapturedEvents) -> None:
+        """The caller gets the very object the function returned."""
+        response = chat_completion()
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> Any:
+            return response
+
+        assert response is ask(USER)
+
+
+# --- streams ------------------------------------------------------------------------------------
+
+
+def stream_of(chunks: list[Any]) -> Any:
+    """A decorated sync generation that yields ``chunks``."""
+
+    @hogtrace.generation(name="stream")
+    def stream(messages: list[dict[str, str]]) -> Iterator[Any]:
+        yield from chunks
+
+    return stream
+
+
+def astream_of(chunks: list[Any]) -> Any:
+    """A decorated async-generator generation that yields ``chunks``."""
+
+    @hogtrace.generation(name="stream")
+    async def stream(messages: list[dict[str, str]]) -> AsyncIterator[Any]:
+        for chunk in chunks:
+            await asyncio.sleep(0)
+            yield chunk
+
+    return stream
+
+
+async def collect(agen: AsyncIterator[Any]) -> list[Any]:
+    return [chunk async for chunk in agen]
+
+
+STREAM_CASES = {
+    "strings": (
+        ["Sun", "ny", "."],
+        {"$ai_output_choices": [{"role": "assistant", "content": "Sunny."}]},
+    ),
+    "openai-usage-in-last-chunk": (
+        [*OPENAI_CHUNKS, OPENAI_USAGE_CHUNK],
+        {
+            "$ai_model": "gpt-4o-mini",
+            "$ai_provider": "openai",
+            "$ai_output_choices": [{"role": "assistant", "content": "Sunny."}],
+            "$ai_input_tokens": 9,
+            "$ai_output_tokens": 4,
+            "$ai_cache_read_input_tokens": 2,
+            "$ai_stop_reason": "stop",
+        },
+    ),
+    "openai-no-usage": (
+        OPENAI_CHUNKS,
+        {
+            "$ai_model": "gpt-4o-mini",
+            "$ai_provider": "openai",
+            "$ai_output_choices": [{"role": "assistant", "content": "Sunny."}],
+            "$ai_stop_reason": "stop",
+        },
+    ),
+    "anthropic": (
+        ANTHROPIC_STREAM,
+        {
+            "$ai_model": "claude-sonnet-4-5",
+            "$ai_provider": "anthropic",
+            "$ai_output_choices": [{"role": "assistant", "content": "Sunny."}],
+            "$ai_input_tokens": 12,
+            "$ai_output_tokens": 30,
+            "$ai_cache_read_input_tokens": 100,
+            "$ai_cache_creation_input_tokens": 50,
+            "$ai_stop_reason": "end_turn",
+        },
+    ),
+    "gemini": (
+        GEMINI_CHUNKS,
+        {
+            "$ai_model": "gemini-2.5-flash",
+            "$ai_provider": "gemini",
+            "$ai_output_choices": [{"role": "assistant", "content": "Sunny."}],
+            "$ai_input_tokens": 40,
+            "$ai_output_tokens": 2,
+            "$ai_stop_reason": "STOP",
+        },
+    ),
+}
+STREAM_KEYS = (
+    "$ai_model",
+    "$ai_provider",
+    "$ai_output_choices",
+    *TOKEN_KEYS,
+    "$ai_stop_reason",
+)
+
+
+class TestStreams:
+    @pytest.mark.parametrize(("chunks", "expected"), STREAM_CASES.values(), ids=STREAM_CASES)
+    def test_sync(
+        self, events: CapturedEvents, chunks: list[Any], expected: dict[str, Any]
+    ) -> None:
+        """A generator generation joins its chunks, takes usage from them and is a stream."""
+        received = list(stream_of(chunks)(USER))
+        assert len(chunks) == len(received)
+        assert all(a is b for a, b in zip(chunks, received, strict=True))
+        event = events.one()
+        assert expected == props(event, *STREAM_KEYS)
+        expected_request = {"$ai_stream": True, "$ai_input": USER}
+        assert expected_request == props(event, *expected_request)
+        assert event.properties["$ai_time_to_first_token"] >= 0
+
+    @pytest.mark.parametrize(("chunks", "expected"), STREAM_CASES.values(), ids=STREAM_CASES)
+    async def test_async(
+        self, events: CapturedEvents, chunks: list[Any], expected: dict[str, Any]
+    ) -> None:
+        """An async generator generation reads the same as a sync one."""
+        received = await collect(astream_of(chunks)(USER))
+        assert all(a is b for a, b in zip(chunks, received, strict=True))
+        event = events.one()
+        assert expected == props(event, *STREAM_KEYS)
+        assert True is event.properties["$ai_stream"]
+        assert "$ai_time_to_first_token" in event.properties
+
+    def test_early_break(self, events: CapturedEvents) -> None:
+        """Breaking out of a stream closes it with the chunks seen so far, not as an error."""
+        seen = []
+        for chunk in stream_of(["Sun", "ny", "."])(USER):
+            seen.append(chunk)
+            break
+        event = events.one()
+        expected = (["Sun"], [{"role": "assistant", "content": "Sun"}])
+        assert expected == (seen, event.properties["$ai_output_choices"])
+        assert not event.is_error
+
+    def test_explicit_close(self, events: CapturedEvents) -> None:
+        """close() on a half-read stream emits it at once."""
+        gen = stream_of([*OPENAI_CHUNKS, OPENAI_USAGE_CHUNK])(USER)
+        next(gen)
+        next(gen)
+        assert not events
+        gen.close()
+        event = events.one()
+        expected = {"$ai_output_choices": [{"role": "assistant", "content": "Sun"}]}
+        assert expected == props(event, *STREAM_KEYS[2:])
+        assert True is event.properties["$ai_stream"]
+        assert not event.is_error
+
+    async def test_async_early_break(self, events: CapturedEvents) -> None:
+        """Breaking out of an async stream and closing it keeps the chunks seen so far."""
+        async with contextlib.aclosing(astream_of(["Sun", "ny", "."])(USER)) as stream:
+            async for _ in stream:
+                break
+        event = events.one()
+        expected = [{"role": "assistant", "content": "Sun"}]
+        assert expected == event.properties["$ai_output_choices"]
+        assert not event.is_error
+
+    def test_exception_mid_stream(self, events: CapturedEvents) -> None:
+        """A stream that raises mid-way re-raises and is an error that keeps the usage so far."""
+        error = rate_limit_error()
+
+        @hogtrace.generation
+        def stream(messages: list[dict[str, str]]) -> Iterator[Any]:
+            yield from ANTHROPIC_STREAM[:3]
+            raise error
+
+        received: list[Any] = []
+        with pytest.raises(openai.RateLimitError) as info:
+            received.extend(stream(USER))
+        assert error is info.value
+        assert ANTHROPIC_STREAM[:3] == received
+        event = events.one()
+        expected = {
+            "$ai_is_error": True,
+            "$ai_error": "RateLimitError: Rate limit reached",
+            "$ai_http_status": 429,
+            "$ai_stream": True,
+            "$ai_model": "claude-sonnet-4-5",
+            "$ai_input_tokens": 12,
+        }
+        assert expected == props(event, *expected)
+        assert "$ai_output_choices" not in event.properties
+
+    async def test_async_exception_mid_stream(self, events: CapturedEvents) -> None:
+        """An async stream that raises mid-way re-raises the same exception and is an error."""
+        error = ValueError("broken pipe")
+
+        @hogtrace.generation
+        async def stream(messages: list[dict[str, str]]) -> AsyncIterator[str]:
+            yield "Sun"
+            raise error
+
+        with pytest.raises(ValueError, match="broken pipe") as info:
+            await collect(stream(USER))
+        assert error is info.value
+        expected = {
+            "$ai_is_error": True,
+            "$ai_error": "ValueError: broken pipe",
+            "$ai_stream": True,
+        }
+        assert expected == props(events.one(), *expected)
+
+    def test_throw_from_the_caller(self, events: CapturedEvents) -> None:
+        """An exception thrown into the stream by the caller marks it an error."""
+        gen = stream_of(["a", "b"])(USER)
+        next(gen)
+        with pytest.raises(KeyError):
+            gen.throw(KeyError("stop"))
+        assert events.one().is_error
+
+    def test_stream_without_chunks_is_a_stream(self, events: CapturedEvents) -> None:
+        """A generator generation that fails before its first chunk still has $ai_stream true."""
+
+        @hogtrace.generation
+        def stream(messages: list[dict[str, str]]) -> Iterator[str]:
+            raise rate_limit_error()
+            yield ""  # pragma: no cover
+
+        with pytest.raises(openai.RateLimitError):
+            list(stream(USER))
+        assert True is events.one().properties["$ai_stream"]
+
+    def test_never_started_emits_nothing(self, events: CapturedEvents) -> None:
+        """A stream that is created but never iterated emits no event."""
+        gen = stream_of(["a"])(USER)
+        del gen
+        expected = []
+        assert expected == list(events)
+
+    def test_scope_is_current_in_the_body(self, events: CapturedEvents) -> None:
+        """Inside the generator body, current() is the generation, so set_usage works there."""
+
+        @hogtrace.generation
+        def stream(messages: list[dict[str, str]]) -> Iterator[str]:
+            yield "a"
+            scope = hogtrace.current()
+            assert isinstance(scope, hogtrace.GenerationScope)
+            scope.set_usage(input_tokens=3, output_tokens=1)
+
+        list(stream(USER))
+        expected = {"$ai_input_tokens": 3, "$ai_output_tokens": 1}
+        assert expected == tokens(events.one())
+
+    def test_capture_output_false(self, events: CapturedEvents) -> None:
+        """A stream with capture_output=False sends its usage but no output."""
+
+        @hogtrace.generation(capture_output=False)
+        def stream(messages: list[dict[str, str]]) -> Iterator[Any]:
+            yield from [*OPENAI_CHUNKS, OPENAI_USAGE_CHUNK]
+
+        list(stream(USER))
+        event = events.one()
+        assert "$ai_output_choices" not in event.properties
+        expected = 9
+        assert expected == event.properties["$ai_input_tokens"]
+
+    def test_time_to_first_token_and_latency_under_freezegun(self, events: CapturedEvents) -> None:
+        """With freeze_time and tick, time to first token and latency are exactly the ticks."""
+
+        @hogtrace.generation
+        def stream(messages: list[dict[str, str]], clock: FrozenDateTimeFactory) -> Iterator[Any]:
+            clock.tick(0.25)
+            yield OPENAI_CHUNKS[0]
+            clock.tick(0.5)
+            yield OPENAI_CHUNKS[1]
+            clock.tick(1.0)
+            yield OPENAI_USAGE_CHUNK
+
+        with freeze_time("2025-01-02 03:04:05") as clock:
+            list(stream(USER, clock))
+        event = events.one()
+        expected = {"$ai_time_to_first_token": 0.25, "$ai_latency": 1.75}
+        assert expected == props(event, *expected)
+        expected_timestamp = "2025-01-02T03:04:06.750000+00:00"
+        assert expected_timestamp == event.timestamp.isoformat()
+
+    async def test_async_time_to_first_token_under_freezegun(self, events: CapturedEvents) -> None:
+        """An async stream's time to first token and latency are exactly the ticks."""
+
+        @hogtrace.generation
+        async def stream(
+            messages: list[dict[str, str]], clock: FrozenDateTimeFactory
+        ) -> AsyncIterator[str]:
+            clock.tick(2)
+            yield "a"
+            clock.tick(3)
+            yield "b"
+
+        with freeze_time("2025-01-02") as clock:
+            await collect(stream(USER, clock))
+        expected = {"$ai_time_to_first_token": 2.0, "$ai_latency": 5.0}
+        assert expected == props(events.one(), *expected)
+
+    def test_concurrent_streams_in_one_trace(self, events: CapturedEvents) -> None:
+        """Two interleaved streams in one trace stay separate and both hang off the trace."""
+        with hogtrace.trace("t") as t:
+            a = stream_of(["a1", "a2"])(USER)
+            b = stream_of(["b1", "b2"])(USER)
+            interleaved = [next(a), next(b), next(a), next(b)]
+            assert not [*a, *b]
+        expected_chunks = ["a1", "b1", "a2", "b2"]
+        assert expected_chunks == interleaved
+        outputs = sorted(
+            e.properties["$ai_output_choices"][0]["content"] for e in events.generations
+        )
+        expected_outputs = ["a1a2", "b1b2"]
+        assert expected_outputs == outputs
+        assert {t.id} == {e.parent_id for e in events.generations}
+
+
+# --- manual control -----------------------------------------------------------------------------
+
+
+class TestManualControl:
+    def test_set_model_usage_cost(self, events: CapturedEvents) -> None:
+        """set_model, set_usage and set_cost fill the event in a with block."""
+        with hogtrace.generation("g") as g:
+            g.set_model("my-model", provider="acme")
+            g.set_usage(
+                input_tokens=10,
+                output_tokens=5,
+                cache_read_input_tokens=2,
+                cache_creation_input_tokens=1,
+                reasoning_tokens=3,
+            )
+            g.set_cost(input_cost_usd=0.01, output_cost_usd=0.02, total_cost_usd=0.03)
+        expected = {
+            "$ai_model": "my-model",
+            "$ai_provider": "acme",
+            "$ai_input_tokens": 10,
+            "$ai_output_tokens": 5,
+            "$ai_cache_read_input_tokens": 2,
+            "$ai_cache_creation_input_tokens": 1,
+            "$ai_reasoning_tokens": 3,
+            "$ai_input_cost_usd": 0.01,
+            "$ai_output_cost_usd": 0.02,
+            "$ai_total_cost_usd": 0.03,
+        }
+        assert expected == props(events.one(), *expected)
+
+    def test_cost_fields_only_when_set(self, events: CapturedEvents) -> None:
+        """Only the cost fields given are sent."""
+        with hogtrace.generation("g") as g:
+            g.set_cost(total_cost_usd=0.5)
+        event = events.one()
+        expected = 0.5
+        assert expected == event.properties["$ai_total_cost_usd"]
+        assert "$ai_input_cost_usd" not in event.properties
+        assert "$ai_output_cost_usd" not in event.properties
+
+    def test_set_output_in_with_block_is_parsed(self, events: CapturedEvents) -> None:
+        """set_output(response) in a with block is read like a return value."""
+        with hogtrace.generation("g") as g:
+            g.set_output(at.Message.model_validate(MESSAGE))
+        expected = {
+            "$ai_model": "claude-sonnet-4-5",
+            "$ai_provider": "anthropic",
+            "$ai_input_tokens": 12,
+            "$ai_stop_reason": "tool_use",
+            "$ai_http_status": 200,
+        }
+        assert expected == props(events.one(), *expected)
+
+    def test_manual_values_win_over_extracted(self, events: CapturedEvents) -> None:
+        """set_model and set_usage win over the response; counts not set keep the response's."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> Any:
+            scope = hogtrace.current()
+            assert isinstance(scope, hogtrace.GenerationScope)
+            scope.set_model("gpt-4o-via-proxy")
+            scope.set_usage(output_tokens=99)
+            return chat_completion()
+
+        ask(USER)
+        expected = {
+            "$ai_model": "gpt-4o-via-proxy",
+            "$ai_provider": "openai",
+            "$ai_input_tokens": 11,
+            "$ai_output_tokens": 99,
+        }
+        assert expected == props(events.one(), *expected)
+
+    def test_set_usage_after_set_output_still_wins(self, events: CapturedEvents) -> None:
+        """set_usage called after set_output(response) wins over the response's counts."""
+        with hogtrace.generation("g") as g:
+            g.set_output(chat_completion())
+            g.set_usage(input_tokens=1)
+        expected = 1
+        assert expected == events.one().properties["$ai_input_tokens"]
+
+    def test_set_output_wins_over_return_value(self, events: CapturedEvents) -> None:
+        """set_output inside a decorated generation replaces the returned value."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> str:
+            scope = hogtrace.current()
+            assert isinstance(scope, hogtrace.GenerationScope)
+            scope.set_output(chat_completion())
+            return "raw text"
+
+        result = ask(USER)
+        expected = {"$ai_output_choices": CHAT_OUTPUT, "$ai_input_tokens": 11}
+        assert expected == props(events.one(), *expected)
+        expected_result = "raw text"
+        assert expected_result == result
+
+    def test_set_output_str(self, events: CapturedEvents) -> None:
+        """set_output with a str is one assistant message."""
+        with hogtrace.generation("g") as g:
+            g.set_output("done")
+        expected = [{"role": "assistant", "content": "done"}]
+        assert expected == events.one().properties["$ai_output_choices"]
+
+    def test_setters_after_close_are_ignored(
+        self, events: CapturedEvents, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Setting usage after the scope closed changes nothing and logs a warning."""
+        with hogtrace.generation("g") as g:
+            g.set_usage(input_tokens=1)
+        g.set_usage(input_tokens=5)
+        g.set_cost(total_cost_usd=1.0)
+        g.set_model("late")
+        expected = {"$ai_input_tokens": 1}
+        assert expected == tokens(events.one())
+        assert g.model is None
+        assert "after it closed" in caplog.text
+
+    def test_properties(self, events: CapturedEvents) -> None:
+        """Decorator and set_properties properties appear on the generation."""
+        with hogtrace.generation("g", properties={"team": "ai"}) as g:
+            g.set_properties(feature="chat")
+        expected = {"team": "ai", "feature": "chat"}
+        assert expected == props(events.one(), *expected)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class TestErrors:
+    def test_openai_rate_limit(self, events: CapturedEvents) -> None:
+        """An SDK error is re-raised unchanged and gives $ai_http_status from its status_code."""
+        error = rate_limit_error()
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> Any:
+            raise error
+
+        with pytest.raises(openai.RateLimitError) as info:
+            ask(USER)
+        assert error is info.value
+        event = events.one()
+        expected = {
+            "$ai_is_error": True,
+            "$ai_error": "RateLimitError: Rate limit reached",
+            "$ai_http_status": 429,
+            "$ai_input": USER,
+            "$ai_stream": False,
+        }
+        assert expected == props(event, *expected)
+        assert "$ai_output_choices" not in event.properties
+        assert not tokens(event)
+
+    def test_anthropic_error_status(self, events: CapturedEvents) -> None:
+        """An Anthropic API error gives its HTTP status."""
+        request = httpx.Request("POST", "https://api.anthropic.com/v1/messages")
+        response = httpx.Response(529, request=request, json={"type": "error"})
+        error = anthropic.InternalServerError("Overloaded", response=response, body=None)
+
+        with pytest.raises(anthropic.InternalServerError), hogtrace.generation("g"):
+            raise error
+        expected = 529
+        assert expected == events.one().properties["$ai_http_status"]
+
+    def test_error_without_status(self, events: CapturedEvents) -> None:
+        """An error with no status code sends no $ai_http_status."""
+        with pytest.raises(RuntimeError), hogtrace.generation("g"):
+            raise RuntimeError("oops")
+        event = events.one()
+        assert "$ai_http_status" not in event.properties
+        expected = "RuntimeError: oops"
+        assert expected == event.properties["$ai_error"]
+
+    def test_success_has_no_error_keys(self, events: CapturedEvents) -> None:
+        """A successful generation has neither $ai_is_error nor $ai_error."""
+        with hogtrace.generation("g") as g:
+            g.set_output("ok")
+        event = events.one()
+        assert "$ai_is_error" not in event.properties
+        assert "$ai_error" not in event.properties
+
+    def test_cancellation_is_not_an_error(self, events: CapturedEvents) -> None:
+        """A cancelled async generation is emitted without error marks."""
+
+        @hogtrace.generation
+        async def ask(messages: list[dict[str, str]]) -> str:
+            await asyncio.Event().wait()
+            return "never"
+
+        async def main() -> None:
+            task = asyncio.ensure_future(ask(USER))
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        assert not events.one().is_error
+
+
+# --- privacy ------------------------------------------------------------------------------------
+
+
+class TestPrivacy:
+    def test_privacy_mode_nulls_content_keeps_tokens(self, events: CapturedEvents) -> None:
+        """privacy_mode sends $ai_input and $ai_output_choices as null and keeps the counts."""
+        hogtrace.configure(privacy_mode=True)
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]], temperature: float = 0.1) -> Any:
+            return chat_completion()
+
+        ask(USER)
+        event = events.one()
+        expected = {
+            "$ai_input": None,
+            "$ai_output_choices": None,
+            "$ai_model": "gpt-4o-2024-08-06",
+            "$ai_input_tokens": 11,
+            "$ai_output_tokens": 7,
+            "$ai_cache_read_input_tokens": 4,
+            "$ai_reasoning_tokens": 3,
+            "$ai_model_parameters": {"temperature": 0.1},
+        }
+        assert expected == props(event, *expected)
+        assert "Paris" not in json.dumps(event.properties)
+
+    def test_privacy_mode_stream(self, events: CapturedEvents) -> None:
+        """A stream under privacy_mode keeps usage and sends no text."""
+        hogtrace.configure(privacy_mode=True)
+        list(stream_of(ANTHROPIC_STREAM)(USER))
+        event = events.one()
+        expected = {"$ai_input": None, "$ai_output_choices": None, "$ai_input_tokens": 12}
+        assert expected == props(event, *expected)
+        assert "Sunny" not in json.dumps(event.properties)
+
+    def test_privacy_mode_error_is_type_only(self, events: CapturedEvents) -> None:
+        """Under privacy_mode the error is its type only, and the status is kept."""
+        hogtrace.configure(privacy_mode=True)
+        with pytest.raises(openai.RateLimitError), hogtrace.generation("g"):
+            raise rate_limit_error()
+        expected = {"$ai_error": "RateLimitError", "$ai_http_status": 429}
+        assert expected == props(events.one(), *expected)
+
+    def test_privacy_mode_embedding(self, events: CapturedEvents) -> None:
+        """An embedding under privacy_mode sends $ai_input as null and keeps its tokens."""
+        hogtrace.configure(privacy_mode=True)
+
+        @hogtrace.embedding
+        def embed(input: list[str]) -> CreateEmbeddingResponse:
+            return EMBEDDING
+
+        embed(["secret text"])
+        expected = {"$ai_input": None, "$ai_input_tokens": 5}
+        assert expected == props(events.one(), *expected)
+
+    def test_posthog_client_privacy_mode(self, capture_server: CaptureServer) -> None:
+        """A PostHog client created with privacy_mode=True hides generation content too."""
+        client = posthog.Posthog("phc_test", host=capture_server.url, privacy_mode=True)
+        try:
+            with capture_events() as events:
+                hogtrace.configure(client)
+                with hogtrace.generation("g") as g:
+                    g.set_input(USER)
+                    g.set_output(chat_completion())
+            expected = {"$ai_input": None, "$ai_output_choices": None, "$ai_input_tokens": 11}
+            assert expected == props(events.one(), *expected)
+        finally:
+            hogtrace.reset()
+            client.shutdown()
+
+
+# --- standalone generations and nesting ----------------------------------------------------------
+
+
+class TestStandalone:
+    def test_generation_without_trace_starts_its_own(self, events: CapturedEvents) -> None:
+        """A generation outside any trace gets a fresh trace id, parent = trace id, no $ai_trace."""
+        with hogtrace.generation("a"):
+            pass
+        with hogtrace.generation("b"):
+            pass
+        first, second = events
+        expected = []
+        assert expected == events.traces
+        assert first.trace_id == first.parent_id
+        assert second.trace_id == second.parent_id
+        assert first.trace_id != second.trace_id
+        assert first.span_id not in (first.trace_id, second.span_id)
+
+    def test_embedding_without_trace_starts_its_own(self, events: CapturedEvents) -> None:
+        """An embedding outside any trace also starts a trace of its own."""
+
+        @hogtrace.embedding
+        def embed(input: list[str]) -> CreateEmbeddingResponse:
+            return EMBEDDING
+
+        embed(["a"])
+        event = events.one()
+        expected = "$ai_embedding"
+        assert expected == event.event
+        assert event.trace_id == event.parent_id
+        assert event.span_id != event.trace_id
+
+    def test_standalone_in_session(self, events: CapturedEvents) -> None:
+        """A standalone generation in a session carries the session id and no $ai_trace."""
+        with hogtrace.session("conv-1"), hogtrace.generation("g"):
+            pass
+        event = events.one()
+        expected = "conv-1"
+        assert expected == event.session_id
+        assert event.trace_id == event.parent_id
+
+    def test_scopes_inside_a_standalone_generation(self, events: CapturedEvents) -> None:
+        """A span opened inside a standalone generation is its child in the same trace."""
+        with hogtrace.generation("g") as g, hogtrace.span("tool"):
+            pass
+        span = events.one("$ai_span")
+        assert (g.trace_id, g.id) == (span.trace_id, span.parent_id)
+        expected = []
+        assert expected == events.traces
+
+    def test_inside_a_trace_and_span(self, events: CapturedEvents) -> None:
+        """Inside a trace a generation's parent is the trace; inside a span, the span."""
+        with hogtrace.trace("t") as t:
+            with hogtrace.generation("direct"):
+                pass
+            with hogtrace.span("step") as s, hogtrace.embedding("nested"):
+                pass
+        direct = events.one(name="direct")
+        nested = events.one(name="nested")
+        assert (t.id, t.id) == (direct.trace_id, direct.parent_id)
+        assert (t.id, s.id) == (nested.trace_id, nested.parent_id)
+
+
+# --- embeddings -------------------------------------------------------------------------------
+
+
+class TestEmbedding:
+    def test_openai_embedding_response(self, events: CapturedEvents) -> None:
+        """An OpenAI embedding response gives model, provider and input tokens; input is kept."""
+
+        @hogtrace.embedding
+        def embed(input: list[str]) -> CreateEmbeddingResponse:
+            return EMBEDDING
+
+        embed(["hello", "world"])
+        expected = {
+            "$ai_model": "text-embedding-3-small",
+            "$ai_provider": "openai",
+            "$ai_input": ["hello", "world"],
+            "$ai_input_tokens": 5,
+        }
+        assert expected == props(events.one(), *expected)
+
+    def test_no_vectors(self, events: CapturedEvents) -> None:
+        """No vector reaches the event, whether returned or passed to set_output."""
+
+        @hogtrace.embedding
+        def embed(input: list[str]) -> CreateEmbeddingResponse:
+            return EMBEDDING
+
+        @hogtrace.embedding
+        def raw(input: list[str]) -> list[list[float]]:
+            return [[0.1234567, -0.7654321]]
+
+        embed(["a"])
+        raw(["a"])
+        with hogtrace.embedding("block") as e:
+            e.set_output(EMBEDDING)
+        text = json.dumps([e.properties for e in events])
+        assert "0.1234567" not in text
+        assert "0.7654321" not in text
+        for event in events:
+            assert "$ai_output_choices" not in event.properties
+            assert "$ai_output_state" not in event.properties
+
+    def test_no_generation_only_properties(self, events: CapturedEvents) -> None:
+        """An embedding carries no stream, stop reason or model parameters."""
+
+        @hogtrace.embedding
+        def embed(input: list[str], model: str = "text-embedding-3-small") -> Any:
+            return EMBEDDING
+
+        embed(["a"])
+        event = events.one()
+        for key in ("$ai_stream", "$ai_stop_reason", "$ai_model_parameters", "$ai_tools"):
+            assert key not in event.properties
+
+    def test_gemini_embedding_dict(self, events: CapturedEvents) -> None:
+        """A Vertex embed_content dict gives its summed token statistics."""
+
+        @hogtrace.embedding(model="text-embedding-004")
+        def embed(contents: list[str]) -> dict[str, Any]:
+            return {
+                "embeddings": [
+                    {"values": [0.5], "statistics": {"token_count": 3}},
+                    {"values": [0.25], "statistics": {"token_count": 4}},
+                ]
+            }
+
+        embed(["a", "b"])
+        expected = {
+            "$ai_model": "text-embedding-004",
+            "$ai_provider": "gemini",
+            "$ai_input_tokens": 7,
+        }
+        assert expected == props(events.one(), *expected)
+
+    def test_manual_usage_and_cost(self, events: CapturedEvents) -> None:
+        """set_model, set_usage and set_cost work on an embedding."""
+        with hogtrace.embedding("e") as e:
+            e.set_model("m", provider="p")
+            e.set_usage(input_tokens=8)
+            e.set_cost(total_cost_usd=0.001)
+        expected = {
+            "$ai_model": "m",
+            "$ai_provider": "p",
+            "$ai_input_tokens": 8,
+            "$ai_total_cost_usd": 0.001,
+        }
+        assert expected == props(events.one(), *expected)

@@ -1,0 +1,405 @@
+"""Tests for the ``hogtrace_events`` pytest fixture and its plugin hooks."""
+
+# House style puts the expected value first: `assert expected == actual`.
+
+from __future__ import annotations
+
+import pytest
+
+import hogtrace
+from hogtrace import _config
+from hogtrace.testing import CapturedEvents
+from tests.capture_server import CaptureServer
+
+pytest_plugins = ["pytester"]
+
+# Other installed plugins are switched off: re-importing hypothesis costs a second per run.
+INI = """
+[pytest]
+addopts = -p no:hypothesispytest -p no:langsmith_plugin -p no:anyio
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = function
+"""
+
+WORKFLOW = """
+import hogtrace
+
+@hogtrace.span
+def retrieve(query):
+    return [query]
+
+@hogtrace.generation(model="gpt-4o")
+def chat(messages):
+    hogtrace.current().set_usage(input_tokens=3, output_tokens=1)
+    return "Paris"
+
+@hogtrace.trace
+def answer(question):
+    retrieve(question)
+    return chat([{"role": "user", "content": question}])
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester directory with an ini file and a small traced workflow module."""
+    pytester.makeini(INI)
+    pytester.makepyfile(workflow=WORKFLOW)
+    return pytester
+
+
+class TestFixture:
+    def test_records_events(self, hogtrace_events: CapturedEvents) -> None:
+        """The fixture yields the events of the test, as they close."""
+        with hogtrace.trace("t"), hogtrace.span("s"):
+            pass
+
+        assert "t [trace]\n└── s [span]" == hogtrace_events.tree()
+
+    def test_deterministic_ids(self, hogtrace_events: CapturedEvents) -> None:
+        """Ids start from the same value in every test."""
+        with hogtrace.trace("t") as t:
+            pass
+
+        assert "00000000-0000-4000-8000-000000000001" == t.trace_id
+
+    async def test_async_test(self, hogtrace_events: CapturedEvents) -> None:
+        """Async tests record their events too."""
+        async with hogtrace.trace("t"):
+            pass
+
+        assert ["t"] == [e.name for e in hogtrace_events]
+
+    def test_never_touches_the_network(
+        self,
+        hogtrace_events: CapturedEvents,
+        capture_server: CaptureServer,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """With PostHog configured from the environment, nothing is sent."""
+        monkeypatch.setenv("POSTHOG_API_KEY", "phc_env")
+        monkeypatch.setenv("POSTHOG_HOST", capture_server.url)
+
+        with hogtrace.trace("t"):
+            pass
+        hogtrace.flush()
+
+        assert (1, None, []) == (
+            len(hogtrace_events),
+            _config.state.sink,
+            capture_server.requests,
+        )
+
+
+class TestRegistration:
+    def test_found_through_the_entry_point(self, project: pytest.Pytester) -> None:
+        """The fixture is available without any conftest, and gone with ``-p no:hogtrace``."""
+        project.makepyfile(
+            """
+            def test_it(hogtrace_events):
+                assert [] == hogtrace_events
+            """
+        )
+
+        project.runpytest().assert_outcomes(passed=1)
+        disabled = project.runpytest("-p", "no:hogtrace")
+
+        disabled.assert_outcomes(errors=1)
+        disabled.stdout.fnmatch_lines(["*fixture 'hogtrace_events' not found*"])
+
+
+class TestFailureReport:
+    def test_failing_test_shows_the_tree(self, project: pytest.Pytester) -> None:
+        """A failed test that used the fixture gets a section with the captured tree."""
+        project.makepyfile(
+            """
+            from workflow import answer
+
+            def test_answer(hogtrace_events):
+                answer("capital?")
+                assert 2 == len(hogtrace_events.spans)
+            """
+        )
+
+        result = project.runpytest()
+
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*- Captured hogtrace events call -*",
+                "answer [[]trace[]]",
+                "├── retrieve [[]span[]]",
+                "└── chat [[]generation, gpt-4o, tokens in=3 out=1[]]",
+            ]
+        )
+
+    def test_empty_capture(self, project: pytest.Pytester) -> None:
+        """When nothing was captured, the section says so."""
+        project.makepyfile(
+            """
+            def test_nothing(hogtrace_events):
+                assert hogtrace_events
+            """
+        )
+
+        result = project.runpytest()
+
+        result.stdout.fnmatch_lines(["*- Captured hogtrace events call -*", "(no events)"])
+
+    def test_passing_test_has_no_section(self, project: pytest.Pytester) -> None:
+        """A passing test reports nothing extra."""
+        project.makepyfile(
+            """
+            from workflow import answer
+
+            def test_answer(hogtrace_events):
+                answer("capital?")
+            """
+        )
+
+        result = project.runpytest("-rA")
+
+        result.assert_outcomes(passed=1)
+        assert "hogtrace events" not in result.stdout.str()
+
+    def test_test_without_the_fixture(self, project: pytest.Pytester) -> None:
+        """A failed test that did not use the fixture gets no section."""
+        project.makepyfile(
+            """
+            def test_plain():
+                assert False
+            """
+        )
+
+        result = project.runpytest()
+
+        result.assert_outcomes(failed=1)
+        assert "hogtrace events" not in result.stdout.str()
+
+    def test_one_failure_lists_the_capture(self, project: pytest.Pytester) -> None:
+        """``one()`` fails with the tree of what was captured."""
+        project.makepyfile(
+            """
+            from workflow import answer
+
+            def test_answer(hogtrace_events):
+                answer("capital?")
+                hogtrace_events.one("span", name="rerank")
+            """
+        )
+
+        result = project.runpytest()
+
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                ">*hogtrace_events.one(*",
+                "E*expected exactly one $ai_span named 'rerank', found none",
+                "E*captured 3 events:",
+                "E*answer [[]trace[]]",
+            ]
+        )
+        assert "hogtrace/testing.py" not in result.stdout.str()  # the test's line is blamed
+
+
+class TestRestore:
+    def test_configuration_restored_after_a_failure(self, project: pytest.Pytester) -> None:
+        """A failing test leaves the configuration as it found it."""
+        project.makepyfile(
+            """
+            import hogtrace
+            from hogtrace import _config
+
+            hogtrace.configure(distinct_id="before")
+            BEFORE = _config.state
+
+            def test_fails(hogtrace_events):
+                hogtrace.configure(distinct_id="inside")
+                with hogtrace.trace("t"):
+                    raise RuntimeError("boom")
+
+            def test_after():
+                assert BEFORE is _config.state
+                assert "before" == _config.state.config.distinct_id
+            """
+        )
+
+        project.runpytest().assert_outcomes(passed=1, failed=1)
+
+    def test_state_restored(self, project: pytest.Pytester) -> None:
+        """After a passing test the capture is gone and ids are random again."""
+        project.makepyfile(
+            """
+            import hogtrace
+            from hogtrace import _config
+
+            def test_uses(hogtrace_events):
+                with hogtrace.trace("t"):
+                    pass
+
+            def test_after():
+                with hogtrace.trace("t") as t:
+                    pass
+                assert _config.state.capture is None
+                assert not t.trace_id.startswith("00000000-")
+            """
+        )
+
+        project.runpytest().assert_outcomes(passed=2)
+
+
+class TestOpenScopes:
+    def test_unfinished_generator_fails_the_test(self, project: pytest.Pytester) -> None:
+        """A started generator still held at teardown fails the test, naming its scope."""
+        project.makepyfile(
+            """
+            import hogtrace
+
+            KEEP = []
+
+            @hogtrace.span
+            def stream():
+                yield 1
+                yield 2
+
+            def test_leaks(hogtrace_events):
+                gen = stream()
+                next(gen)
+                KEEP.append(gen)
+            """
+        )
+
+        result = project.runpytest()
+
+        result.assert_outcomes(passed=1, errors=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*ERROR at teardown of test_leaks*",
+                "hogtrace: 1 scope was still open at the end of the test:",
+                "  - span 'stream' (id 00000000-0000-4000-8000-000000000001)",
+                "Finish or close generators*",
+            ]
+        )
+
+    def test_with_block_never_exited(self, project: pytest.Pytester) -> None:
+        """A ``with`` entered by hand fails the test, and does not leak into the next one."""
+        project.makepyfile(
+            """
+            import hogtrace
+
+            def test_leaks(hogtrace_events):
+                hogtrace.span("manual").__enter__()
+
+            def test_next(hogtrace_events):
+                with hogtrace.span("fresh"):
+                    pass
+                assert "$ai_trace" == hogtrace_events.one().event
+            """
+        )
+
+        result = project.runpytest()
+
+        result.assert_outcomes(passed=2, errors=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*ERROR at teardown of test_leaks*",
+                "  - span 'manual' (id 00000000-0000-4000-8000-000000000001)",
+            ]
+        )
+
+    def test_inner_with_block_never_exited(self, project: pytest.Pytester) -> None:
+        """A scope nobody holds any more is still reported, with its trace."""
+        project.makepyfile(
+            """
+            import hogtrace
+
+            def test_leaks(hogtrace_events):
+                with hogtrace.trace("outer"):
+                    hogtrace.span("manual").__enter__()
+            """
+        )
+
+        result = project.runpytest()
+
+        result.stdout.fnmatch_lines(
+            [
+                "  - span 'manual' (id 00000000-0000-4000-8000-000000000002,"
+                " trace 00000000-0000-4000-8000-000000000001)",
+            ]
+        )
+
+    def test_several_open_scopes(self, project: pytest.Pytester) -> None:
+        """Every open scope is listed, oldest first."""
+        project.makepyfile(
+            """
+            import hogtrace
+
+            KEEP = []
+
+            @hogtrace.span
+            def stream():
+                yield 1
+
+            def test_leaks(hogtrace_events):
+                for _ in range(2):
+                    gen = stream()
+                    next(gen)
+                    KEEP.append(gen)
+            """
+        )
+
+        result = project.runpytest()
+
+        result.stdout.fnmatch_lines(
+            [
+                "hogtrace: 2 scopes were still open at the end of the test:",
+                "  - span 'stream' (id 00000000-0000-4000-8000-000000000001)",
+                "  - span 'stream' (id 00000000-0000-4000-8000-000000000002)",
+            ]
+        )
+
+    def test_failed_test_is_not_reported_twice(self, project: pytest.Pytester) -> None:
+        """When the test itself failed, an open scope adds no teardown error."""
+        project.makepyfile(
+            """
+            import hogtrace
+
+            @hogtrace.span
+            def stream():
+                yield 1
+                yield 2
+
+            def test_fails(hogtrace_events):
+                gen = stream()
+                next(gen)
+                assert False
+            """
+        )
+
+        result = project.runpytest()
+
+        result.assert_outcomes(failed=1)
+        assert "still open" not in result.stdout.str()
+
+    def test_finished_generators_pass(self, project: pytest.Pytester) -> None:
+        """Exhausted, closed and abandoned generators leave nothing open."""
+        project.makepyfile(
+            """
+            import hogtrace
+
+            @hogtrace.span
+            def stream():
+                yield 1
+                yield 2
+
+            def test_ok(hogtrace_events):
+                assert [1, 2] == list(stream())
+                closed = stream()
+                next(closed)
+                closed.close()
+                abandoned = stream()
+                next(abandoned)
+            """
+        )
+
+        project.runpytest().assert_outcomes(passed=1)
