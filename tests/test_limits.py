@@ -138,6 +138,16 @@ class TestLastResorts:
         expected = "trace-1"
         assert expected == result["$ai_trace_id"]
 
+    @pytest.mark.parametrize(
+        "value", [[["x"]] * 20_000, [{"a": 1}] * 20_000, [[1, 2, 3]] * 20_000], ids=len
+    )
+    def test_large_non_content_of_small_items_fits(self, value: Any) -> None:
+        """A non-content property made of many small containers is still cut to fit."""
+        props = event(input="in")
+        props["custom"] = value
+        result, _ = fit_event(props, 5000, CONTENT_KEYS)
+        assert size(result) <= 5000
+
     def test_non_json_values_are_made_safe(self) -> None:
         """Values json cannot encode (bytes, NaN) are converted so the result is valid JSON."""
         props = event(input=[b"abc", math.nan])

@@ -33,6 +33,7 @@ _MIN_ITEM = 256
 _MIN_CUT = 48
 """Below this cap a dict cannot keep its keys and useful values, so it becomes a marker."""
 _ATTEMPTS = 4
+_FLAG_ROOM = 32
 _UNKNOWN = "…[truncated]"
 _MAX_BOUND_DEPTH = 100
 
@@ -67,7 +68,8 @@ def fit_event(
         size = len(text) if fast else _utf8_len(text)
         if size <= max_bytes:
             return properties, False
-        return _fit(properties, size, max_bytes, content_keys), True
+        # Leave room for the caller's `"$ai_truncated": true` (23 bytes with its separator).
+        return _fit(properties, size, max_bytes - _FLAG_ROOM, content_keys), True
     except Exception:
         keys = set(content_keys)
         return {k: _UNKNOWN if k in keys else v for k, v in properties.items()}, True
@@ -145,8 +147,21 @@ def _fit(
     total = _size(out)
     if total <= max_bytes:
         return out
-    shrunk = _shrink(out, max_bytes, total)
-    return shrunk if isinstance(shrunk, dict) else out
+    # The other properties alone are too big (a huge user property): cut them as well,
+    # re-measuring like the content path, and finally replace every large value by a marker.
+    budget = max_bytes
+    for _ in range(_ATTEMPTS):
+        shrunk = _shrink(out, budget, total)
+        if not isinstance(shrunk, dict):
+            break
+        shrunk_size = _size(shrunk)
+        if shrunk_size <= max_bytes:
+            return shrunk
+        budget -= shrunk_size - max_bytes
+    return {
+        key: value if (value_size := _size(value)) <= _MIN_ITEM else _whole_marker(value, value_size)
+        for key, value in out.items()
+    }
 
 
 def _shrink(value: Any, budget: int, size: int) -> Any:
