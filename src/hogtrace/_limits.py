@@ -158,8 +158,9 @@ def _fit(
         if shrunk_size <= max_bytes:
             return shrunk
         budget -= shrunk_size - max_bytes
+    sizes = {key: _size(value) for key, value in out.items()}
     return {
-        key: value if (value_size := _size(value)) <= _MIN_ITEM else _whole_marker(value, value_size)
+        key: value if sizes[key] <= _MIN_ITEM else _whole_marker(value, sizes[key])
         for key, value in out.items()
     }
 
