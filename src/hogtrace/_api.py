@@ -374,12 +374,27 @@ def embedding(
 
 
 def current() -> Scope | None:
-    """The innermost open scope of any kind (session included), or ``None``."""
+    """The innermost open scope of any kind (session included), or ``None``.
+
+    Example:
+        ```py
+        hogtrace.current().set_properties(user_tier="pro")
+        ```
+    """
     return current_scope()
 
 
 def propagate(fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap ``fn`` so that, called in another thread, it runs inside the current scope.
+
+    Each call runs in its own copy of the context captured now, so the wrapper can be submitted
+    many times, also concurrently.
+
+    Args:
+        fn: the callable to run in a worker thread.
+
+    Returns:
+        A callable with ``fn``'s signature.
 
     Example:
         ```py
@@ -415,6 +430,12 @@ def _annotate(event: str, payload: dict[str, Any], trace_id: str | None, what: s
 def metric(name: str, value: Any, *, trace_id: str | None = None) -> None:
     """Send ``$ai_metric`` (an evaluation score) on the current trace, or on ``trace_id``.
 
+    Args:
+        name: ``$ai_metric_name``.
+        value: ``$ai_metric_value``, sent as given.
+        trace_id: the trace to annotate (default: the current one). Outside any trace and
+            without it, nothing is sent (a warning is logged).
+
     Example:
         ```py
         hogtrace.metric("relevance", 0.92)
@@ -428,12 +449,31 @@ def metric(name: str, value: Any, *, trace_id: str | None = None) -> None:
 
 
 def feedback(text: str, *, trace_id: str | None = None) -> None:
-    """Send ``$ai_feedback`` (a user's feedback text) on the current trace, or on ``trace_id``."""
+    """Send ``$ai_feedback`` (a user's feedback text) on the current trace, or on ``trace_id``.
+
+    Args:
+        text: ``$ai_feedback_text`` (secret-looking keys never apply; the ``redact`` hook does).
+        trace_id: the trace to annotate (default: the current one).
+
+    Example:
+        ```py
+        hogtrace.feedback("The answer missed the pricing page", trace_id=answer_trace_id)
+        ```
+    """
     if not isinstance(text, str):
         raise TypeError(f"hogtrace.feedback(): text must be a string, got {text!r}")
     _annotate("$ai_feedback", {"$ai_feedback_text": text}, trace_id, "feedback")
 
 
 def stats() -> dict[str, int]:
-    """Counters since start (or ``reset()``): ``emitted``, ``dropped``, ``failed`` events."""
+    """Counters since start (or ``reset()``): ``emitted``, ``dropped``, ``failed`` events.
+
+    ``emitted`` counts events made by scopes; ``dropped`` those hogtrace dropped (nothing
+    configured, a full queue); ``failed`` those that could not be built or handed to the client.
+
+    Example:
+        ```py
+        assert hogtrace.stats()["dropped"] == 0
+        ```
+    """
     return stats_counters.as_dict()

@@ -83,7 +83,8 @@ class State:
 
 
 def _default_config() -> Config:
-    return Config(console=os.environ.get("HOGTRACE_CONSOLE", "") not in ("", "0", "false"))
+    flag = os.environ.get("HOGTRACE_CONSOLE", "").strip().lower()
+    return Config(console=flag not in ("", "0", "false", "no", "off"))
 
 
 state = State(config=_default_config(), sink=None, active=True)
@@ -327,7 +328,20 @@ def reset() -> None:
 
 
 def flush(timeout: float | None = None) -> None:
-    """Deliver every queued event to PostHog, waiting at most ``timeout`` seconds."""
+    """Deliver every queued event to PostHog.
+
+    Call it at the end of a short script, a serverless handler or a batch job (an exit hook
+    also flushes at interpreter exit).
+
+    Args:
+        timeout: seconds to wait at most; ``None`` waits until the queue is delivered.
+
+    Example:
+        ```py
+        handle(event)
+        hogtrace.flush(timeout=5)
+        ```
+    """
     current = state
     sink = current.capture or current.sink
     if sink is not None:
