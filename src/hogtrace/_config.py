@@ -47,6 +47,7 @@ class Config:
 
     client: Any = None
     owns_client: bool = False
+    host: str | None = None
     distinct_id: str | None = None
     privacy_mode: bool = False
     redact: Callable[[Any], Any] | None = None
@@ -106,7 +107,7 @@ def _resolve_sink() -> Sink:
         if config.client is None:
             api_key = os.environ.get("POSTHOG_API_KEY") or os.environ.get("POSTHOG_PROJECT_API_KEY")
             if api_key:
-                client = _build_client(api_key, os.environ.get("POSTHOG_HOST"))
+                client = _build_client(api_key, config.host or os.environ.get("POSTHOG_HOST"))
                 config = dataclasses.replace(config, client=client, owns_client=True)
         sink = _make_sink(config)
         _set_state(dataclasses.replace(current, config=config, sink=sink))
@@ -189,7 +190,8 @@ def configure(
         client: a ``posthog.Posthog`` client. hogtrace flushes it but never shuts it down: you
             own it.
         api_key: build a client with this project API key (hogtrace owns and shuts it down).
-        host: PostHog host for ``api_key`` (e.g. ``https://eu.i.posthog.com``).
+        host: PostHog host for a client hogtrace builds (from ``api_key`` or
+            ``POSTHOG_API_KEY``), e.g. ``https://eu.i.posthog.com``.
         distinct_id: default distinct id for events with none from a session or trace.
         privacy_mode: send inputs and outputs as ``null`` and errors as their type only.
         redact: ``fn(value) -> value`` applied to every captured content value.
@@ -254,8 +256,10 @@ def configure(
         changes: dict[str, Any] = {}
         if client is not UNSET:
             changes.update(client=client, owns_client=False)
+        if host is not UNSET:
+            changes["host"] = host  # also used for a client built from POSTHOG_API_KEY
         if api_key not in (UNSET, None):
-            new_host = host if host is not UNSET else None
+            new_host = host if host is not UNSET else old.host
             changes.update(client=_build_client(api_key, new_host), owns_client=True)
         options: tuple[tuple[str, Any], ...] = (
             ("distinct_id", distinct_id),
