@@ -28,7 +28,15 @@ def unwrap_callable(fn: Any) -> Callable[..., Any]:
 class Binder:
     """A precomputed plan that binds call arguments to parameter names."""
 
-    __slots__ = ("_defaults", "_names", "_receiver", "_signature", "_simple", "var_keyword")
+    __slots__ = (
+        "_defaults",
+        "_names",
+        "_names_bound",
+        "_receiver",
+        "_signature",
+        "_simple",
+        "var_keyword",
+    )
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         try:
@@ -36,6 +44,7 @@ class Binder:
         except (TypeError, ValueError):  # builtins without a signature
             self._signature = None
             self._names: tuple[str, ...] = ()
+            self._names_bound: tuple[str, ...] = ()
             self._defaults: dict[str, Any] = {}
             self._simple = False
             self._receiver = False
@@ -44,6 +53,8 @@ class Binder:
         params = list(self._signature.parameters.values())
         self._receiver = bool(params) and params[0].name in _RECEIVERS
         self._names = tuple(p.name for p in params)
+        #: The names without the receiver (``self``/``cls``), decided here, not per call.
+        self._names_bound = self._names[1:]
         self._defaults = {p.name: p.default for p in params if p.default is not _EMPTY}
         self._simple = all(p.kind is _P.POSITIONAL_OR_KEYWORD for p in params)
         #: The name of the ``**kwargs`` parameter, if the function has one.
@@ -59,11 +70,14 @@ class Binder:
                 descriptor protocol and is not in ``args``.
         """
         if self._simple:
-            names = self._names
             if bound:
-                names = names[1:]
+                names = self._names_bound
             elif self._receiver:
-                names, args = names[1:], args[1:]
+                names, args = self._names_bound, args[1:]
+            else:
+                names = self._names
+            if not kwargs and len(args) == len(names):
+                return dict(zip(names, args))  # noqa: B905 - the same length, checked above
             if len(args) <= len(names):
                 out = dict(zip(names, args, strict=False))  # args may be fewer
                 if kwargs:

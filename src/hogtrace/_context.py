@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hogtrace._scope import Scope
 
-__all__ = ["current_scope", "detach", "attach"]
+__all__ = ["attach", "current_scope", "detach", "reset"]
 
 _log = logging.getLogger("hogtrace")
 
@@ -25,6 +25,9 @@ _current: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
 
 current_scope = _current.get
 attach = _current.set
+#: ``ContextVar.reset``: what `detach` tries first (decorated calls call it directly; on
+#: ``ValueError`` they fall back to `detach`).
+reset = _current.reset
 
 
 def detach(token: contextvars.Token[Any], previous: Scope | None) -> None:

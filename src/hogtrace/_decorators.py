@@ -21,7 +21,7 @@ import wrapt
 
 from hogtrace import _config
 from hogtrace._binding import Binder, unwrap_callable
-from hogtrace._context import attach, current_scope, detach
+from hogtrace._context import attach, current_scope, detach, reset
 from hogtrace._errors import log_internal_error
 from hogtrace._ids import new_id
 from hogtrace._scope import (
@@ -191,7 +191,10 @@ class ScopeSpec(Generic[S]):
                 detach(token, parent)
                 raise
             scope._close(result)
-            detach(token, parent)
+            try:
+                reset(token)  # detach(), without a call for the common case
+            except ValueError:
+                detach(token, parent)
             return result
 
         return wrapper
@@ -219,7 +222,10 @@ class ScopeSpec(Generic[S]):
                 detach(token, parent)
                 raise
             scope._close(result)
-            detach(token, parent)
+            try:
+                reset(token)
+            except ValueError:
+                detach(token, parent)
             return result
 
         def wrapper(
@@ -486,13 +492,7 @@ class SpanSpec(ScopeSpec[Scope]):
         self._needs_arguments = capture_input
 
     def _make(self, name: str, parent: Scope | None, call: _Call | None) -> Scope:
-        return Scope(
-            name,
-            parent,
-            properties=self.properties,
-            capture_input=self.capture_input,
-            capture_output=self.capture_output,
-        )
+        return Scope(name, parent, self.properties, self.capture_input, self.capture_output)
 
 
 class TraceSpec(ScopeSpec[TraceScope]):
@@ -525,14 +525,19 @@ class TraceSpec(ScopeSpec[TraceScope]):
         self._needs_arguments = capture_input
 
     def _make(self, name: str, parent: Scope | None, call: _Call | None) -> TraceScope:
+        trace_id, distinct_id = self.id, self.distinct_id
+        if trace_id is not None and not isinstance(trace_id, str):
+            trace_id = _resolve(self.kind, "id", trace_id, call)
+        if distinct_id is not None and not isinstance(distinct_id, str):
+            distinct_id = _resolve(self.kind, "distinct_id", distinct_id, call)
         return TraceScope(
             name,
             parent,
-            trace_id=_resolve(self.kind, "id", self.id, call),
-            distinct_id=_resolve(self.kind, "distinct_id", self.distinct_id, call),
-            properties=self.properties,
-            capture_input=self.capture_input,
-            capture_output=self.capture_output,
+            trace_id,
+            distinct_id,
+            self.properties,
+            self.capture_input,
+            self.capture_output,
         )
 
 
@@ -606,13 +611,13 @@ class GenerationSpec(ScopeSpec[GenerationScope]):
         return self._scope_class(
             name,
             parent,
-            model=self.model,
-            provider=self.provider,
-            base_url=self.base_url,
-            model_parameters=self.model_parameters,
-            properties=self.properties,
-            capture_input=self.capture_input,
-            capture_output=self.capture_output,
+            self.model,
+            self.provider,
+            self.base_url,
+            self.model_parameters,
+            self.properties,
+            self.capture_input,
+            self.capture_output,
         )
 
 

@@ -9,6 +9,7 @@ size limit.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hogtrace._errors import log_internal_error
@@ -43,6 +44,10 @@ class Event(NamedTuple):
     distinct_id: str
     properties: dict[str, Any]
     timestamp: datetime.datetime
+    #: Properties whose values hogtrace built itself from JSON-safe snapshots (``to_json_safe``
+    #: on the calling thread, then built-in redaction and truncation), so the PostHog client's
+    #: ``clean()`` would only copy them unchanged (``_sinks`` skips that copy).
+    safe_keys: AbstractSet[str] = frozenset()
 
 
 def format_error(error: BaseException | str, privacy: bool) -> str:
@@ -106,6 +111,8 @@ def build_event(scope: Scope, config: Config) -> Event:
             if key in content:
                 content[key] = None
     props.update(_prepare_content(content, config))
+    # Content is JSON-safe by construction unless a user hook rewrote it.
+    safe = content.keys() if config.redact is None else frozenset()
     if scope._error is not None:
         props["$ai_is_error"] = True
 
@@ -120,7 +127,7 @@ def build_event(scope: Scope, config: Config) -> Event:
     if truncated:
         props["$ai_truncated"] = True
     assert scope.timestamp is not None
-    return Event(scope._event_name(), distinct_id, props, scope.timestamp)
+    return Event(scope._event_name(), distinct_id, props, scope.timestamp, safe)
 
 
 def _annotation_event(scope: Scope, config: Config) -> Event:

@@ -19,16 +19,19 @@ __all__ = ["DeterministicIds", "monotonic_ns", "new_id", "set_id_source", "utc_n
 _getrandbits = random.getrandbits
 
 
-def _random_uuid4() -> str:
-    """A random UUID4 string: PostHog's own id format, ~4x cheaper than ``str(uuid.uuid4())``.
+#: The RFC 4122 variant digit (``10xx`` in binary) for each random hex digit, uniformly.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
+
+def _random_uuid4() -> str:
+    """A random UUID4 string: PostHog's own id format, ~5x cheaper than ``str(uuid.uuid4())``.
+
+    The version digit is set to ``4`` and the variant digit mapped onto ``8``-``b`` as
+    ``uuid.uuid4()`` does, by string operations (cheaper than masking a 128-bit integer).
     ``random`` is reseeded by CPython in a forked child, so ids never repeat across a fork.
     """
-    n = _getrandbits(128)
-    # Version 4 and the RFC 4122 variant bits, as uuid.uuid4() sets them.
-    n = (n & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    h = f"{n:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = "%032x" % _getrandbits(128)  # noqa: UP031 - the fastest spelling
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 class DeterministicIds:

@@ -158,9 +158,9 @@ def _fit(
         if shrunk_size <= max_bytes:
             return shrunk
         budget -= shrunk_size - max_bytes
-    sizes = {key: _size(value) for key, value in out.items()}
+    value_sizes = {key: _size(value) for key, value in out.items()}
     return {
-        key: value if sizes[key] <= _MIN_ITEM else _whole_marker(value, sizes[key])
+        key: value if value_sizes[key] <= _MIN_ITEM else _whole_marker(value, value_sizes[key])
         for key, value in out.items()
     }
 

@@ -93,8 +93,19 @@ def _is_fast(value: object, depth: int) -> bool:
     if kind is list or kind is tuple:
         if depth >= MAX_DEPTH:
             return False
-        for item in value:  # type: ignore[attr-defined]  # noqa: SIM110 - a loop beats all()
-            if type(item) is not str and not _is_fast(item, depth + 1):
+        for item in value:  # type: ignore[attr-defined]
+            item_kind = type(item)
+            if item_kind is str:
+                continue
+            if item_kind is dict and depth + 1 < MAX_DEPTH:
+                # A list of dicts (chat messages) is the common payload: the dicts are scanned
+                # here rather than by one more call each.
+                for key, field in item.items():
+                    if type(key) is not str:
+                        return False
+                    if type(field) is not str and not _is_fast(field, depth + 2):
+                        return False
+            elif not _is_fast(item, depth + 1):
                 return False
         return True
     if kind is float:

@@ -1,13 +1,16 @@
 """Sinks: where closed scopes go.
 
 ``PostHogSink`` hands each closed scope to a daemon worker thread through a bounded, lock-free
-queue; the worker builds the event and calls ``posthog.Client.capture``. The decorated call only
-pays for a ``put``: it never waits on the PostHog client, its enrichment or the network, and
-nothing the worker or the client does (an outage, a full queue, a bug) reaches it.
+queue; the worker builds the event and gives it to the ``posthog`` client (``_DirectCapture``:
+the client's own ``capture()`` steps, without those that only repeat work hogtrace did). The
+decorated call only pays for a ``deque`` append (``_HandOff``: no wake-up per event): it never
+waits on the PostHog client, its enrichment or the network, and nothing the worker or the
+client does (an outage, a full queue, a bug) reaches it.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import queue
@@ -15,7 +18,8 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from hogtrace._errors import log_internal_error
@@ -88,6 +92,76 @@ class _FlushMarker:
 
 _STOP = object()
 
+#: How long the worker naps when it runs out of events (events put meanwhile wait for it: the
+#: PostHog client batches for seconds anyway), and how many empty naps before it parks.
+_NAP = 0.05
+_IDLE_NAPS = 20
+
+
+class _HandOff:
+    """The queue from calling threads to the worker; ``put()`` does not wake the worker per item.
+
+    A ``queue.SimpleQueue`` wakes a waiting consumer on every ``put()``: a futex call on the
+    calling thread (~5 µs on a VM, as much as the rest of a decorated call) for the first event
+    after every pause. Here ``put()`` is a ``deque`` append. The worker, out of events, naps
+    ``_NAP`` seconds at a time and picks up what arrived; only after ``_IDLE_NAPS`` empty naps
+    (a second of silence) does it park, and only a parked worker is woken by ``put()`` (once).
+    ``flush()`` and ``shutdown()`` always wake it. Lock-free on the calling thread: ``append``,
+    ``len`` and ``popleft`` are atomic, and the ``Event`` is touched only to wake.
+    """
+
+    __slots__ = ("_wake", "items", "parked")
+
+    def __init__(self) -> None:
+        #: Queued items; ``PostHogSink.emit`` appends here directly (then checks ``parked``).
+        self.items: collections.deque[Any] = collections.deque()
+        self._wake = threading.Event()
+        self.parked = False
+
+    def put(self, item: Any, wake: bool = False) -> None:
+        """Queue ``item``; wake the worker if ``wake`` or if it is parked."""
+        self.items.append(item)
+        if wake or self.parked:
+            self._wake.set()
+
+    def wake(self) -> None:
+        """Wake the worker (it is parked, or something waits for it)."""
+        self._wake.set()
+
+    def qsize(self) -> int:
+        return len(self.items)
+
+    def empty(self) -> bool:
+        return not self.items
+
+    def get_nowait(self) -> Any:
+        try:
+            return self.items.popleft()
+        except IndexError:
+            raise queue.Empty from None
+
+    def get(self) -> Any:
+        """The next item (the worker only): nap while there is none, park after a while."""
+        items = self.items
+        wake = self._wake
+        naps = 0
+        while True:
+            try:
+                return items.popleft()
+            except IndexError:
+                pass
+            if naps < _IDLE_NAPS:
+                naps += 1
+                wake.wait(_NAP)
+            else:
+                self.parked = True
+                # Checked after parking: a put() before it did not wake us, one after it will.
+                if not items:
+                    wake.wait()
+                self.parked = False
+                naps = 0
+            wake.clear()  # what woke us is in items now (a wake-up lost here finds it there)
+
 
 class _RateLimit:
     """Allows one log line per ``WARN_INTERVAL`` (the first one at once)."""
@@ -122,13 +196,16 @@ class PostHogSink:
     def __init__(self, client: Any, *, max_queue: int | None = None) -> None:
         self.client = client
         self._max_queue = MAX_QUEUE if max_queue is None else max_queue
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queue = _HandOff()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopped = False
         self._abandon = threading.Event()  # shutdown gave up: drop what is left, fast
         self._drop_warning = _RateLimit()
         self._stall_warning = _RateLimit()
+        self._direct = _DirectCapture.for_client(client)
+        self._room: tuple[Any, Any] | None = None
+        self._room_known = False
         _live_sinks.add(self)
 
     # -- the calling thread ---------------------------------------------------------------
@@ -137,10 +214,13 @@ class PostHogSink:
         """Queue ``scope`` for delivery (dropped and counted when the queue is full)."""
         try:
             q = self._queue
-            if self._stopped or q.qsize() >= self._max_queue:
+            items = q.items  # put() and qsize(), inlined: this runs on every decorated call
+            if self._stopped or len(items) >= self._max_queue:
                 self._drop()
                 return
-            q.put((scope, config))
+            items.append((scope, config))
+            if q.parked:
+                q.wake()
             if self._thread is None:
                 self._start()
         except Exception as err:
@@ -213,12 +293,16 @@ class PostHogSink:
             log_internal_error("building an event", err)
             return
         try:
-            client.capture(
-                event.event,
-                distinct_id=event.distinct_id,
-                properties=event.properties,
-                timestamp=event.timestamp,
-            )
+            direct = self._direct
+            if direct is not None and direct.usable():
+                direct.capture(event)
+            else:
+                client.capture(
+                    event.event,
+                    distinct_id=event.distinct_id,
+                    properties=event.properties,
+                    timestamp=event.timestamp,
+                )
         except Exception as err:
             stats_counters.failed.incr()
             log_internal_error("posthog client capture()", err)
@@ -231,7 +315,10 @@ class PostHogSink:
         where it is counted and warned about once a minute. A closed client (the user shut it
         down) would likewise warn per event, so its events are dropped here.
         """
-        found = _client_queue(client)
+        if not self._room_known:  # looked up once per sink: the client's lane is fixed
+            self._room = _client_queue(client)
+            self._room_known = True
+        found = self._room
         if found is None:
             return True
         lane, q = found
@@ -285,7 +372,7 @@ class PostHogSink:
         if self._thread is None and self._queue.empty():
             return True
         marker = _FlushMarker()
-        self._queue.put(marker)
+        self._queue.put(marker, wake=True)
         while True:
             if self._thread is None and not self._start():
                 return self._drain_here(deadline)
@@ -306,7 +393,7 @@ class PostHogSink:
             except queue.Empty:
                 return True
             if item is _STOP:
-                self._queue.put(_STOP)
+                self._queue.put(_STOP, wake=True)
                 return True
             self._handle(item)
         return self._queue.empty()
@@ -325,7 +412,7 @@ class PostHogSink:
         if thread is None:
             self._drain_here(time.monotonic() + SHUTDOWN_TIMEOUT)
             return
-        self._queue.put(_STOP)
+        self._queue.put(_STOP, wake=True)
         thread.join(SHUTDOWN_TIMEOUT)
         if thread.is_alive():
             self._abandon.set()
@@ -339,10 +426,201 @@ class PostHogSink:
     def _after_fork(self) -> None:
         # The worker thread does not exist in a forked child, and its queue's lock may have
         # been held at fork time; what the parent had queued is the parent's to deliver.
-        self._queue = queue.SimpleQueue()
+        self._queue = _HandOff()
         self._thread = None
         self._start_lock = threading.Lock()
         self._abandon = threading.Event()
+
+
+#: ``posthog`` releases whose ``Client.capture()`` `_DirectCapture` reproduces: [from, to).
+_DIRECT_VERSIONS = ((7, 91), (8, 0))
+#: The ``posthog.Client`` methods it calls or stands in for; overriding any of them (in a
+#: subclass, or on the instance, as tests do with ``capture``) means ``capture()`` is used.
+_DIRECT_METHODS = (
+    "capture",
+    "_capture",
+    "_capture_properties",
+    "_capture_legacy_flag_properties",
+    "_enqueue",
+    "_normalize_event_timestamp",
+    "_normalize_event_uuid",
+    "_enrich_event_properties",
+    "_run_before_send",
+    "_submit_event",
+)
+_NO_ATTRIBUTES: dict[str, Any] = {}
+#: Exact types ``posthog.utils.clean()`` returns unchanged.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+class _DirectCapture:
+    """``posthog.Client.capture()`` for hogtrace's own events, minus work already done.
+
+    It queues exactly the message ``capture()`` would (``tests/test_perf_structure.py`` checks
+    this at a capture server), calling the client's own steps in ``capture()``'s order, but
+    skips what is pure repetition for events hogtrace built (about 30 µs of ``capture()``'s
+    ~55 µs for a small event; more for large content):
+
+    - ``system_context()`` (runtime, OS and distro) is computed once per client instead of for
+      every event, where it reads the distro information again (``posthog-reference.md``
+      §7.2: the bulk of ``capture()``'s enrichment cost).
+    - ``clean()`` does not copy content that hogtrace already made JSON-safe (``Event.safe_keys``:
+      snapshots taken on the calling thread, redacted and truncated by hogtrace), nor scalars;
+      everything else (user properties, super properties) is cleaned as ``capture()`` does.
+    - The second ``clean()`` after ``before_send`` is skipped when the hook is hogtrace's own
+      (``_interop``) and returns the event unchanged, as it does for hogtrace's events. A user's
+      ``before_send`` runs exactly as in ``capture()``, on a fully cleaned message.
+
+    Any other client (another posthog release, a subclass or instance that overrides these
+    methods, ``capture_trace_context``) gets a plain ``capture()`` call.
+    """
+
+    __slots__ = ("_clean", "_clean_dict", "_client", "_context_tags", "_identity", "_system")
+
+    def __init__(self, client: Any) -> None:
+        import posthog.client as ph_client
+        import posthog.utils as ph_utils
+
+        self._client = client
+        # The names capture() itself calls (posthog.client imports system_context).
+        system_context: Callable[[], dict[str, Any]] = vars(ph_client)["system_context"]
+        self._system = system_context()
+        self._context_tags: Callable[..., Any] = ph_client.add_context_tags
+        self._identity: Callable[..., Any] = ph_client.get_identity_state
+        self._clean: Callable[..., Any] = ph_utils.clean
+        self._clean_dict: Callable[..., Any] = ph_utils._clean_dict
+
+    @classmethod
+    def for_client(cls, client: Any) -> _DirectCapture | None:
+        """The direct path for ``client``, or ``None`` if ``capture()`` must be called."""
+        try:
+            import posthog.client as ph_client
+            import posthog.utils as ph_utils
+            from posthog.version import VERSION
+
+            major, minor = (int(part) for part in VERSION.split(".")[:2])
+            low, high = _DIRECT_VERSIONS
+            if not low <= (major, minor) < high:
+                return None
+            base = ph_client.Client
+            if not isinstance(client, base):
+                return None
+            kind = type(client)
+            for name in _DIRECT_METHODS:
+                if getattr(kind, name, None) is not getattr(base, name):
+                    return None
+            for name in ("add_context_tags", "get_identity_state", "system_context"):
+                if not callable(getattr(ph_client, name, None)):
+                    return None
+            if not callable(getattr(ph_utils, "_clean_dict", None)):
+                return None
+            if not hasattr(client, "_analytics_lane"):
+                return None
+            return cls(client)
+        except Exception:
+            return None
+
+    def usable(self) -> bool:
+        """Checked per event: the instance may have been patched or reconfigured since."""
+        client = self._client
+        attributes = getattr(client, "__dict__", _NO_ATTRIBUTES)
+        for name in _DIRECT_METHODS:
+            if name in attributes:
+                return False
+        return getattr(client, "capture_trace_context", True) is False
+
+    def capture(self, event: Event) -> None:
+        """``client.capture(event.event, distinct_id=..., properties=..., timestamp=...)``."""
+        client = self._client
+        given = event.properties
+        # Client._capture / _capture_properties:
+        properties = self._context_tags({**given, **self._system})
+        distinct_id, personless = self._identity(event.distinct_id)
+        if personless and "$process_person_profile" not in properties:
+            properties["$process_person_profile"] = False
+        msg: dict[str, Any] = {
+            "properties": properties,
+            "timestamp": event.timestamp,
+            "distinct_id": distinct_id,
+            "event": event.event,
+            "uuid": None,
+        }
+        extra = client._capture_legacy_flag_properties(distinct_id, None, None, False)
+        if extra:
+            msg["properties"] = {**extra, **properties}
+        # Client._enqueue:
+        lane = client._analytics_lane
+        if client.disabled:
+            return
+        client._normalize_event_timestamp(msg)
+        client._normalize_event_uuid(msg)
+        client._enrich_event_properties(msg, None, None, None)
+        hook = client.before_send
+        own_hook = hook is None or _is_own_hook(hook)
+        # Content may go uncopied only when no user hook gets the message.
+        msg = self._clean_msg(msg, event.safe_keys if own_hook else (), given)
+        if hook is not None:
+            if own_hook:
+                # hogtrace's hook returns hogtrace's events as they are: cleaning the very same
+                # (already clean) message again would copy it for nothing.
+                result: Any = hook(msg)
+                if result is None:
+                    return
+                if result is not msg:
+                    if not isinstance(result, dict):
+                        return
+                    result = self._clean(result)
+                msg = result
+            else:
+                hooked: dict[str, Any] | None = client._run_before_send(msg, None)
+                if hooked is None:
+                    return
+                msg = hooked
+        client._normalize_event_uuid(msg)
+        sent_uuid = msg["uuid"]
+        client.log.debug("queueing: %s", msg)
+        client._submit_event(msg, lane, sent_uuid)
+
+    def _clean_msg(
+        self, msg: dict[str, Any], safe: AbstractSet[str] | tuple[()], given: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``posthog.utils.clean(msg)``, without copying values clean() returns unchanged."""
+        clean_dict = self._clean_dict
+        out: dict[str, Any] = {}
+        for key, value in msg.items():
+            if type(value) in _PLAIN:
+                out[key] = value
+            elif key == "properties" and type(value) is dict:
+                props: dict[str, Any] = {}
+                for name, item in value.items():
+                    if type(item) in _PLAIN or (name in safe and item is given.get(name)):
+                        props[name] = item
+                    else:
+                        props.update(clean_dict({name: item}))  # its own warning on failure
+                out[key] = props
+            else:
+                out.update(clean_dict({key: value}))
+        return out
+
+
+_own_hook_type: type | None = None
+
+
+class _NoHook:
+    """Stands for hogtrace's hook type if ``_interop`` no longer has it: nothing matches."""
+
+
+def _is_own_hook(hook: Any) -> bool:
+    """True for hogtrace's ``before_send`` with no user hook chained behind it."""
+    global _own_hook_type
+    if _own_hook_type is None:
+        try:  # _interop sits above this module: imported when first needed
+            from hogtrace import _interop
+
+            _own_hook_type = getattr(_interop, "_BeforeSend", _NoHook)
+        except ImportError:  # then every hook is treated as a user's (the safe side)
+            _own_hook_type = _NoHook
+    return type(hook) is _own_hook_type and getattr(hook, "previous", None) is None
 
 
 def _client_queue(client: Any) -> tuple[Any, Any] | None:
