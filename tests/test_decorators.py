@@ -1299,7 +1299,7 @@ TARGETS = [
     "hogtrace._scope.to_json_safe",
     "hogtrace._scope._emit",
     "hogtrace._scope.utc_now",
-    "hogtrace.testing.build_event",
+    "hogtrace._sinks.build_event",
     "hogtrace._decorators.Binder.bind",
 ]
 

@@ -241,6 +241,18 @@ class ScopeSpec(Generic[S]):
         return wrapper
 
     def _generator_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
+        return self._iterator_wrapper(name, binder, inspect.isgenerator, _traced_generator)
+
+    def _async_generator_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
+        return self._iterator_wrapper(name, binder, inspect.isasyncgen, _traced_async_generator)
+
+    def _iterator_wrapper(
+        self,
+        name: str,
+        binder: Binder,
+        is_kind: Callable[[Any], bool],
+        traced: Callable[..., Any],
+    ) -> Callable[..., Any]:
         spec = self
 
         def wrapper(
@@ -250,30 +262,13 @@ class ScopeSpec(Generic[S]):
             kwargs: dict[str, Any],
         ) -> Any:
             gen = wrapped(*args, **kwargs)
-            if not _config.state.active or not inspect.isgenerator(gen):
+            if not _config.state.active or not is_kind(gen):
                 return gen
             # The body runs in a context of its own, copied now: the parent is the scope current
             # when the generator function was called, and the caller's loop body never sees this
             # scope as current.
             ctx = contextvars.copy_context()
-            return _traced_generator(spec, name, (binder, instance, args, kwargs), ctx, gen)
-
-        return wrapper
-
-    def _async_generator_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
-        spec = self
-
-        def wrapper(
-            wrapped: Callable[..., Any],
-            instance: Any,
-            args: tuple[Any, ...],
-            kwargs: dict[str, Any],
-        ) -> Any:
-            agen = wrapped(*args, **kwargs)
-            if not _config.state.active or not inspect.isasyncgen(agen):
-                return agen
-            ctx = contextvars.copy_context()
-            return _traced_async_generator(spec, name, (binder, instance, args, kwargs), ctx, agen)
+            return traced(spec, name, (binder, instance, args, kwargs), ctx, gen)
 
         return wrapper
 

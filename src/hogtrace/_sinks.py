@@ -31,7 +31,14 @@ if TYPE_CHECKING:
     from hogtrace._config import Config
     from hogtrace._scope import Scope
 
-__all__ = ["ConsoleSink", "DropSink", "FanoutSink", "PostHogSink", "Sink"]
+__all__ = [
+    "ConsoleSink",
+    "DropSink",
+    "FanoutSink",
+    "PostHogSink",
+    "Sink",
+    "build_event_or_count",
+]
 
 log = logging.getLogger("hogtrace")
 
@@ -56,6 +63,16 @@ class Sink(Protocol):
 
     def shutdown(self) -> None:
         """Stop background work (after a flush)."""
+
+
+def build_event_or_count(scope: Scope, config: Config) -> Event | None:
+    """``build_event``, or ``None`` when it fails (counted in ``stats()["failed"]``, logged)."""
+    try:
+        return build_event(scope, config)
+    except Exception as err:
+        stats_counters.failed.incr()
+        log_internal_error("building an event", err)
+        return None
 
 
 class DropSink:
@@ -286,11 +303,8 @@ class PostHogSink:
         if not self._wait_for_room(client):
             stats_counters.dropped.incr()
             return
-        try:
-            event = build_event(scope, config)
-        except Exception as err:
-            stats_counters.failed.incr()
-            log_internal_error("building an event", err)
+        event = build_event_or_count(scope, config)
+        if event is None:
             return
         try:
             direct = self._direct
@@ -655,11 +669,8 @@ class ConsoleSink:
         self._lock = threading.Lock()
 
     def emit(self, scope: Scope, config: Config) -> None:
-        try:
-            event = build_event(scope, config)
-        except Exception as err:
-            stats_counters.failed.incr()
-            log_internal_error("building an event", err)
+        event = build_event_or_count(scope, config)
+        if event is None:
             return
         try:
             trace_id = event.properties["$ai_trace_id"]

@@ -35,10 +35,9 @@ from typing import Any, SupportsIndex, overload
 import pydantic
 
 from hogtrace import _config
-from hogtrace._errors import log_internal_error
-from hogtrace._events import build_event
 from hogtrace._ids import DeterministicIds, set_id_source
 from hogtrace._scope import Scope
+from hogtrace._sinks import build_event_or_count
 from hogtrace._tree import render_tree
 
 __all__ = ["CapturedEvent", "CapturedEvents", "capture_events"]
@@ -347,10 +346,8 @@ class _CaptureSink:
         self.events.append(event)
 
     def emit(self, scope: Scope, config: _config.Config) -> None:
-        try:
-            event = build_event(scope, config)
-        except Exception as err:
-            log_internal_error("building an event", err)
+        event = build_event_or_count(scope, config)
+        if event is None:
             return
         with self._lock:
             order = self._open_order.pop(scope, None)
