@@ -158,6 +158,23 @@ class TestConfigureApiKey:
         assert ["step", "work"] == names(capture_server.events)
         assert client.capture("after", distinct_id="user-1") is None
 
+    def test_new_host_rebuilds_the_owned_client(
+        self, clean_env: pytest.MonkeyPatch, capture_server: CaptureServer
+    ) -> None:
+        """configure(host=) alone moves a client hogtrace built to the new host, same key."""
+        other = CaptureServer()
+        try:
+            hogtrace.configure(api_key="phc_test", host=capture_server.url)
+            work(1)
+            hogtrace.configure(host=other.url)
+            work(1)
+            hogtrace.shutdown()
+            assert ["step", "work"] == names(capture_server.events)
+            assert ["step", "work"] == names(other.events)
+            assert "phc_test" == other.requests[0]["json"]["api_key"]
+        finally:
+            other.close()
+
     def test_client_and_api_key_together_are_rejected(self, clients: Clients) -> None:
         """configure() refuses both a client and an api_key."""
         with pytest.raises(ValueError, match="either client or api_key"):

@@ -1128,6 +1128,65 @@ async def _drain(it: AsyncIterator[Any]) -> list[Any]:
     return [x async for x in it]
 
 
+class TestStackedGenerators:
+    def test_session_over_trace_on_a_generator(self, hogtrace_events: CapturedEvents) -> None:
+        """A session stacked on a traced generator function tags the trace with its id."""
+
+        @hogtrace.session("s1")
+        @hogtrace.trace
+        def stream() -> Iterator[int]:
+            yield 1
+
+        assert [1] == list(stream())
+        expected = "s1"
+        assert expected == hogtrace_events.one("$ai_trace").session_id
+
+    def test_trace_over_span_on_a_generator(self, hogtrace_events: CapturedEvents) -> None:
+        """The inner decorator's scope is a child of the outer one's."""
+
+        @hogtrace.trace("outer")
+        @hogtrace.span("inner")
+        def twice() -> Iterator[int]:
+            yield 1
+
+        assert [1] == list(twice())
+        outer = hogtrace_events.one(name="outer")
+        inner = hogtrace_events.one(name="inner")
+        expected = ("$ai_span", outer.span_id)
+        assert expected == (inner.event, inner.parent_id)
+
+    def test_continue_trace_over_trace_on_a_generator(
+        self, hogtrace_events: CapturedEvents
+    ) -> None:
+        """A traced streaming handler under continue_trace joins the remote trace."""
+        with hogtrace.trace("caller") as caller:
+            headers = hogtrace.inject()
+
+        @hogtrace.continue_trace(lambda h: h)
+        @hogtrace.trace("handler")
+        def handler(h: dict[str, str]) -> Iterator[str]:
+            yield "chunk"
+
+        assert ["chunk"] == list(handler(headers))
+        event = hogtrace_events.one(name="handler")
+        expected = ("$ai_span", caller.trace_id, caller.id)
+        assert expected == (event.event, event.trace_id, event.parent_id)
+
+    async def test_session_over_span_on_an_async_generator(
+        self, hogtrace_events: CapturedEvents
+    ) -> None:
+        """Stacking works the same on async generator functions."""
+
+        @hogtrace.session("s2")
+        @hogtrace.span("inner")
+        async def agen() -> AsyncIterator[int]:
+            yield 1
+
+        assert [1] == [x async for x in agen()]
+        expected = "s2"
+        assert expected == hogtrace_events.one(name="inner").session_id
+
+
 class TestDecorationErrors:
     @pytest.mark.parametrize(
         "make",

@@ -593,6 +593,16 @@ class TestMetric:
 
 
 class TestFeedback:
+    def test_huge_text_is_truncated_to_the_limit(self, events: CapturedEvents) -> None:
+        """A 2 MB feedback text is cut with a marker to fit max_event_bytes, not sent whole."""
+        hogtrace.feedback("f" * 2_000_000, trace_id="t-1")
+        event = events.one("$ai_feedback")
+        import json
+
+        assert len(json.dumps(event.properties).encode()) <= 800_000
+        assert event.properties["$ai_truncated"] is True
+        assert "…[truncated" in event.properties["$ai_feedback_text"]
+
     def test_on_the_current_trace_in_a_session(self, events: CapturedEvents) -> None:
         """feedback() sends $ai_feedback with the text, the trace id and the session id."""
         with hogtrace.session("conv-1"), hogtrace.trace("t") as t:

@@ -583,6 +583,20 @@ class TestIdentityAndProperties:
         assert expected == event.distinct_id
         assert "$process_person_profile" not in event.properties
 
+    def test_identify_context_inside_a_trace(self, hogtrace_events: CapturedEvents) -> None:
+        """``identify_context`` called inside an open trace reaches the scopes opened after it."""
+        import posthog
+
+        with posthog.new_context(capture_exceptions=False), hogtrace.trace("handle"):
+            posthog.identify_context("user-42")
+            with hogtrace.generation("llm"):
+                pass
+
+        event = hogtrace_events.one(name="llm")
+        expected = "user-42"
+        assert expected == event.distinct_id
+        assert "$process_person_profile" not in event.properties
+
     def test_scope_distinct_id_beats_identify_context(
         self, hogtrace_events: CapturedEvents
     ) -> None:

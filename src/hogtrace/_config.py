@@ -258,6 +258,9 @@ def configure(
             changes.update(client=client, owns_client=False)
         if host is not UNSET:
             changes["host"] = host  # also used for a client built from POSTHOG_API_KEY
+        if api_key in (UNSET, None) and host is not UNSET and host != old.host:
+            # A new host for a client hogtrace built: build it again, with the same key.
+            api_key = getattr(old.client, "api_key", None) if old.owns_client else None
         if api_key not in (UNSET, None):
             new_host = host if host is not UNSET else old.host
             changes.update(client=_build_client(api_key, new_host), owns_client=True)

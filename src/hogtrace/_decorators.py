@@ -10,6 +10,7 @@ staticmethods in either decorator order.
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import logging
 import threading
@@ -156,15 +157,19 @@ class ScopeSpec(Generic[S]):
             raise TypeError(f"hogtrace.{self.kind}() decorates callables, got {func!r}")
         name = self.name or getattr(target, "__qualname__", None) or self.kind
         binder = Binder(target)
+        stacked = _is_traced(func) or _is_traced(target)
         if inspect.isasyncgenfunction(target):
-            wrapper = self._async_generator_wrapper(name, binder)
+            wrapper = self._async_generator_wrapper(name, binder, stacked)
         elif inspect.iscoroutinefunction(target):
             wrapper = self._coroutine_wrapper(name, binder)
         elif inspect.isgeneratorfunction(target):
-            wrapper = self._generator_wrapper(name, binder)
+            wrapper = self._generator_wrapper(name, binder, stacked)
         else:
             wrapper = self._function_wrapper(name, binder)
-        return cast(F, wrapt.FunctionWrapper(func, wrapper))
+        traced = wrapt.FunctionWrapper(func, wrapper)
+        # Stored on the proxy itself (wrapt's ``_self_`` prefix), not on the wrapped function.
+        traced._self_hogtrace = True  # type: ignore[attr-defined]
+        return cast(F, traced)
 
     def _function_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
         open_ = self._open
@@ -240,11 +245,15 @@ class ScopeSpec(Generic[S]):
 
         return wrapper
 
-    def _generator_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
-        return self._iterator_wrapper(name, binder, inspect.isgenerator, _traced_generator)
+    def _generator_wrapper(self, name: str, binder: Binder, stacked: bool) -> Callable[..., Any]:
+        return self._iterator_wrapper(name, binder, inspect.isgenerator, _traced_generator, stacked)
 
-    def _async_generator_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
-        return self._iterator_wrapper(name, binder, inspect.isasyncgen, _traced_async_generator)
+    def _async_generator_wrapper(
+        self, name: str, binder: Binder, stacked: bool
+    ) -> Callable[..., Any]:
+        return self._iterator_wrapper(
+            name, binder, inspect.isasyncgen, _traced_async_generator, stacked
+        )
 
     def _iterator_wrapper(
         self,
@@ -252,6 +261,7 @@ class ScopeSpec(Generic[S]):
         binder: Binder,
         is_kind: Callable[[Any], bool],
         traced: Callable[..., Any],
+        stacked: bool,
     ) -> Callable[..., Any]:
         spec = self
 
@@ -261,6 +271,12 @@ class ScopeSpec(Generic[S]):
             args: tuple[Any, ...],
             kwargs: dict[str, Any],
         ) -> Any:
+            if stacked and _config.state.active:
+                # Another hogtrace decorator is below this one: create its generator only once
+                # this scope is open in our context, so that it becomes the inner one's parent.
+                ctx = contextvars.copy_context()
+                inner = functools.partial(wrapped, *args, **kwargs)
+                return traced(spec, name, (binder, instance, args, kwargs), ctx, inner)
             gen = wrapped(*args, **kwargs)
             if not _config.state.active or not is_kind(gen):
                 return gen
@@ -274,6 +290,14 @@ class ScopeSpec(Generic[S]):
 
 
 # -- generators ------------------------------------------------------------------------------
+
+
+def _is_traced(func: Any) -> bool:
+    """Whether ``func`` is already a hogtrace-decorated callable (decorators stacked)."""
+    try:
+        return getattr(func, "_self_hogtrace", False) is True
+    except Exception:
+        return False
 
 
 def _open_in(spec: ScopeSpec[Any], name: str, call: _Call) -> Scope | None:
@@ -332,9 +356,11 @@ def _traced_generator(
     name: str,
     call: _Call,
     ctx: contextvars.Context,
-    gen: Generator[Any, Any, Any],
+    gen: Generator[Any, Any, Any] | Callable[[], Generator[Any, Any, Any]],
 ) -> Generator[Any, Any, Any]:
     collector = _Collector(ctx.run(_open_in, spec, name, call))
+    if callable(gen):  # stacked decorators: the inner generator is created inside our scope
+        gen = ctx.run(gen)
     step: Callable[[Any], Any] = gen.send
     value: Any = None
     while True:
@@ -396,9 +422,11 @@ async def _traced_async_generator(
     name: str,
     call: _Call,
     ctx: contextvars.Context,
-    agen: AsyncGenerator[Any, Any],
+    agen: AsyncGenerator[Any, Any] | Callable[[], AsyncGenerator[Any, Any]],
 ) -> AsyncGenerator[Any, Any]:
     collector = _Collector(ctx.run(_open_in, spec, name, call))
+    if callable(agen):  # stacked decorators: the inner generator is created inside our scope
+        agen = ctx.run(agen)
     step: Callable[[Any], Any] = agen.asend
     value: Any = None
     while True:

@@ -34,6 +34,8 @@ CONTENT_KEYS = frozenset(
         "$ai_tools",
     }
 )
+#: What may be cut to fit the size limit on ``$ai_metric`` / ``$ai_feedback``.
+_ANNOTATION_CONTENT = frozenset({"$ai_feedback_text", "$ai_metric_value"})
 _PRIVATE_CONTENT = ("$ai_input", "$ai_output_choices", "$ai_input_state", "$ai_output_state")
 
 
@@ -153,6 +155,9 @@ def _annotation_event(scope: Scope, config: Config) -> Event:
     if distinct_id is None:
         distinct_id = trace_id
         props["$process_person_profile"] = False
+    props, truncated = fit_event(props, config.max_event_bytes, _ANNOTATION_CONTENT)
+    if truncated:
+        props["$ai_truncated"] = True
     return Event(scope._event_name(), distinct_id, props, scope.timestamp)
 
 

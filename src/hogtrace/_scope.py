@@ -198,7 +198,12 @@ class Scope:
         else:
             self.trace_id = parent.trace_id
             self.session_id = parent.session_id
-            self.distinct_id = parent.distinct_id
+            # identify_context() may have been called inside the parent (after auth, say).
+            self.distinct_id = parent.distinct_id or (
+                None
+                if _posthog_contexts is not None and _posthog_contexts.get(None) is None
+                else _posthog_distinct_id()
+            )
             self._props = parent._props
             self._children_parent = parent._children_parent
             self.sampled = parent.sampled
