@@ -33,6 +33,7 @@ import hogtrace
 from hogtrace import _errors
 from hogtrace.testing import CapturedEvent, capture_events
 from tests.capture_server import CaptureServer
+from tests.hostile import FakeArray, Hostile, HostileList
 
 #: The default ``max_event_bytes``: SPEC §4, below PostHog's 900 KiB per-event limit.
 DEFAULT_LIMIT = 800_000
@@ -74,49 +75,9 @@ class Point:
     label: str
 
 
-class FakeArray:
-    """Looks like a numpy array: it has ``tolist()``."""
-
-    def tolist(self) -> list[list[int]]:
-        return [[1, 2], [3, 4]]
-
-
 class Custom:
     def __repr__(self) -> str:
         return "Custom(42)"
-
-
-class Hostile:
-    """Every dunder a serializer or an equality check might touch raises."""
-
-    def __repr__(self) -> str:
-        raise RuntimeError("repr")
-
-    def __str__(self) -> str:
-        raise RuntimeError("str")
-
-    def __eq__(self, other: object) -> bool:
-        raise RuntimeError("eq")
-
-    def __hash__(self) -> int:
-        raise RuntimeError("hash")
-
-    def __bool__(self) -> bool:
-        raise RuntimeError("bool")
-
-    def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(name)
-
-
-class HostileList(list[int]):
-    def __iter__(self) -> Any:
-        raise RuntimeError("iter")
-
-    def __len__(self) -> int:
-        raise RuntimeError("len")
-
-    def __repr__(self) -> str:
-        raise RuntimeError("repr")
 
 
 class HostileMapping(dict[str, int]):

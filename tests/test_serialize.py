@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hogtrace._serialize import CYCLE_MARKER, MAX_DEPTH, MAX_DEPTH_MARKER, to_json_safe
+from tests.hostile import FakeArray, Hostile, HostileList
 
 
 class Color(enum.Enum):
@@ -46,49 +47,9 @@ class Point:
     tags: tuple[str, ...] = ()
 
 
-class FakeArray:
-    """Looks like a numpy array: it has tolist()."""
-
-    def tolist(self) -> list[list[int]]:
-        return [[1, 2], [3, 4]]
-
-
 class Custom:
     def __repr__(self) -> str:
         return "Custom()"
-
-
-class Hostile:
-    """Every dunder that a serializer might touch raises."""
-
-    def __repr__(self) -> str:
-        raise RuntimeError("repr")
-
-    def __str__(self) -> str:
-        raise RuntimeError("str")
-
-    def __eq__(self, other: object) -> bool:
-        raise RuntimeError("eq")
-
-    def __hash__(self) -> int:
-        raise RuntimeError("hash")
-
-    def __len__(self) -> int:
-        raise RuntimeError("len")
-
-    def __iter__(self) -> Any:
-        raise RuntimeError("iter")
-
-    def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(name)
-
-
-class HostileList(list[int]):
-    def __iter__(self) -> Any:
-        raise RuntimeError("iter")
-
-    def __repr__(self) -> str:
-        raise RuntimeError("repr")
 
 
 class HostileMapping(dict[str, int]):
