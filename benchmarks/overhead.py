@@ -57,7 +57,6 @@ import contextlib
 import datetime
 import gc
 import json
-import logging
 import os
 import random
 import resource
@@ -70,6 +69,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from soak import count_logs  # benchmarks/ is on sys.path: scripts run from there
 
 ROOT = Path(__file__).resolve().parent.parent
 # Measure the checkout, not whatever hogtrace is installed.
@@ -793,7 +794,7 @@ SIZES = {
 
 def child_latency(workload: str, url: str, reps: int, scale: float) -> dict[str, Any]:
     """Everything but RSS for one workload, every way in this process."""
-    counter = _quiet_logs()
+    counter = count_logs()
     ways = make_ways(url)
     bursts, burst, pause, units = SIZES[workload]
     bursts = max(10, int(bursts * scale))
@@ -856,7 +857,7 @@ def child_latency(workload: str, url: str, reps: int, scale: float) -> dict[str,
 
 def child_rss(workload: str, way_name: str, url: str, scale: float) -> dict[str, Any]:
     """Peak RSS of a process that runs one tight loop of ``workload`` the ``way_name`` way."""
-    _quiet_logs()
+    count_logs()
     before = rss_mb()
     ways = make_ways(url, ("bare", way_name) if way_name != "bare" else ("bare",))
     way = ways[way_name]
@@ -876,24 +877,6 @@ def child_rss(workload: str, way_name: str, url: str, scale: float) -> dict[str,
         "rss_ready": round(ready, 1),
         "rss_peak": round(peak_rss_mb(), 1),
     }
-
-
-class _LogCounter(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.counts: dict[str, int] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.counts[record.name] = self.counts.get(record.name, 0) + 1
-
-
-def _quiet_logs() -> _LogCounter:
-    counter = _LogCounter()
-    for name in ("hogtrace", "posthog"):
-        logger = logging.getLogger(name)
-        logger.addHandler(counter)
-        logger.propagate = False
-    return counter
 
 
 # -- driver ------------------------------------------------------------------------------------
