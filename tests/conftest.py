@@ -8,7 +8,7 @@ import pytest
 
 import hogtrace
 from hogtrace import _errors
-from tests.capture_server import CaptureServer
+from tests.capture_server import CaptureServer, Clients
 
 
 @pytest.fixture(autouse=True)
@@ -29,3 +29,14 @@ def capture_server() -> Iterator[CaptureServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def clients(capture_server: CaptureServer) -> Iterator[Clients]:
+    """Real posthog clients to the capture server, shut down after the test."""
+    made = Clients(capture_server)
+    try:
+        yield made
+    finally:
+        hogtrace.reset()
+        made.close()

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,17 +12,6 @@ import pytest
 import hogtrace
 from hogtrace import _config
 from tests.capture_server import CaptureServer, Clients
-
-
-@pytest.fixture
-def clients(capture_server: CaptureServer) -> Iterator[Clients]:
-    """Real posthog clients to the capture server, shut down after the test."""
-    made = Clients(capture_server)
-    try:
-        yield made
-    finally:
-        hogtrace.reset()
-        made.close()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import datetime
 import decimal
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import posthog
@@ -28,17 +28,6 @@ from hogtrace._events import build_event
 from hogtrace._interop import install
 from hogtrace._sinks import PostHogSink, _DirectCapture
 from tests.capture_server import CaptureServer, Clients
-
-
-@pytest.fixture
-def clients(capture_server: CaptureServer) -> Iterator[Clients]:
-    """Real posthog clients to the capture server, shut down after the test."""
-    made = Clients(capture_server)
-    try:
-        yield made
-    finally:
-        hogtrace.reset()
-        made.close()
 
 
 class _Keep:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import posthog.capture_v1
@@ -29,17 +29,6 @@ import hogtrace
 from hogtrace import _errors, _sinks
 from hogtrace._sinks import PostHogSink
 from tests.capture_server import CaptureServer, Clients
-
-
-@pytest.fixture
-def clients(capture_server: CaptureServer) -> Iterator[Clients]:
-    """Real posthog clients to the capture server, shut down after the test."""
-    made = Clients(capture_server)
-    try:
-        yield made
-    finally:
-        hogtrace.reset()
-        made.close()
 
 
 class Backoffs:

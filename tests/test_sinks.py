@@ -8,7 +8,6 @@ import datetime
 import io
 import logging
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,17 +17,6 @@ import hogtrace.testing
 from hogtrace import _config, _errors, _sinks
 from hogtrace._sinks import ConsoleSink, DropSink, FanoutSink, PostHogSink
 from tests.capture_server import CaptureServer, Clients, closed_port_url
-
-
-@pytest.fixture
-def clients(capture_server: CaptureServer) -> Iterator[Clients]:
-    """Real posthog clients to the capture server, shut down after the test."""
-    made = Clients(capture_server)
-    try:
-        yield made
-    finally:
-        hogtrace.reset()
-        made.close()
 
 
 @pytest.fixture
