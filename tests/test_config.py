@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import hogtrace
-from hogtrace import _config
+from hogtrace import _options, _state
 from tests.capture_server import CaptureServer, Clients
 
 
@@ -36,7 +36,7 @@ def names(events: list[dict[str, Any]]) -> list[str]:
 
 def owned_client() -> Any:
     """The client hogtrace built itself (from api_key or the environment)."""
-    config = _config.state.config
+    config = _state.state.config
     assert config.owns_client
     return config.client
 
@@ -79,7 +79,7 @@ class TestConfigureClient:
         client.flush()
 
         assert ["after"] == names(capture_server.events)
-        assert _config.state.config.client is None
+        assert _state.state.config.client is None
 
     def test_replacing_the_client_delivers_the_old_ones_events(
         self, capture_server: CaptureServer, clients: Clients
@@ -193,7 +193,7 @@ class TestConfigureOptions:
 
         hogtrace.reset()
 
-        assert _config.Config() == _config.state.config
+        assert _options.Config() == _state.state.config
 
     def test_reset_clears_the_counters(self, clean_env: pytest.MonkeyPatch) -> None:
         """reset() starts stats() from zero."""
@@ -201,7 +201,7 @@ class TestConfigureOptions:
 
         hogtrace.reset()
 
-        assert {"emitted": 0, "dropped": 0, "failed": 0} == hogtrace.stats()
+        assert {"emitted": 0, "dropped": 0, "failed": 0, "undelivered": 0} == hogtrace.stats()
 
 
 class TestUnconfigured:
@@ -216,7 +216,7 @@ class TestUnconfigured:
         assert 1 == len(warnings)
         assert logging.WARNING == warnings[0].levelno
         assert "no PostHog client configured" in warnings[0].getMessage()
-        assert {"emitted": 6, "dropped": 6, "failed": 0} == hogtrace.stats()
+        assert {"emitted": 6, "dropped": 6, "failed": 0, "undelivered": 0} == hogtrace.stats()
 
     def test_flush_and_shutdown_do_nothing(self, clean_env: pytest.MonkeyPatch) -> None:
         """flush() and shutdown() without a client return quietly."""

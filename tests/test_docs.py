@@ -262,6 +262,7 @@ class TestCoverage:
             "POSTHOG_PROJECT_API_KEY",
             "POSTHOG_HOST",
             "HOGTRACE_CONSOLE",
+            "HOGTRACE_ENABLED",
         ]
         missing = [n for n in [*options, *variables] if f"`{n}" not in page]
         assert [] == missing

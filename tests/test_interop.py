@@ -27,7 +27,7 @@ from posthog.ai.langchain import CallbackHandler
 from posthog.ai.openai import AsyncOpenAI, OpenAI
 
 import hogtrace
-from hogtrace import _config, _interop
+from hogtrace import _interop, _state
 from hogtrace.testing import capture_events
 from tests.capture_server import CaptureServer
 from tests.openai_server import ANSWER, USAGE, OpenAIServer
@@ -77,7 +77,7 @@ def oai(traced: posthog.Posthog, llm_server: OpenAIServer) -> Iterator[OpenAI]:
 def delivered(server: CaptureServer) -> list[dict[str, Any]]:
     """Every event the capture server received, after hogtrace and the client flushed."""
     hogtrace.flush()
-    client = _config.state.config.client
+    client = _state.state.config.client
     if client is not None:
         client.flush()
     return server.events
@@ -146,7 +146,7 @@ class TestOpenAIWrapper:
         assert "conv-1" == props["$ai_session_id"]
         assert props["$ai_span_id"] not in (span.id, trace.id)
         assert "posthog-ai" == props["$ai_lib"]
-        assert trace.trace_id == generation["distinct_id"]
+        assert "conv-1" == generation["distinct_id"]  # personless: the conversation
         assert props["$process_person_profile"] is False
 
     def test_tokens_add_to_enclosing_metrics(self, oai: OpenAI) -> None:
@@ -638,7 +638,7 @@ class TestLangChain:
         assert ["$ai_trace"] == [e["event"] for e in events if e["event"] == "$ai_trace"]
         assert {trace.trace_id} == {e["properties"]["$ai_trace_id"] for e in events}
         assert {"conv-1"} == {e["properties"]["$ai_session_id"] for e in events}
-        assert {trace.trace_id} == {e["distinct_id"] for e in events}
+        assert {"conv-1"} == {e["distinct_id"] for e in events}
         assert span.metrics is not None
         assert (7, 3, 1) == (
             span.metrics.input_tokens,

@@ -871,14 +871,26 @@ class TestCaptureFlags:
         )
         assert "Paris" not in json.dumps(props)
 
-    def test_set_input_and_set_output_respect_the_flags(self) -> None:
-        """On a ``with`` block, the flags also ignore explicit ``set_input`` / ``set_output``."""
+    def test_explicit_set_input_and_set_output_win_over_the_flags(self) -> None:
+        """The flags stop automatic capture; an explicit ``set_input`` / ``set_output`` is kept."""
         with (
             capture_events() as events,
             hogtrace.span("s", capture_input=False, capture_output=False) as s,
         ):
-            s.set_input("PRIVATE in")
-            s.set_output("PRIVATE out")
+            s.set_input("shown in")
+            s.set_output("shown out")
+
+        assert ("shown in", "shown out") == (events.one().input, events.one().output)
+
+    def test_flags_stop_automatic_capture(self) -> None:
+        """With both flags off, a decorated call records neither arguments nor result."""
+
+        @hogtrace.span(capture_input=False, capture_output=False)
+        def step(secret: str) -> str:
+            return secret
+
+        with capture_events() as events:
+            step("PRIVATE")
 
         assert (None, None) == (events.one().input, events.one().output)
         assert "PRIVATE" not in text_of(events.one())

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 import hogtrace
 from hogtrace import _propagation
+from hogtrace._errors import RateLimit
 from hogtrace._w3c import RemoteContext, decode, encode
 from hogtrace.testing import capture_events
 from tests.capture_server import CaptureServer
@@ -37,9 +38,9 @@ REMOTE = encode(RemoteContext(TRACE, SPAN, session_id="conv-9", distinct_id="use
 @pytest.fixture(autouse=True)
 def _unthrottled() -> Iterator[None]:
     """Every test sees continue_trace's first warning (they are throttled to one a minute)."""
-    _propagation._last_warning[0] = -1e9
+    _propagation._warnings = RateLimit()
     yield
-    _propagation._last_warning[0] = -1e9
+    _propagation._warnings = RateLimit()
 
 
 def in_fresh_context(fn: Any, *args: Any) -> Any:

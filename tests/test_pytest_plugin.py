@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import hogtrace
-from hogtrace import _config
+from hogtrace import _state
 from hogtrace.testing import CapturedEvents
 from tests.capture_server import CaptureServer
 
@@ -86,7 +86,7 @@ class TestFixture:
 
         assert (1, None, []) == (
             len(hogtrace_events),
-            _config.state.sink,
+            _state.state.sink,
             capture_server.requests,
         )
 
@@ -208,10 +208,10 @@ class TestRestore:
         project.makepyfile(
             """
             import hogtrace
-            from hogtrace import _config
+            from hogtrace import _config, _state
 
             hogtrace.configure(distinct_id="before")
-            BEFORE = _config.state
+            BEFORE = _state.state
 
             def test_fails(hogtrace_events):
                 hogtrace.configure(distinct_id="inside")
@@ -219,8 +219,8 @@ class TestRestore:
                     raise RuntimeError("boom")
 
             def test_after():
-                assert BEFORE is _config.state
-                assert "before" == _config.state.config.distinct_id
+                assert BEFORE is _state.state
+                assert "before" == _state.state.config.distinct_id
             """
         )
 
@@ -231,7 +231,7 @@ class TestRestore:
         project.makepyfile(
             """
             import hogtrace
-            from hogtrace import _config
+            from hogtrace import _config, _state
 
             def test_uses(hogtrace_events):
                 with hogtrace.trace("t"):
@@ -240,7 +240,7 @@ class TestRestore:
             def test_after():
                 with hogtrace.trace("t") as t:
                     pass
-                assert _config.state.capture is None
+                assert _state.state.capture is None
                 assert not t.trace_id.startswith("00000000-")
             """
         )

@@ -125,7 +125,7 @@ class TestOutages:
         capture_server.recover()
         hogtrace.flush(timeout=10)
         assert 11 == len(capture_server.wait_for_events(11))
-        assert {"emitted": 11, "dropped": 0, "failed": 0} == hogtrace.stats()
+        assert {"emitted": 11, "dropped": 0, "failed": 0, "undelivered": 0} == hogtrace.stats()
 
     def test_scripted_failures_are_retried(
         self, capture_server: CaptureServer, clients: Clients, backoffs: Backoffs
@@ -177,7 +177,7 @@ class TestOutages:
         assert ["answer", "retrieve"] == sorted(
             e["properties"]["$ai_span_name"] for e in capture_server.events
         )
-        assert {"emitted": 11, "dropped": 0, "failed": 0} == hogtrace.stats()
+        assert {"emitted": 11, "dropped": 0, "failed": 0, "undelivered": 0} == hogtrace.stats()
 
 
 class TestBoundedMemory:
@@ -199,7 +199,7 @@ class TestBoundedMemory:
 
         assert [] == capture_server.requests  # the server never answered during the calls
         assert 50 == len(results)
-        assert {"emitted": 102, "dropped": 91, "failed": 0} == hogtrace.stats()
+        assert {"emitted": 102, "dropped": 91, "failed": 0, "undelivered": 0} == hogtrace.stats()
         drop_warnings = [r for r in caplog.records if "dropping events" in r.getMessage()]
         assert 1 == len(drop_warnings)
         capture_server.gate.set()
@@ -228,7 +228,7 @@ class TestInternalFaults:
         hogtrace.flush(timeout=10)
 
         assert ["Q0", "Q1", "Q2", "Q3"] == results
-        assert {"emitted": 9, "dropped": 0, "failed": 9} == hogtrace.stats()
+        assert {"emitted": 9, "dropped": 0, "failed": 9, "undelivered": 0} == hogtrace.stats()
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert 1 == len(errors)
         assert "building an event" in errors[0].getMessage()
@@ -253,7 +253,7 @@ class TestInternalFaults:
         hogtrace.flush(timeout=10)
 
         assert ["Q0", "Q1", "Q2", "Q3"] == results
-        assert {"emitted": 9, "dropped": 0, "failed": 9} == hogtrace.stats()
+        assert {"emitted": 9, "dropped": 0, "failed": 9, "undelivered": 0} == hogtrace.stats()
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert 1 == len(errors)
         assert "capture()" in errors[0].getMessage()
@@ -368,7 +368,7 @@ class TestLoad:
         events = capture_server.events
         assert 4 * 280 == len(events)
         check_sessions_apart(events, thread_keys | task_keys)
-        assert {"emitted": 4 * 280, "dropped": 0, "failed": 0} == hogtrace.stats()
+        assert {"emitted": 4 * 280, "dropped": 0, "failed": 0, "undelivered": 0} == hogtrace.stats()
 
 
 class TestStats:
@@ -392,7 +392,7 @@ class TestStats:
         for thread in threads:
             thread.join(30)
 
-        assert {"emitted": 2000, "dropped": 2000, "failed": 0} == hogtrace.stats()
+        assert {"emitted": 2000, "dropped": 2000, "failed": 0, "undelivered": 0} == hogtrace.stats()
         for values in seen:
             assert values == sorted(values)
 
@@ -462,7 +462,7 @@ class TestProcessLifecycle:
         with hogtrace.session("parent-before"):
             answer("a")
         hogtrace.flush(timeout=10)
-        sink = hogtrace._config.state.sink
+        sink = hogtrace._state.state.sink
         assert isinstance(sink, PostHogSink)
         parent_worker = sink._thread
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import hogtrace
+from hogtrace import _scope
 from hogtrace.testing import CapturedEvents
 
 
@@ -938,3 +939,84 @@ class TestScopeObject:
                 event.properties["$ai_lib"],
                 event.properties["$ai_lib_version"],
             )
+
+
+class TestCallingThread:
+    def test_immutable_arguments_and_results_are_not_serialized(
+        self, monkeypatch: pytest.MonkeyPatch, hogtrace_events: Any
+    ) -> None:
+        """Scalar arguments and return values need no JSON-safe copy: they cannot change."""
+        calls: list[object] = []
+        real = _scope.to_json_safe
+
+        def counting(value: object) -> Any:
+            calls.append(value)
+            return real(value)
+
+        monkeypatch.setattr(_scope, "to_json_safe", counting)
+
+        @hogtrace.span(name="step")
+        def step(a: int, b: str, c: float = 0.5, d: bool | None = None) -> str:
+            return b * a
+
+        @hogtrace.trace(name="none")
+        def none() -> None:
+            return None
+
+        step(2, "x")
+        none()
+
+        assert [] == calls
+        spans = {e.name: e.properties for e in hogtrace_events}
+        assert {"a": 2, "b": "x", "c": 0.5, "d": None} == spans["step"]["$ai_input_state"]
+        assert "xx" == spans["step"]["$ai_output_state"]
+        assert {} == spans["none"]["$ai_input_state"]
+
+    def test_mutable_arguments_are_still_snapshotted(self, hogtrace_events: Any) -> None:
+        """A list argument mutated after the call is recorded as it was at the call."""
+        items = [1, 2]
+
+        @hogtrace.span
+        def step(values: list[int], label: str) -> int:
+            values.append(3)
+            return len(values)
+
+        step(items, "l")
+
+        assert {"values": [1, 2], "label": "l"} == hogtrace_events.one().properties[
+            "$ai_input_state"
+        ]
+
+    @pytest.mark.parametrize("value", [2**53, -(2**70), float("inf"), float("nan"), True])
+    def test_huge_or_non_finite_numbers_go_through_the_serializer(
+        self, value: object, monkeypatch: pytest.MonkeyPatch, hogtrace_events: Any
+    ) -> None:
+        """Only numbers JavaScript holds exactly skip to_json_safe; to_json_safe does the rest."""
+        calls: list[object] = []
+        real = _scope.to_json_safe
+
+        def counting(item: object) -> Any:
+            calls.append(item)
+            return real(item)
+
+        monkeypatch.setattr(_scope, "to_json_safe", counting)
+
+        @hogtrace.span
+        def number() -> object:
+            return value
+
+        number()
+
+        expected = [] if value is True else [value]
+        assert repr(expected) == repr(calls)
+
+    def test_non_finite_float_result_is_still_made_json_safe(self, hogtrace_events: Any) -> None:
+        """A NaN return value is spelled as a string, not passed through."""
+
+        @hogtrace.span
+        def ratio() -> float:
+            return float("nan")
+
+        ratio()
+
+        assert "NaN" == hogtrace_events.one().properties["$ai_output_state"]

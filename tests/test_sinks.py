@@ -14,7 +14,7 @@ import pytest
 
 import hogtrace
 import hogtrace.testing
-from hogtrace import _config, _errors, _sinks
+from hogtrace import _errors, _sinks, _state
 from hogtrace._sinks import ConsoleSink, DropSink, FanoutSink, PostHogSink
 from tests.capture_server import CaptureServer, Clients, closed_port_url
 
@@ -72,7 +72,7 @@ class TestPostHogSinkDelivery:
             assert "sess-1" == props["$ai_session_id"]
             assert "hogtrace" == props["$ai_lib"]
             assert hogtrace.__version__ == props["$ai_lib_version"]
-            assert trace_id == event["distinct_id"]
+            assert "sess-1" == event["distinct_id"]  # personless: one person per conversation
             assert props["$process_person_profile"] is False
             assert isinstance(props["$ai_latency"], float)
         assert {"question": "hi"} == root["properties"]["$ai_input_state"]
@@ -191,7 +191,7 @@ class TestPostHogSinkDelivery:
         assert "HI" == answer("hi")
         hogtrace.flush(timeout=5)
 
-        assert {"emitted": 2, "dropped": 0, "failed": 0} == hogtrace.stats()
+        assert {"emitted": 2, "dropped": 0, "failed": 0, "undelivered": 0} == hogtrace.stats()
 
     def test_disabled_client_is_not_called(self, clients: Clients) -> None:
         """Events for a disabled client are skipped before the client spends time on them."""
@@ -216,11 +216,11 @@ class TestPostHogSinkQueue:
         """Past max_queue, emit() drops and counts without blocking, with one warning."""
         sink = PostHogSink(clients(sync_mode=True), max_queue=3)
         capture_server.gate.clear()
-        sink.emit(closed_scope("first"), _config.state.config)
+        sink.emit(closed_scope("first"), _state.state.config)
         capture_server.wait_for_attempts(1)  # the worker is blocked sending "first"
 
         for _ in range(10):
-            sink.emit(closed_scope(), _config.state.config)
+            sink.emit(closed_scope(), _state.state.config)
 
         assert 7 == hogtrace.stats()["dropped"]
         assert 1 == sum("dropping events" in r.getMessage() for r in caplog.records)
@@ -246,7 +246,7 @@ class TestPostHogSinkQueue:
         """flush() returns once everything queued before it reached the server."""
         sink = PostHogSink(clients())
         for _ in range(50):
-            sink.emit(closed_scope(), _config.state.config)
+            sink.emit(closed_scope(), _state.state.config)
 
         sink.flush(timeout=10)
 
@@ -263,7 +263,7 @@ class TestPostHogSinkQueue:
         sink = PostHogSink(clients(sync_mode=True))
         capture_server.gate.clear()
         for _ in range(3):
-            sink.emit(closed_scope(), _config.state.config)
+            sink.emit(closed_scope(), _state.state.config)
         capture_server.wait_for_attempts(1)
 
         sink.flush(timeout=0.2)
@@ -310,9 +310,9 @@ class TestPostHogSinkQueue:
             handle(item)
 
         sink._handle = die_once  # type: ignore[method-assign]
-        sink.emit(closed_scope("lost"), _config.state.config)
+        sink.emit(closed_scope("lost"), _state.state.config)
         sink.flush(timeout=10)
-        sink.emit(closed_scope("kept"), _config.state.config)
+        sink.emit(closed_scope("kept"), _state.state.config)
         sink.flush(timeout=10)
 
         assert died.is_set()
@@ -326,10 +326,10 @@ class TestPostHogSinkQueue:
         client = clients()
         sink = PostHogSink(client)
         for _ in range(20):
-            sink.emit(closed_scope(), _config.state.config)
+            sink.emit(closed_scope(), _state.state.config)
 
         sink.shutdown()
-        sink.emit(closed_scope(), _config.state.config)
+        sink.emit(closed_scope(), _state.state.config)
         client.flush()
 
         assert 20 == len(capture_server.events)
@@ -338,7 +338,7 @@ class TestPostHogSinkQueue:
     def test_shutdown_is_idempotent(self, clients: Clients) -> None:
         """A second shutdown() is a no-op."""
         sink = PostHogSink(clients())
-        sink.emit(closed_scope(), _config.state.config)
+        sink.emit(closed_scope(), _state.state.config)
 
         sink.shutdown()
         sink.shutdown()
@@ -353,16 +353,15 @@ class TestPostHogSinkQueue:
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         """shutdown() waits a bounded time for a stuck worker, then drops and counts the rest."""
-        monkeypatch.setattr(_sinks, "SHUTDOWN_TIMEOUT", 0.2)
         sink = PostHogSink(clients(sync_mode=True))
         capture_server.gate.clear()
         for _ in range(5):
-            sink.emit(closed_scope(), _config.state.config)
+            sink.emit(closed_scope(), _state.state.config)
         capture_server.wait_for_attempts(1)
         worker = sink._thread
         assert worker is not None
 
-        sink.shutdown()
+        sink.shutdown(0.2)
 
         assert [] == capture_server.requests  # returned while the server still held one
         assert any("did not take" in r.getMessage() for r in caplog.records)
@@ -399,10 +398,10 @@ class TestPostHogSinkQueue:
         hogtrace.flush(timeout=10)
         assert 31 - dropped == len(capture_server.events)
 
-    def test_closed_client_drops_here(
+    def test_closed_client_counts_undelivered(
         self, clients: Clients, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """Events for a client the user shut down are counted as dropped, with one warning."""
+        """Events a client the user shut down refuses are counted as undelivered, one warning."""
         client = clients()
         hogtrace.configure(client)
         client.shutdown()
@@ -411,14 +410,14 @@ class TestPostHogSinkQueue:
             answer("hi")
         hogtrace.flush(timeout=10)
 
-        assert 6 == hogtrace.stats()["dropped"]
-        assert 1 == sum("was shut down" in r.getMessage() for r in caplog.records)
-        assert not any(r.name == "posthog" for r in caplog.records)
+        assert (6, 0) == (hogtrace.stats()["undelivered"], hogtrace.stats()["dropped"])
+        hogtrace_warnings = [r for r in caplog.records if r.name == "hogtrace"]
+        assert 1 == sum("did not accept" in r.getMessage() for r in hogtrace_warnings)
 
     def test_fork_handler_gives_a_fresh_queue_and_worker(self, clients: Clients) -> None:
         """After a fork the sink forgets the parent's queue and worker (started on next emit)."""
         sink = PostHogSink(clients(sync_mode=True))
-        sink.emit(closed_scope(), _config.state.config)
+        sink.emit(closed_scope(), _state.state.config)
         sink.flush(timeout=10)
         old_queue = sink._queue
 
@@ -441,7 +440,7 @@ class TestPostHogSinkQueue:
                 raise RuntimeError("queue broke")
 
         hogtrace.configure(clients())
-        sink = _config.state.destination()
+        sink = _state.state.destination()
         assert isinstance(sink, PostHogSink)
         working = sink._queue
         sink._queue = BrokenQueue()  # type: ignore[assignment]
@@ -468,9 +467,9 @@ class TestConsoleSink:
         ):
             pass
 
-        sink.emit(child, _config.state.config)
+        sink.emit(child, _state.state.config)
         printed_before_root = stream.getvalue()
-        sink.emit(root, _config.state.config)
+        sink.emit(root, _state.state.config)
 
         text = stream.getvalue()
         assert "" == printed_before_root
@@ -487,7 +486,7 @@ class TestConsoleSink:
             hogtrace.span("child") as child,
         ):
             pass
-        sink.emit(child, _config.state.config)
+        sink.emit(child, _state.state.config)
         assert "" == stream.getvalue()
 
         sink.flush()
@@ -503,7 +502,7 @@ class TestConsoleSink:
 
         sink = ConsoleSink(Closed())
 
-        sink.emit(closed_scope(), _config.state.config)
+        sink.emit(closed_scope(), _state.state.config)
 
         assert 1 == hogtrace.stats()["failed"]
 
@@ -514,14 +513,14 @@ class TestDropSink:
         sink = DropSink()
 
         for _ in range(3):
-            sink.emit(closed_scope(), _config.state.config)
+            sink.emit(closed_scope(), _state.state.config)
 
         assert 3 == hogtrace.stats()["dropped"]
         assert 1 == sum("no PostHog client" in r.getMessage() for r in caplog.records)
 
     def test_silent_drop_sink_does_not_warn(self, caplog: pytest.LogCaptureFixture) -> None:
         """DropSink(silent=True) counts without a warning."""
-        DropSink(silent=True).emit(closed_scope(), _config.state.config)
+        DropSink(silent=True).emit(closed_scope(), _state.state.config)
 
         assert [] == caplog.records
         assert 1 == hogtrace.stats()["dropped"]
@@ -536,7 +535,7 @@ class TestFanoutSink:
         posthog_sink = PostHogSink(clients())
         sink = FanoutSink([posthog_sink, ConsoleSink(stream)])
 
-        sink.emit(closed_scope("both"), _config.state.config)
+        sink.emit(closed_scope("both"), _state.state.config)
         sink.flush(timeout=10)
         sink.shutdown()
 

@@ -21,7 +21,7 @@ import pytest
 from freezegun import freeze_time
 
 import hogtrace
-from hogtrace import _config, _ids
+from hogtrace import _ids, _state
 from hogtrace.testing import CapturedEvent, CapturedEvents, capture_events
 from tests.capture_server import CaptureServer
 
@@ -98,16 +98,16 @@ class TestCaptureEvents:
     def test_restores_configuration(self) -> None:
         """The configuration in place before the capture is back after it."""
         hogtrace.configure(distinct_id="user-1")
-        before = _config.state
+        before = _state.state
 
         with capture_events():
             hogtrace.configure(distinct_id="user-2", properties={"tenant": "a"})
 
-        assert before is _config.state
+        assert before is _state.state
 
     def test_restores_configuration_on_error(self) -> None:
         """The configuration and the id source come back when the block raises."""
-        before = _config.state
+        before = _state.state
         ids_before = _ids._id_source
 
         def fail() -> None:
@@ -118,7 +118,7 @@ class TestCaptureEvents:
         with pytest.raises(RuntimeError, match="boom"):
             fail()
 
-        assert (before, ids_before) == (_config.state, _ids._id_source)
+        assert (before, ids_before) == (_state.state, _ids._id_source)
 
     def test_keeps_the_rest_of_the_configuration(self) -> None:
         """Privacy mode, default distinct id and global properties still apply."""
@@ -148,13 +148,21 @@ class TestCaptureEvents:
             retrieve("q")
 
         assert "user-2" == events.one().distinct_id
-        assert _config.state.config.distinct_id is None
+        assert _state.state.config.distinct_id is None
 
-    def test_disabled_tracing_records_nothing(self) -> None:
-        """With ``enabled=False`` decorators pass through, also inside a capture."""
+    def test_capture_records_even_when_tracing_is_disabled(self) -> None:
+        """A capture records although tracing was disabled before it (in a conftest, say)."""
         hogtrace.configure(enabled=False)
 
         with capture_events() as events:
+            assert ["doc about q"] == retrieve("q")
+
+        assert ["retrieve"] == [e.name for e in events]
+
+    def test_disabling_inside_a_capture_disables(self) -> None:
+        """``configure(enabled=False)`` inside a capture turns decorators into pass-throughs."""
+        with capture_events() as events:
+            hogtrace.configure(enabled=False)
             assert ["doc about q"] == retrieve("q")
 
         assert [] == events
@@ -220,7 +228,7 @@ class TestCaptureEvents:
             answer("q")
             hogtrace.flush()
 
-        assert (4, None, []) == (len(events), _config.state.sink, capture_server.requests)
+        assert (4, None, []) == (len(events), _state.state.sink, capture_server.requests)
 
     def test_does_not_import_pytest(self) -> None:
         """``hogtrace.testing`` works in programs without pytest."""
@@ -733,7 +741,7 @@ class TestWrapperEvents:
     def test_string_timestamps_with_z(self) -> None:
         """A message whose timestamp ends in ``Z`` is parsed as UTC."""
         with capture_events() as events:
-            events._capture.record_message(  # type: ignore[union-attr]
+            events._capture.wrapper_event(  # type: ignore[union-attr]
                 {
                     "event": "$ai_generation",
                     "distinct_id": "u",

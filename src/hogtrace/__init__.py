@@ -18,8 +18,10 @@ from hogtrace._api import (
     trace,
 )
 from hogtrace._config import configure, flush, reset, shutdown
+from hogtrace._generation import EmbeddingScope, GenerationScope
+from hogtrace._metrics import Metrics
 from hogtrace._propagation import continue_trace, inject, posthog_properties
-from hogtrace._scope import EmbeddingScope, GenerationScope, Metrics, Scope, SessionScope
+from hogtrace._scope import Scope, SessionScope
 from hogtrace._version import __version__
 
 __all__ = [

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar, overload
 
-from hogtrace import _config
+from hogtrace import _state
 from hogtrace._context import current_scope
 from hogtrace._decorators import (
     EmbeddingSpec,
@@ -22,7 +22,12 @@ from hogtrace._decorators import (
     SpanSpec,
     TraceSpec,
 )
-from hogtrace._scope import AnnotationScope, Scope
+from hogtrace._errors import log_internal_error
+from hogtrace._generation import GenerationOptions
+from hogtrace._ids import utc_now
+from hogtrace._protocols import Annotation
+from hogtrace._sampling import sampled
+from hogtrace._scope import Scope
 from hogtrace._stats import stats_counters
 
 __all__ = [
@@ -301,10 +306,7 @@ def generation(
     func, name = _bare_or_named("generation", args, name)
     spec = GenerationSpec(
         name,
-        model=model,
-        provider=provider,
-        base_url=base_url,
-        model_parameters=model_parameters,
+        options=GenerationOptions(model, provider, base_url, model_parameters),
         properties=properties,
         capture_input=capture_input,
         capture_output=capture_output,
@@ -364,8 +366,7 @@ def embedding(
     func, name = _bare_or_named("embedding", args, name)
     spec = EmbeddingSpec(
         name,
-        model=model,
-        provider=provider,
+        options=GenerationOptions(model, provider),
         properties=properties,
         capture_input=capture_input,
         capture_output=capture_output,
@@ -419,7 +420,8 @@ def _annotate(
         raise TypeError(f"hogtrace.{what}(): trace_id must be a string, got {trace_id!r}")
     if session_id is not None and not isinstance(session_id, str):
         raise TypeError(f"hogtrace.{what}(): session_id must be a string, got {session_id!r}")
-    if not _config.state.active:
+    state = _state.state
+    if not state.active:
         return
     parent = current_scope()
     target = trace_id or (parent.trace_id if parent is not None else None)
@@ -427,8 +429,49 @@ def _annotate(
         log.warning("hogtrace.%s() outside any trace and without trace_id: not sent", what)
         stats_counters.dropped.incr()
         return
-    scope = AnnotationScope(event, payload, parent, target, session_id)
-    scope._close()
+    try:
+        note = _annotation(event, payload, parent, target, session_id, state.config.sample_rate)
+    except Exception as err:
+        log_internal_error(f"hogtrace.{what}()", err)
+        return
+    if note is None:
+        return  # the trace was sampled out: its annotations go with it
+    stats_counters.emitted.incr()
+    try:
+        state.destination().emit(note, state.config)
+    except Exception as err:
+        stats_counters.failed.incr()
+        log_internal_error("handing an event to the sink", err)
+
+
+def _annotation(
+    event: str,
+    payload: dict[str, Any],
+    parent: Scope | None,
+    trace_id: str,
+    session_id: str | None,
+    rate: float,
+) -> Annotation | None:
+    """The annotation record, or ``None`` when its trace is not sampled."""
+    if session_id is None and parent is not None:
+        session_id = parent.session_id
+    if parent is not None and parent.trace_id == trace_id and parent.session_id == session_id:
+        keep = parent.sampled
+    else:
+        # Annotating a trace from elsewhere (feedback in a later request): decide as the
+        # trace was decided, from its session id when given, else from the trace id.
+        keep = sampled(session_id or trace_id, rate)
+    if not keep:
+        return None
+    return Annotation(
+        event_name=event,
+        payload=payload,
+        trace_id=trace_id,
+        session_id=session_id,
+        distinct_id=parent.distinct_id if parent is not None else None,
+        inherited=parent.inherited if parent is not None else {},
+        timestamp=utc_now(),
+    )
 
 
 def metric(

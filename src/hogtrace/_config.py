@@ -1,106 +1,50 @@
-"""Configuration and the process-wide tracing state.
+"""``configure()``, ``reset()``, ``flush()``, ``shutdown()``: the functions that change the state.
 
-Decorators run at import time, before ``configure()``, so everything here is looked up when a
-scope closes (late binding). ``state`` is replaced wholesale by ``configure()`` / ``reset()`` /
-``shutdown()``; readers take one reference and never see a half-updated configuration.
+They build the sinks and the PostHog client (through ``_posthog``), install the hook that
+makes PostHog's own wrappers join scopes (``_interop``), and replace ``_state.state`` wholesale.
+Every one of them returns within the configured ``shutdown_timeout``, whatever PostHog does.
 """
 
 from __future__ import annotations
 
 import atexit
 import dataclasses
-import inspect
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from hogtrace._sinks import ConsoleSink, DropSink, FanoutSink, PostHogSink, Sink
+from hogtrace import _posthog, _state
+from hogtrace._interop import install, uninstall
+from hogtrace._options import Config, default_config
+from hogtrace._protocols import Capture, Sink
+from hogtrace._sinks import ConsoleSink, DropSink, FanoutSink, PostHogSink, count_undelivered
+from hogtrace._state import State, set_state
 from hogtrace._stats import stats_counters
 
 __all__ = [
-    "DEFAULT_MAX_EVENT_BYTES",
-    "Config",
-    "State",
     "configure",
+    "end_capture",
     "flush",
     "reset",
     "shutdown",
-    "state",
+    "start_capture",
 ]
 
 log = logging.getLogger("hogtrace")
 
-#: Below PostHog's 900 KiB per-event limit on ``/batch/``, with room for the client's own keys.
-DEFAULT_MAX_EVENT_BYTES = 800_000
-
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-#: ``shutdown()`` waits at most this long for queued events (PostHog may be down).
-SHUTDOWN_FLUSH_TIMEOUT = 10.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """Where events go and how they are prepared. Immutable: ``configure()`` makes a new one."""
-
-    client: Any = None
-    owns_client: bool = False
-    host: str | None = None
-    distinct_id: str | None = None
-    privacy_mode: bool = False
-    redact: Callable[[Any], Any] | None = None
-    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
-    sample_rate: float = 1.0
-    enabled: bool = True
-    console: bool = False
-    properties: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
-
-    #: Privacy mode from hogtrace or from the PostHog client's own ``privacy_mode`` (derived).
-    content_hidden: bool = dataclasses.field(init=False, default=False)
-
-    def __post_init__(self) -> None:
-        hidden = self.privacy_mode or bool(getattr(self.client, "privacy_mode", False))
-        object.__setattr__(self, "content_hidden", hidden)
-
-
-@dataclasses.dataclass(frozen=True)
-class State:
-    """What a closing scope reads: the config, the sink and whether tracing is on at all."""
-
-    config: Config
-    sink: Sink | None  # None: resolve on first use (env vars may name a client)
-    active: bool
-    capture: Sink | None = None  # hogtrace.testing.capture_events() overrides the destination
-
-    def destination(self) -> Sink:
-        """The sink events go to now, resolving the configured one on first use."""
-        if self.capture is not None:
-            return self.capture
-        if self.sink is not None:
-            return self.sink
-        return _resolve_sink()
-
-
-def _default_config() -> Config:
-    flag = os.environ.get("HOGTRACE_CONSOLE", "").strip().lower()
-    return Config(console=flag not in ("", "0", "false", "no", "off"))
-
-
-state = State(config=_default_config(), sink=None, active=True)
 _lock = threading.RLock()  # serialises configure/reset/shutdown; never taken on the hot path
-
-
-def _set_state(new: State) -> None:
-    global state
-    state = new
+#: The flush at interpreter exit waits at most this long (PostHog's own exit hook waits 1 s).
+_ATEXIT_TIMEOUT = 5.0
 
 
 def _resolve_sink() -> Sink:
     """Build the sink for the current config (env vars may provide the client)."""
     with _lock:
-        current = state
+        current = _state.state
         if current.sink is not None:
             return current.capture or current.sink
         config = current.config
@@ -110,17 +54,18 @@ def _resolve_sink() -> Sink:
                 client = _build_client(api_key, config.host or os.environ.get("POSTHOG_HOST"))
                 config = dataclasses.replace(config, client=client, owns_client=True)
         sink = _make_sink(config)
-        _set_state(dataclasses.replace(current, config=config, sink=sink))
+        set_state(dataclasses.replace(current, config=config, sink=sink))
         return current.capture or sink
+
+
+_state.set_resolver(_resolve_sink)
 
 
 def _make_sink(config: Config) -> Sink:
     sinks: list[Sink] = []
     if config.client is not None:
-        from hogtrace._interop import install  # the hook reads scopes: a layer above config
-
         install(config.client)
-        sinks.append(PostHogSink(config.client))
+        sinks.append(PostHogSink(config.client, ai_lane=config.capture_ai))
         _register_atexit()
     if config.console:
         sinks.append(ConsoleSink())
@@ -130,9 +75,7 @@ def _make_sink(config: Config) -> Sink:
 
 
 def _build_client(api_key: str, host: str | None) -> Any:
-    import posthog
-
-    return posthog.Posthog(api_key, host=host) if host else posthog.Posthog(api_key)
+    return _posthog.build_client(api_key, host, count_undelivered)
 
 
 def _register_atexit() -> None:
@@ -145,7 +88,7 @@ def _register_atexit() -> None:
 
 def _atexit_flush() -> None:
     try:
-        flush(timeout=5.0)
+        flush(timeout=min(_ATEXIT_TIMEOUT, _state.state.config.shutdown_timeout))
     except Exception:  # pragma: no cover - interpreter teardown
         log.debug("hogtrace: flush at exit failed", exc_info=True)
 
@@ -183,6 +126,8 @@ def configure(
     enabled: bool = UNSET,
     console: bool = UNSET,
     properties: Mapping[str, Any] | None = UNSET,
+    capture_ai: bool | None = UNSET,
+    shutdown_timeout: float = UNSET,
 ) -> None:
     """Set where events go and how. Only the options given change; the rest stay as they were.
 
@@ -201,6 +146,11 @@ def configure(
         enabled: ``False`` turns every decorator into a pass-through.
         console: print each finished trace as a tree on stderr.
         properties: extra properties on every event.
+        capture_ai: send through the client's AI lane (``capture_ai()``, posthog >= 7.39,
+            up to 8 MiB per event); ``None`` follows the client's ``enable_full_ai_capture``.
+        shutdown_timeout: ``shutdown()``, ``reset()`` and ``configure()`` return within this
+            many seconds whatever PostHog does (default 10); what is not delivered by then is
+            counted and logged.
 
     Example:
         ```py
@@ -213,7 +163,7 @@ def configure(
             raise TypeError(
                 f"hogtrace.configure(): client must be a posthog client, got {client!r}"
             )
-        if inspect.iscoroutinefunction(getattr(client, "flush", None)):
+        if _posthog.is_async_client(client):
             raise TypeError(
                 "hogtrace.configure(): AsyncPosthog cannot be hogtrace's destination (its queue"
                 " belongs to an event loop; hogtrace delivers from a thread). Configure a"
@@ -246,13 +196,21 @@ def configure(
         _check_type("sample_rate", sample_rate, (int, float), allow_none=False)
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError("hogtrace.configure(): sample_rate must be between 0.0 and 1.0")
+    if capture_ai is not UNSET and capture_ai is not None and not isinstance(capture_ai, bool):
+        raise TypeError(
+            f"hogtrace.configure(): capture_ai must be a bool or None, got {capture_ai!r}"
+        )
+    if shutdown_timeout is not UNSET:
+        _check_type("shutdown_timeout", shutdown_timeout, (int, float), allow_none=False)
+        if shutdown_timeout < 0:
+            raise ValueError("hogtrace.configure(): shutdown_timeout must be >= 0")
     if properties is not UNSET and properties is not None and not isinstance(properties, Mapping):
         raise TypeError(f"hogtrace.configure(): properties must be a mapping, got {properties!r}")
     if client is not UNSET and client is not None and api_key not in (UNSET, None):
         raise ValueError("hogtrace.configure(): pass either client or api_key, not both")
 
     with _lock:
-        old = state.config
+        old = _state.state.config
         changes: dict[str, Any] = {}
         if client is not UNSET:
             changes.update(client=client, owns_client=False)
@@ -272,6 +230,8 @@ def configure(
             ("sample_rate", sample_rate),
             ("enabled", enabled),
             ("console", console),
+            ("capture_ai", capture_ai),
+            ("shutdown_timeout", shutdown_timeout),
         )
         for name, value in options:
             if value is not UNSET:
@@ -280,57 +240,103 @@ def configure(
             changes["properties"] = MappingProxyType(dict(properties or {}))
         new = dataclasses.replace(old, **changes)
         client_changed = "client" in changes and changes["client"] is not old.client
-        _replace(new, retire_client=client_changed)
+        rebuild = client_changed or "capture_ai" in changes
+        _replace(new, retire_client=client_changed, rebuild=rebuild)
 
 
-def _replace(new: Config, *, retire_client: bool) -> None:
-    """Install ``new`` (keeping any active capture) and retire the old sink."""
-    old_state = state
+def _replace(new: Config, *, retire_client: bool, rebuild: bool = False) -> None:
+    """Install ``new`` (keeping any active capture) and retire the old sink, within the bound."""
+    old_state = _state.state
     if new.client is not None:
-        from hogtrace._interop import install
-
         install(new.client)
     if old_state.capture is not None:
         # Inside hogtrace.testing.capture_events(): the old state comes back when the capture
         # ends, so nothing is retired now.
-        _set_state(State(config=new, sink=None, active=new.enabled, capture=old_state.capture))
+        set_state(State(config=new, sink=None, active=new.enabled, capture=old_state.capture))
         return
-    if old_state.sink is not None and (retire_client or new.console != old_state.config.console):
-        old_state.sink.flush(timeout=5.0)
-        old_state.sink.shutdown()
-    if retire_client:
-        _retire_client(old_state.config)
-    sink = (
-        old_state.sink
-        if old_state.sink is not None
+    keep_sink = (
+        old_state.sink is not None
         and not retire_client
+        and not rebuild
         and new.console == old_state.config.console
-        else None
     )
-    _set_state(State(config=new, sink=sink, active=new.enabled, capture=old_state.capture))
+    set_state(
+        State(
+            config=new,
+            sink=old_state.sink if keep_sink else None,
+            active=new.enabled,
+            capture=old_state.capture,
+        )
+    )
+    if not keep_sink:
+        _retire(old_state, retire_client, old_state.config.shutdown_timeout)
 
 
-def _retire_client(config: Config) -> None:
-    if config.client is None:
+def _retire(old: State, retire_client: bool, timeout: float) -> None:
+    """Flush and stop ``old``'s sink (and its client, if retired), within ``timeout`` seconds."""
+    deadline = _Deadline(timeout)
+    if old.sink is not None:
+        old.sink.flush(timeout=deadline.left())
+        old.sink.shutdown(deadline.left())
+    if retire_client:
+        _retire_client(old.config, deadline)
+
+
+class _Deadline:
+    """Seconds left of a bound shared by several steps."""
+
+    def __init__(self, timeout: float) -> None:
+        self._end = time.monotonic() + timeout
+
+    def left(self) -> float:
+        return max(0.0, self._end - time.monotonic())
+
+
+def _retire_client(config: Config, deadline: _Deadline) -> None:
+    client = config.client
+    if client is None:
         return
-    from hogtrace._interop import uninstall
-
-    uninstall(config.client)
+    uninstall(client)
     if config.owns_client:
-        _shutdown_client(config.client)
+        _bounded(_posthog.shutdown_client, client, deadline.left(), "shutting down")
+    else:
+        _bounded(_posthog.flush_client, client, deadline.left(), "flushing", deadline.left())
 
 
-def _shutdown_client(client: Any) -> None:
-    try:
-        client.shutdown()
-    except Exception:
-        log.warning("hogtrace: shutting down the PostHog client failed", exc_info=True)
+def _bounded(step: Callable[..., Any], client: Any, timeout: float, what: str, *args: Any) -> None:
+    """Run a client step that may block (PostHog unreachable) for at most ``timeout`` seconds.
+
+    It runs in a daemon thread; if it has not finished in time it is left to finish on its own
+    and what the client still holds is counted as undelivered (and logged once).
+    """
+
+    def run() -> None:
+        try:
+            step(client, *args)
+        except Exception:
+            log.warning("hogtrace: %s the PostHog client failed", what, exc_info=True)
+
+    thread = threading.Thread(target=run, name="hogtrace-client-stop", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        queue = _posthog.client_queue(client)
+        waiting = queue.qsize() if queue is not None else 0
+        for _ in range(waiting):
+            stats_counters.undelivered.incr()
+        log.warning(
+            "hogtrace: %s the PostHog client did not finish within %.1f s (PostHog unreachable?);"
+            " %d queued events may not be delivered. See hogtrace.stats()['undelivered'].",
+            what,
+            timeout,
+            waiting,
+        )
 
 
 def reset() -> None:
     """Return every option to its default and turn tracing back on (after ``shutdown()``)."""
     with _lock:
-        _replace(_default_config(), retire_client=True)
+        _replace(default_config(), retire_client=True)
         stats_counters.reset()
 
 
@@ -349,7 +355,7 @@ def flush(timeout: float | None = None) -> None:
         hogtrace.flush(timeout=5)
         ```
     """
-    current = state
+    current = _state.state
     sink = current.capture or current.sink
     if sink is not None:
         sink.flush(timeout=timeout)
@@ -359,34 +365,27 @@ def shutdown() -> None:
     """Flush, stop, and make tracing a silent no-op until the next ``configure()`` / ``reset()``.
 
     A client hogtrace built is shut down; a client you passed in is flushed, not shut down.
+    Returns within the configured ``shutdown_timeout`` (default 10 s) whatever PostHog does.
     """
     with _lock:
-        current = state
-        if current.sink is not None:
-            current.sink.flush(timeout=SHUTDOWN_FLUSH_TIMEOUT)
-            current.sink.shutdown()
-        _retire_client(current.config)
-        if current.config.client is not None and not current.config.owns_client:
-            try:
-                current.config.client.flush()
-            except Exception:
-                log.warning("hogtrace: flushing the PostHog client failed", exc_info=True)
+        current = _state.state
         config = dataclasses.replace(current.config, client=None, owns_client=False)
-        _set_state(State(config=config, sink=None, active=False, capture=current.capture))
+        set_state(State(config=config, sink=None, active=False, capture=current.capture))
+        _retire(current, True, current.config.shutdown_timeout)
 
 
-def start_capture(sink: Sink) -> State:
-    """Route events to ``sink`` (testing); returns the state to give back to ``end_capture``."""
+def start_capture(capture: Capture) -> State:
+    """Route events to ``capture`` (testing); returns the state to give back to ``end_capture``."""
     with _lock:
-        previous = state
-        _set_state(dataclasses.replace(previous, capture=sink, active=previous.config.enabled))
+        previous = _state.state
+        set_state(dataclasses.replace(previous, capture=capture, active=True))
         return previous
 
 
 def end_capture(previous: State) -> None:
     """Restore the configuration that was in place when the capture started."""
     with _lock:
-        _set_state(previous)
+        set_state(previous)
 
 
 def _after_fork_in_child() -> None:

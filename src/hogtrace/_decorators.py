@@ -20,15 +20,14 @@ from typing import Any, Generic, TypeVar, cast
 
 import wrapt
 
-from hogtrace import _config
+from hogtrace import _state
 from hogtrace._binding import Binder, unwrap_callable
 from hogtrace._context import attach, current_scope, detach, reset
 from hogtrace._errors import log_internal_error
+from hogtrace._generation import EmbeddingScope, GenerationOptions, GenerationScope
 from hogtrace._ids import new_id
 from hogtrace._scope import (
     MAX_GENERATOR_ITEMS,
-    EmbeddingScope,
-    GenerationScope,
     Scope,
     SessionScope,
     StandInScope,
@@ -37,6 +36,7 @@ from hogtrace._scope import (
 )
 
 __all__ = [
+    "Call",
     "EmbeddingSpec",
     "GenerationSpec",
     "ScopeSpec",
@@ -51,7 +51,7 @@ S = TypeVar("S", bound=Scope)
 F = TypeVar("F", bound=Callable[..., Any])
 
 # (binder, instance, args, kwargs) of a decorated call; None for a ``with`` block.
-_Call = tuple[Binder, Any, tuple[Any, ...], Mapping[str, Any]]
+Call = tuple[Binder, Any, tuple[Any, ...], Mapping[str, Any]]
 
 
 class ScopeSpec(Generic[S]):
@@ -74,16 +74,16 @@ class ScopeSpec(Generic[S]):
 
     # -- subclasses ----------------------------------------------------------------------------
 
-    def _make(self, name: str, parent: Scope | None, call: _Call | None) -> S:
+    def _make(self, name: str, parent: Scope | None, call: Call | None) -> S:
         raise NotImplementedError
 
     # -- opening --------------------------------------------------------------------------------
 
-    def _open(self, name: str, parent: Scope | None, call: _Call | None) -> S:
+    def _open(self, name: str, parent: Scope | None, call: Call | None) -> S:
         scope = self._make(name, parent, call)
-        capture = _config.state.capture
+        capture = _state.state.capture
         if capture is not None:
-            capture.opened(scope)  # type: ignore[attr-defined]  # open-scope check in tests
+            capture.opened(scope)  # the open-scope check of hogtrace.testing
         if call is not None and self._needs_arguments and scope.sampled:
             binder, instance, args, kwargs = call
             arguments = binder.bind(args, kwargs, instance is not None)
@@ -93,7 +93,7 @@ class ScopeSpec(Generic[S]):
                 extra = arguments.pop(binder.var_keyword)
                 if isinstance(extra, dict):
                     arguments = {**arguments, **extra}
-            scope._capture_call(arguments)
+            scope.capture_call(arguments)
         return scope
 
     # -- context manager --------------------------------------------------------------------------
@@ -120,7 +120,7 @@ class ScopeSpec(Generic[S]):
         if entry is None:
             return
         scope, token, parent = entry
-        scope._close(exc=exc)
+        scope.close(exc=exc)
         detach(token, parent)
 
     async def __aenter__(self) -> S:
@@ -180,7 +180,7 @@ class ScopeSpec(Generic[S]):
             args: tuple[Any, ...],
             kwargs: dict[str, Any],
         ) -> Any:
-            if not _config.state.active:
+            if not _state.state.active:
                 return wrapped(*args, **kwargs)
             parent = current_scope()
             try:
@@ -192,10 +192,10 @@ class ScopeSpec(Generic[S]):
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
-                scope._close(exc=exc)
+                scope.close(exc=exc)
                 detach(token, parent)
                 raise
-            scope._close(result)
+            scope.close(result)
             try:
                 reset(token)  # detach(), without a call for the common case
             except ValueError:
@@ -223,10 +223,10 @@ class ScopeSpec(Generic[S]):
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as exc:
-                scope._close(exc=exc)
+                scope.close(exc=exc)
                 detach(token, parent)
                 raise
-            scope._close(result)
+            scope.close(result)
             try:
                 reset(token)
             except ValueError:
@@ -239,7 +239,7 @@ class ScopeSpec(Generic[S]):
             args: tuple[Any, ...],
             kwargs: dict[str, Any],
         ) -> Any:
-            if not _config.state.active:
+            if not _state.state.active:
                 return wrapped(*args, **kwargs)
             return run(wrapped, instance, args, kwargs)
 
@@ -271,14 +271,14 @@ class ScopeSpec(Generic[S]):
             args: tuple[Any, ...],
             kwargs: dict[str, Any],
         ) -> Any:
-            if stacked and _config.state.active:
+            if stacked and _state.state.active:
                 # Another hogtrace decorator is below this one: create its generator only once
                 # this scope is open in our context, so that it becomes the inner one's parent.
                 ctx = contextvars.copy_context()
                 inner = functools.partial(wrapped, *args, **kwargs)
                 return traced(spec, name, (binder, instance, args, kwargs), ctx, inner)
             gen = wrapped(*args, **kwargs)
-            if not _config.state.active or not is_kind(gen):
+            if not _state.state.active or not is_kind(gen):
                 return gen
             # The body runs in a context of its own, copied now: the parent is the scope current
             # when the generator function was called, and the caller's loop body never sees this
@@ -300,7 +300,7 @@ def _is_traced(func: Any) -> bool:
         return False
 
 
-def _open_in(spec: ScopeSpec[Any], name: str, call: _Call) -> Scope | None:
+def _open_in(spec: ScopeSpec[Any], name: str, call: Call) -> Scope | None:
     """Open the generator's scope inside its private context (called through ``ctx.run``)."""
     try:
         scope: Scope = spec._open(name, current_scope(), call)
@@ -320,19 +320,19 @@ class _Collector:
         self.scope = scope
         self.stream = isinstance(scope, GenerationScope)
         if self.stream:
-            cast(GenerationScope, scope)._start_stream()
+            cast(GenerationScope, scope).start_stream()
         self.items: list[Any] = []
         self.more = 0
 
     def add(self, item: Any) -> None:
         try:
             if self.stream:
-                cast(GenerationScope, self.scope)._stream_chunk(item)
+                cast(GenerationScope, self.scope).stream_chunk(item)
             elif len(self.items) < MAX_GENERATOR_ITEMS:
                 # Snapshot now: a generator may yield the same object, mutated, every time.
                 scope = self.scope
-                if scope is not None and scope._capture_output and scope.sampled:
-                    self.items.append(scope._snapshot(item))
+                if scope is not None and scope.wants_output:
+                    self.items.append(scope.snapshot(item))
             else:
                 self.more += 1
         except Exception as err:
@@ -343,18 +343,18 @@ class _Collector:
         if scope is None:
             return
         if self.stream:
-            scope._close(exc=exc)
+            scope.close(exc=exc)
             return
         items = self.items
         if self.more:
             items = [*items, f"…[{self.more} more items]"]
-        scope._close(items, exc)
+        scope.close_with_items(items, exc)
 
 
 def _traced_generator(
     spec: ScopeSpec[Any],
     name: str,
-    call: _Call,
+    call: Call,
     ctx: contextvars.Context,
     gen: Generator[Any, Any, Any] | Callable[[], Generator[Any, Any, Any]],
 ) -> Generator[Any, Any, Any]:
@@ -420,7 +420,7 @@ class _InContext:
 async def _traced_async_generator(
     spec: ScopeSpec[Any],
     name: str,
-    call: _Call,
+    call: Call,
     ctx: contextvars.Context,
     agen: AsyncGenerator[Any, Any] | Callable[[], AsyncGenerator[Any, Any]],
 ) -> AsyncGenerator[Any, Any]:
@@ -476,7 +476,7 @@ def _check_id(kind: str, name: str, value: object) -> None:
         )
 
 
-def _resolve(kind: str, what: str, value: Any, call: _Call | None) -> str | None:
+def _resolve(kind: str, what: str, value: Any, call: Call | None) -> str | None:
     """A literal id, or the result of calling it with the decorated function's arguments."""
     if value is None or isinstance(value, str):
         return value
@@ -517,7 +517,7 @@ class SpanSpec(ScopeSpec[Scope]):
         self.capture_output = _check_flag(self.kind, "capture_output", capture_output)
         self._needs_arguments = capture_input
 
-    def _make(self, name: str, parent: Scope | None, call: _Call | None) -> Scope:
+    def _make(self, name: str, parent: Scope | None, call: Call | None) -> Scope:
         return Scope(name, parent, self.properties, self.capture_input, self.capture_output)
 
 
@@ -550,7 +550,7 @@ class TraceSpec(ScopeSpec[TraceScope]):
         self.capture_output = _check_flag(self.kind, "capture_output", capture_output)
         self._needs_arguments = capture_input
 
-    def _make(self, name: str, parent: Scope | None, call: _Call | None) -> TraceScope:
+    def _make(self, name: str, parent: Scope | None, call: Call | None) -> TraceScope:
         trace_id, distinct_id = self.id, self.distinct_id
         if trace_id is not None and not isinstance(trace_id, str):
             trace_id = _resolve(self.kind, "id", trace_id, call)
@@ -587,7 +587,7 @@ class SessionSpec(ScopeSpec[SessionScope]):
         self.distinct_id = distinct_id
         self.properties = _check_properties(self.kind, properties)
 
-    def _make(self, name: str, parent: Scope | None, call: _Call | None) -> SessionScope:
+    def _make(self, name: str, parent: Scope | None, call: Call | None) -> SessionScope:
         session_id = _resolve(self.kind, "id", self.id, call) or new_id()
         return SessionScope(
             session_id,
@@ -608,39 +608,23 @@ class GenerationSpec(ScopeSpec[GenerationScope]):
         self,
         name: str | None,
         *,
-        model: str | None,
-        provider: str | None,
-        base_url: str | None = None,
-        model_parameters: Mapping[str, Any] | None = None,
+        options: GenerationOptions,
         properties: Mapping[str, Any] | None,
         capture_input: bool,
         capture_output: bool,
     ) -> None:
         super().__init__(name)
-        for what, value in (("model", model), ("provider", provider), ("base_url", base_url)):
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"hogtrace.{self.kind}(): {what} must be a string, got {value!r}")
-        if model_parameters is not None and not isinstance(model_parameters, Mapping):
-            raise TypeError(
-                f"hogtrace.{self.kind}(): model_parameters must be a mapping, got"
-                f" {model_parameters!r}"
-            )
-        self.model = model
-        self.provider = provider
-        self.base_url = base_url
-        self.model_parameters = model_parameters
+        options.check(self.kind)
+        self.options = options
         self.properties = _check_properties(self.kind, properties)
         self.capture_input = _check_flag(self.kind, "capture_input", capture_input)
         self.capture_output = _check_flag(self.kind, "capture_output", capture_output)
 
-    def _make(self, name: str, parent: Scope | None, call: _Call | None) -> GenerationScope:
+    def _make(self, name: str, parent: Scope | None, call: Call | None) -> GenerationScope:
         return self._scope_class(
             name,
             parent,
-            self.model,
-            self.provider,
-            self.base_url,
-            self.model_parameters,
+            self.options,
             self.properties,
             self.capture_input,
             self.capture_output,

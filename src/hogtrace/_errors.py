@@ -8,8 +8,9 @@ reach the user's code. hogtrace's own test suite sets ``STRICT`` so that bugs su
 from __future__ import annotations
 
 import logging
+import time
 
-__all__ = ["STRICT", "log_internal_error"]
+__all__ = ["STRICT", "WARN_INTERVAL", "RateLimit", "log_internal_error"]
 
 log = logging.getLogger("hogtrace")
 
@@ -33,3 +34,35 @@ def log_internal_error(where: str, exc: BaseException) -> None:
         where,
         exc_info=exc,
     )
+
+
+#: At most one warning of a kind per this many seconds (the rest go to DEBUG).
+WARN_INTERVAL = 60.0
+
+
+class RateLimit:
+    """One warning per ``WARN_INTERVAL`` (the first at once); the rest are logged at DEBUG.
+
+    For warnings driven by load or untrusted input (a full queue, malformed headers), which
+    must not flood the application's log.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: float | None = None
+
+    def ready(self) -> bool:
+        """True if a warning may be logged now (and starts a new interval)."""
+        now = time.monotonic()
+        if self._last is not None and now - self._last < WARN_INTERVAL:
+            return False
+        self._last = now
+        return True
+
+    def warn(self, message: str, *args: object) -> None:
+        """``log.warning`` if ready, else ``log.debug``."""
+        if self.ready():
+            log.warning(message, *args)
+        else:
+            log.debug(message, *args)

@@ -1,42 +1,25 @@
 """Turn a closed scope into the PostHog event it stands for.
 
 This runs off the calling thread (in the delivery worker) except under
-``hogtrace.testing.capture_events()``, where it runs synchronously. Content goes through the same
-steps everywhere: built-in secret redaction, the user's ``redact`` hook, privacy mode, then the
-size limit.
+``hogtrace.testing.capture_events()``, where it runs synchronously. It sees scopes only through
+the read-only `ClosedScope` view. Content goes through the same steps everywhere: built-in
+secret redaction, the user's ``redact`` hook, privacy mode, then the size limit.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from hogtrace._errors import log_internal_error
 from hogtrace._limits import fit_event
+from hogtrace._names import ANNOTATION_CONTENT, CONTENT_KEYS, PRIVATE_CONTENT
+from hogtrace._options import Config
+from hogtrace._protocols import Annotation, ClosedScope
 from hogtrace._redact import redact_secrets
 from hogtrace._version import __version__
 
-if TYPE_CHECKING:
-    from hogtrace._config import Config
-    from hogtrace._scope import AnnotationScope, GenerationScope, Scope
-
-__all__ = ["CONTENT_KEYS", "Event", "build_event", "format_error"]
-
-#: Properties that hold user content: redacted, nulled under privacy mode, truncated to fit.
-CONTENT_KEYS = frozenset(
-    {
-        "$ai_input",
-        "$ai_output_choices",
-        "$ai_input_state",
-        "$ai_output_state",
-        "$ai_error",
-        "$ai_tools",
-    }
-)
-#: What may be cut to fit the size limit on ``$ai_metric`` / ``$ai_feedback``.
-_ANNOTATION_CONTENT = frozenset({"$ai_feedback_text", "$ai_metric_value"})
-_PRIVATE_CONTENT = ("$ai_input", "$ai_output_choices", "$ai_input_state", "$ai_output_state")
+__all__ = ["Event", "build_event", "error_type", "format_error"]
 
 
 class Event(NamedTuple):
@@ -46,10 +29,11 @@ class Event(NamedTuple):
     distinct_id: str
     properties: dict[str, Any]
     timestamp: datetime.datetime
-    #: Properties whose values hogtrace built itself from JSON-safe snapshots (``to_json_safe``
-    #: on the calling thread, then built-in redaction and truncation), so the PostHog client's
-    #: ``clean()`` would only copy them unchanged (``_sinks`` skips that copy).
-    safe_keys: AbstractSet[str] = frozenset()
+
+
+def error_type(error: BaseException | str) -> str:
+    """The exception's class name (``"Error"`` for a message)."""
+    return type(error).__name__ if isinstance(error, BaseException) else "Error"
 
 
 def format_error(error: BaseException | str, privacy: bool) -> str:
@@ -83,17 +67,29 @@ def _prepare_content(content: dict[str, Any], config: Config) -> dict[str, Any]:
     return content
 
 
-def build_event(scope: Scope, config: Config) -> Event:
-    """The ``$ai_*`` event for a closed scope."""
-    if scope.kind == "annotation":
-        return _annotation_event(scope, config)
+def _identify(distinct_id: str | None, fallback: str, props: dict[str, Any]) -> str:
+    """The event's distinct id; with none known, ``fallback`` and a personless event."""
+    if distinct_id is None:
+        props["$process_person_profile"] = False
+        return fallback
+    return distinct_id
+
+
+def build_event(
+    scope: ClosedScope | Annotation, config: Config, max_bytes: int | None = None
+) -> Event:
+    """The ``$ai_*`` event for a closed scope, at most ``max_bytes`` of JSON (default: config)."""
+    limit = config.max_event_bytes if max_bytes is None else max_bytes
+    if isinstance(scope, Annotation):
+        return _annotation_event(scope, config, limit)
     props: dict[str, Any] = {}
     if config.properties:
         props.update(config.properties)
-    if scope._props:
-        props.update(scope._props)
-    if scope._own:
-        props.update(scope._own)
+    if scope.inherited:
+        props.update(scope.inherited)
+    own = scope.own_properties
+    if own:
+        props.update(own)
     trace_id = scope.trace_id
     assert trace_id is not None
     props["$ai_trace_id"] = trace_id
@@ -102,108 +98,50 @@ def build_event(scope: Scope, config: Config) -> Event:
         props["$ai_parent_id"] = scope.parent_id
     props["$ai_span_name"] = scope.name
     props["$ai_latency"] = scope.latency
-    if scope.session_id is not None:
-        props["$ai_session_id"] = scope.session_id
+    session_id = scope.session_id
+    if session_id is not None:
+        props["$ai_session_id"] = session_id
     props["$ai_lib"] = "hogtrace"
     props["$ai_lib_version"] = __version__
 
     privacy = config.content_hidden
-    content = scope._content()
-    if scope._error is not None:
-        content["$ai_error"] = format_error(scope._error, privacy)
+    content = scope.content()
+    error = scope.error
+    if error is not None:
+        content["$ai_error"] = format_error(error, privacy)
     if privacy:
-        for key in _PRIVATE_CONTENT:
+        for key in PRIVATE_CONTENT:
             if key in content:
                 content[key] = None
     props.update(_prepare_content(content, config))
-    # Content is JSON-safe by construction unless a user hook rewrote it.
-    safe = content.keys() if config.redact is None else frozenset()
-    if scope._error is not None:
+    if error is not None:
         props["$ai_is_error"] = True
+        props["$ai_error_type"] = error_type(error)
+    scope.add_properties(props)
 
-    generation_properties(scope, props)
-
-    distinct_id = scope.distinct_id or config.distinct_id
-    if distinct_id is None:
-        distinct_id = trace_id
-        props["$process_person_profile"] = False
-
-    props, truncated = fit_event(props, config.max_event_bytes, CONTENT_KEYS)
+    # Personless: one person per conversation (the session), else per trace.
+    distinct_id = _identify(scope.distinct_id or config.distinct_id, session_id or trace_id, props)
+    props, truncated = fit_event(props, limit, CONTENT_KEYS)
     if truncated:
         props["$ai_truncated"] = True
     assert scope.timestamp is not None
-    return Event(scope._event_name(), distinct_id, props, scope.timestamp, safe)
+    return Event(scope.event_name, distinct_id, props, scope.timestamp)
 
 
-def _annotation_event(scope: Scope, config: Config) -> Event:
+def _annotation_event(note: Annotation, config: Config, limit: int) -> Event:
     """``$ai_metric`` / ``$ai_feedback``: the payload, the trace and the session; nothing else."""
-    if TYPE_CHECKING:
-        assert isinstance(scope, AnnotationScope)
-    trace_id = scope.trace_id
-    assert trace_id is not None
-    assert scope.timestamp is not None
-    props: dict[str, Any] = {**config.properties, **scope._props, **scope._payload}
-    props["$ai_trace_id"] = trace_id
-    if scope.session_id is not None:
-        props["$ai_session_id"] = scope.session_id
+    props: dict[str, Any] = {**config.properties, **note.inherited, **note.payload}
+    props["$ai_trace_id"] = note.trace_id
+    if note.session_id is not None:
+        props["$ai_session_id"] = note.session_id
     props["$ai_lib"] = "hogtrace"
     props["$ai_lib_version"] = __version__
     if "$ai_feedback_text" in props:
-        text = _prepare_content({"$ai_feedback_text": props["$ai_feedback_text"]}, config)
-        props.update(text)
-    distinct_id = scope.distinct_id or config.distinct_id
-    if distinct_id is None:
-        distinct_id = trace_id
-        props["$process_person_profile"] = False
-    props, truncated = fit_event(props, config.max_event_bytes, _ANNOTATION_CONTENT)
+        props.update(_prepare_content({"$ai_feedback_text": props["$ai_feedback_text"]}, config))
+    distinct_id = _identify(
+        note.distinct_id or config.distinct_id, note.session_id or note.trace_id, props
+    )
+    props, truncated = fit_event(props, limit, ANNOTATION_CONTENT)
     if truncated:
         props["$ai_truncated"] = True
-    return Event(scope._event_name(), distinct_id, props, scope.timestamp)
-
-
-def generation_properties(scope: Scope, props: dict[str, Any]) -> None:
-    """Model, provider, tokens, costs and stream facts of generations and embeddings."""
-    if scope.kind not in ("generation", "embedding"):
-        return
-    if TYPE_CHECKING:
-        assert isinstance(scope, GenerationScope)
-    if scope.model is not None:
-        props["$ai_model"] = scope.model
-    if scope.provider is not None:
-        props["$ai_provider"] = scope.provider
-    for key, count in scope.usage.items():
-        props[f"$ai_{key}"] = count
-    for key, cost in scope._cost.items():
-        props[f"$ai_{key}"] = cost
-    if scope.base_url is not None:
-        props["$ai_base_url"] = scope.base_url
-    if scope.kind == "embedding":
-        return
-    extracted = scope._extracted
-    if extracted is not None:
-        if extracted.stop_reason is not None:
-            props["$ai_stop_reason"] = extracted.stop_reason
-        if extracted.cache_reporting_exclusive is not None:
-            props["$ai_cache_reporting_exclusive"] = extracted.cache_reporting_exclusive
-    if scope.model_parameters:
-        props["$ai_model_parameters"] = scope.model_parameters
-    if scope.http_status is not None:
-        props["$ai_http_status"] = scope.http_status
-    elif scope._error is None and scope._extracted is not None:
-        props["$ai_http_status"] = 200
-    elif scope._error is not None:
-        status = _status_of(scope._error)
-        if status is not None:
-            props["$ai_http_status"] = status
-    props["$ai_stream"] = scope.stream
-    ttft = scope.time_to_first_token
-    if ttft is not None:
-        props["$ai_time_to_first_token"] = ttft
-
-
-def _status_of(error: object) -> int | None:
-    for attr in ("status_code", "code", "status"):
-        value = getattr(error, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value < 600:
-            return value
-    return None
+    return Event(note.event_name, distinct_id, props, note.timestamp)

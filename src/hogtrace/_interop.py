@@ -11,40 +11,25 @@ installed and ``hogtrace.posthog_properties()`` is passed by hand.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from hogtrace import _config
+from hogtrace import _posthog, _state
 from hogtrace._context import current_scope
 from hogtrace._errors import log_internal_error
+from hogtrace._generation import GenerationScope
 from hogtrace._ids import new_id
+from hogtrace._names import TREE_EVENTS, WRAPPER_CONTENT
+from hogtrace._options import Config
 from hogtrace._scope import Scope
 
 __all__ = ["install", "join_scope", "uninstall"]
 
 log = logging.getLogger("hogtrace")
 
-#: Events that are nodes of PostHog's trace tree; only these join a scope.
-_TREE_EVENTS = frozenset({"$ai_generation", "$ai_embedding", "$ai_span", "$ai_trace"})
-#: Token counts added to the scope's metrics, by index into ``Scope._totals``.
-_TOKENS = (
-    (0, "$ai_input_tokens"),
-    (1, "$ai_output_tokens"),
-    (2, "$ai_cache_read_input_tokens"),
-)
-#: Content the wrappers send; nulled under hogtrace's ``privacy_mode`` like hogtrace's own.
-_CONTENT = (
-    "$ai_input",
-    "$ai_output_choices",
-    "$ai_input_state",
-    "$ai_output_state",
-    "$ai_instructions",
-    "$ai_trace_metadata",
-)
 _ERROR_TYPE = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*):")
 
 #: A framework's root run (LangChain's root chain) and the runs directly below it are linked
@@ -64,49 +49,48 @@ class _BeforeSend:
 
     def __call__(self, msg: dict[str, Any]) -> Any:
         try:
-            keep, record = join_scope(msg)
+            keep, wrapper = join_scope(msg)
         except Exception as err:
             log_internal_error("joining a PostHog wrapper event to its scope", err)
-            keep, record = True, None
+            keep, wrapper = True, False
         if not keep:
             return None  # inside a scope that sampling dropped: the trace is dropped whole
         previous = self.previous
         result = previous(msg) if previous is not None else msg
-        if record is not None:
-            if isinstance(result, dict):
-                try:
-                    record.record_message(result)
-                except Exception as err:
-                    log_internal_error("recording a PostHog wrapper event", err)
-            return None  # recorded by hogtrace.testing.capture_events(); never sent
+        if wrapper and isinstance(result, dict):
+            try:
+                if _state.state.destination().wrapper_event(result):
+                    return None  # recorded by hogtrace.testing.capture_events(); never sent
+            except Exception as err:
+                log_internal_error("recording a PostHog wrapper event", err)
         return result
 
 
-def join_scope(msg: dict[str, Any]) -> tuple[bool, Any]:
+def join_scope(msg: dict[str, Any]) -> tuple[bool, bool]:
     """Rewrite a wrapper's ``$ai_*`` event in place.
 
     Returns:
-        ``(keep, capture)``: whether the event may be sent, and the active
-        ``capture_events()`` sink that should record it instead (or ``None``).
+        ``(keep, wrapper)``: whether the event may be sent, and whether it is an ``$ai_*``
+        event of PostHog's own integrations (which the sink gets to see).
     """
     props = msg.get("properties")
     event = msg.get("event")
     if not isinstance(props, dict) or not isinstance(event, str) or not event.startswith("$ai_"):
-        return True, None
+        return True, False
     if props.get("$ai_lib") == "hogtrace":
-        return True, None  # our own events, delivered by the sink's worker: already complete
-    state = _config.state
-    if event in _TREE_EVENTS:
+        return True, False  # our own events, delivered by the sink's worker: already complete
+    state = _state.state
+    if event in TREE_EVENTS:
         scope = current_scope()
         if scope is not None and state.active:
             if not scope.sampled:
-                return False, None
+                return False, False
             _rewrite(msg, props, event, scope, state.config)
-    return True, state.capture
+    return True, True
 
 
 def _rewrite(
-    msg: dict[str, Any], props: dict[str, Any], event: str, scope: Scope, config: _config.Config
+    msg: dict[str, Any], props: dict[str, Any], event: str, scope: Scope, config: Config
 ) -> None:
     trace_id = scope.trace_id
     original_trace = props.get("$ai_trace_id")
@@ -114,7 +98,7 @@ def _rewrite(
         props["$ai_trace_id"] = trace_id
         span_id = props.get("$ai_span_id")
         parent = props.get("$ai_parent_id")
-        here = scope._children_parent
+        here = scope.child_parent_id
         if event == "$ai_trace":
             # A framework's root becomes a span of our trace, under the current scope.
             msg["event"] = "$ai_span"
@@ -134,7 +118,7 @@ def _rewrite(
         props.setdefault("$ai_session_id", scope.session_id)
     for key, value in config.properties.items():
         props.setdefault(key, value)
-    for key, value in scope._props.items():
+    for key, value in scope.inherited.items():
         props.setdefault(key, value)
     _identify(msg, props, scope, config)
     if config.privacy_mode:
@@ -154,12 +138,13 @@ def _root_span(scope_id: str, framework_trace: str) -> str:
         return span_id
 
 
-def _identify(msg: dict[str, Any], props: dict[str, Any], scope: Scope, config: Any) -> None:
+def _identify(msg: dict[str, Any], props: dict[str, Any], scope: Scope, config: Config) -> None:
     """Give a personless wrapper event the scope's distinct id (the wrappers' fallback differs).
 
     With no user id the wrappers send ``$process_person_profile: false`` and a made-up
     distinct id (the trace id, a LangChain run id, or a random one). hogtrace's rule applies
-    instead: the scope's (or configured) distinct id, else the trace id, still personless.
+    instead: the scope's (or configured) distinct id, else the session id or the trace id,
+    still personless.
     """
     if props.get("$process_person_profile") is not False:
         return  # the wrapper was given a user: it wins
@@ -167,12 +152,12 @@ def _identify(msg: dict[str, Any], props: dict[str, Any], scope: Scope, config: 
     if distinct is not None:
         msg["distinct_id"] = distinct
         del props["$process_person_profile"]
-    elif scope.trace_id is not None:
-        msg["distinct_id"] = scope.trace_id
+    elif scope.session_id is not None or scope.trace_id is not None:
+        msg["distinct_id"] = scope.session_id or scope.trace_id
 
 
 def _hide_content(props: dict[str, Any]) -> None:
-    for key in _CONTENT:
+    for key in WRAPPER_CONTENT:
         if key in props:
             props[key] = None
     error = props.get("$ai_error")
@@ -183,21 +168,23 @@ def _hide_content(props: dict[str, Any]) -> None:
 
 def _count(props: dict[str, Any], event: str, scope: Scope) -> None:
     if event in ("$ai_generation", "$ai_embedding"):
-        scope._add(4, 1)
-        for index, key in _TOKENS:
-            value = props.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                scope._add(index, value)
+        if isinstance(scope, GenerationScope):
+            # A wrapper call inside a hogtrace generation is the model call: counted once.
+            scope.wraps_model_call()
         cost = props.get("$ai_total_cost_usd")
-        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-            scope._add(3, float(cost))
+        scope.count().add_generation(
+            _tokens(props, "$ai_input_tokens"),
+            _tokens(props, "$ai_output_tokens"),
+            _tokens(props, "$ai_cache_read_input_tokens"),
+            float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0.0,
+        )
     if props.get("$ai_is_error"):
-        scope._add(5, 1)
+        scope.count().errors += 1
 
 
-def _runs_before_send_later(client: Any) -> bool:
-    """True for ``posthog.AsyncPosthog``: its ``before_send`` runs in a worker task."""
-    return inspect.iscoroutinefunction(getattr(client, "flush", None))
+def _tokens(props: dict[str, Any], key: str) -> int:
+    value = props.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def install(client: Any) -> None:
@@ -206,7 +193,7 @@ def install(client: Any) -> None:
         current = getattr(client, "before_send", None)
         if isinstance(current, _BeforeSend):
             return
-        if _runs_before_send_later(client):
+        if _posthog.is_async_client(client):
             log.info(
                 "hogtrace: %s runs before_send in a worker, so PostHog's LLM wrappers cannot"
                 " join scopes automatically; pass posthog_properties=hogtrace.posthog_properties()",

@@ -9,26 +9,26 @@ untrusted input: whatever they hold, ``continue_trace`` logs and carries on, it 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
-from hogtrace import _config
+from hogtrace import _state
 from hogtrace._context import current_scope
-from hogtrace._decorators import ScopeSpec, _Call
+from hogtrace._decorators import Call, ScopeSpec
+from hogtrace._errors import RateLimit
 from hogtrace._ids import new_id
 from hogtrace._scope import RemoteScope, Scope
 from hogtrace._w3c import (
-    _SAFE,
+    BAGGAGE_SAFE,
     DISTINCT_KEY,
     SESSION_KEY,
     TRACE_KEY,
     RemoteContext,
-    _parse_baggage,
     decode,
     encode,
     merge_baggage,
+    parse_baggage,
 )
 
 __all__ = ["ContinueSpec", "continue_trace", "inject", "posthog_properties"]
@@ -39,8 +39,7 @@ Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 _NAMES = ("traceparent", "baggage")
 # WSGI puts request headers in the environ as HTTP_<NAME>.
 _WSGI = {"HTTP_TRACEPARENT": "traceparent", "HTTP_BAGGAGE": "baggage"}
-_WARN_INTERVAL = 60.0
-_last_warning = [0.0]
+_warnings = RateLimit()
 
 
 def inject(headers: MutableMapping[str, str] | None = None) -> dict[str, str]:
@@ -72,7 +71,7 @@ def inject(headers: MutableMapping[str, str] | None = None) -> dict[str, str]:
             encoded = encode(
                 RemoteContext(
                     trace_id=scope.trace_id,
-                    span_id=scope._children_parent,
+                    span_id=scope.child_parent_id,
                     session_id=scope.session_id,
                     distinct_id=scope.distinct_id,
                     sampled=scope.sampled,
@@ -101,7 +100,9 @@ def inject(headers: MutableMapping[str, str] | None = None) -> dict[str, str]:
 def _session_baggage(session_id: str | None, distinct_id: str | None) -> str:
     members = ((SESSION_KEY, session_id), (DISTINCT_KEY, distinct_id))
     return ",".join(
-        f"{key}={quote(value, safe=_SAFE, errors='replace')}" for key, value in members if value
+        f"{key}={quote(value, safe=BAGGAGE_SAFE, errors='replace')}"
+        for key, value in members
+        if value
     )
 
 
@@ -115,7 +116,7 @@ class ContinueSpec(ScopeSpec[RemoteScope]):
         super().__init__("remote")
         self.headers = headers
 
-    def _make(self, name: str, parent: Scope | None, call: _Call | None) -> RemoteScope:
+    def _make(self, name: str, parent: Scope | None, call: Call | None) -> RemoteScope:
         headers: Any = self.headers
         if callable(headers):
             try:
@@ -143,7 +144,7 @@ class ContinueSpec(ScopeSpec[RemoteScope]):
         has_traceparent = any(_text(k).lower() == "traceparent" for k, _ in items)
         raw = ",".join(_text(v) for k, v in items if _text(k).lower() == "baggage")
         has_trace = any(m.partition("=")[0].strip() == TRACE_KEY for m in raw[:8192].split(","))
-        baggage = _parse_baggage(raw)
+        baggage = parse_baggage(raw)
         session_id = baggage.get(SESSION_KEY)
         if session_id and not has_trace and not has_traceparent:
             # inject() in a session with no trace open: the trace starts here, in that session.
@@ -165,7 +166,7 @@ def _carry_on(
     return RemoteScope(
         parent,
         trace_id=parent.trace_id if parent is not None else None,
-        span_id=parent._children_parent if parent is not None else None,
+        span_id=parent.child_parent_id if parent is not None else None,
         session_id=session_id or (parent.session_id if parent is not None else None),
         distinct_id=distinct_id or (parent.distinct_id if parent is not None else None),
         sampled=parent.sampled if parent is not None else True,
@@ -203,15 +204,10 @@ def _items(headers: Any) -> list[tuple[Any, Any]] | None:
 
 def _warn(message: str, *args: Any) -> None:
     """Warn at most once a minute (headers are untrusted input: no log flooding), else debug."""
-    now = time.monotonic()
-    if now - _last_warning[0] >= _WARN_INTERVAL:
-        _last_warning[0] = now
-        log.warning(message, *args)
-    else:
-        log.debug(message, *args)
+    _warnings.warn(message, *args)
 
 
-def _call_with(fn: Callable[..., Any], call: _Call | None) -> Any:
+def _call_with(fn: Callable[..., Any], call: Call | None) -> Any:
     if call is None:
         return fn()
     _, instance, args, kwargs = call
@@ -268,10 +264,10 @@ def posthog_properties() -> dict[str, Any]:
     scope = current_scope()
     if scope is None:
         return {}
-    props: dict[str, Any] = {**_config.state.config.properties, **scope._props}
+    props: dict[str, Any] = {**_state.state.config.properties, **scope.inherited}
     if scope.trace_id is not None:
         props["$ai_trace_id"] = scope.trace_id
-        props["$ai_parent_id"] = scope._children_parent
+        props["$ai_parent_id"] = scope.child_parent_id
         props["$ai_span_id"] = new_id()
     if scope.session_id is not None:
         props["$ai_session_id"] = scope.session_id

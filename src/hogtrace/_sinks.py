@@ -1,16 +1,17 @@
 """Sinks: where closed scopes go.
 
 ``PostHogSink`` hands each closed scope to a daemon worker thread through a bounded, lock-free
-queue; the worker builds the event and gives it to the ``posthog`` client (``_DirectCapture``:
-the client's own ``capture()`` steps, without those that only repeat work hogtrace did). The
-decorated call only pays for a ``deque`` append (``_HandOff``: no wake-up per event): it never
-waits on the PostHog client, its enrichment or the network, and nothing the worker or the
-client does (an outage, a full queue, a bug) reaches it.
+queue; the worker builds the event and gives it to the ``posthog`` client's ``capture()`` (or
+``capture_ai()`` on the AI lane). The decorated call only pays for a ``deque`` append
+(``_HandOff``: no wake-up per event): it never waits on the PostHog client, its enrichment or
+the network, and nothing the worker or the client does (an outage, a full queue, a bug)
+reaches it. Sinks see scopes only through the read-only `ClosedScope` view.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import queue
@@ -18,25 +19,22 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
-from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
-from hogtrace._errors import log_internal_error
+from hogtrace import _posthog, _state
+from hogtrace._errors import RateLimit, log_internal_error
 from hogtrace._events import Event, build_event
+from hogtrace._options import DEFAULT_MAX_EVENT_BYTES, Config
+from hogtrace._protocols import Annotation, Emitted, Sink
 from hogtrace._stats import stats_counters
 from hogtrace._tree import render_tree
-
-if TYPE_CHECKING:
-    from hogtrace._config import Config
-    from hogtrace._scope import Scope
 
 __all__ = [
     "ConsoleSink",
     "DropSink",
     "FanoutSink",
     "PostHogSink",
-    "Sink",
     "build_event_or_count",
 ]
 
@@ -44,31 +42,18 @@ log = logging.getLogger("hogtrace")
 
 #: Closed scopes waiting for the worker. Past this, new ones are dropped and counted.
 MAX_QUEUE = 10_000
-#: At most one warning about dropped events (or a stalled flush) per this many seconds.
-WARN_INTERVAL = 60.0
-#: How long ``shutdown()`` lets the worker hand queued events over before dropping the rest.
-SHUTDOWN_TIMEOUT = 10.0
 #: How often a waiting worker (client queue full) or flush (worker busy) looks again.
 _POLL = 0.05
+#: The attribute that marks an exception already sent to PostHog error tracking.
+_EXCEPTION_ID = "__hogtrace_exception_event_id__"
 
 
-class Sink(Protocol):
-    """Receives closed scopes."""
-
-    def emit(self, scope: Scope, config: Config) -> None:
-        """Take a closed scope. Must not block and must not raise."""
-
-    def flush(self, timeout: float | None = None) -> None:
-        """Deliver what is queued, waiting at most ``timeout`` seconds."""
-
-    def shutdown(self) -> None:
-        """Stop background work (after a flush)."""
-
-
-def build_event_or_count(scope: Scope, config: Config) -> Event | None:
+def build_event_or_count(
+    scope: Emitted, config: Config, max_bytes: int | None = None
+) -> Event | None:
     """``build_event``, or ``None`` when it fails (counted in ``stats()["failed"]``, logged)."""
     try:
-        return build_event(scope, config)
+        return build_event(scope, config, max_bytes)
     except Exception as err:
         stats_counters.failed.incr()
         log_internal_error("building an event", err)
@@ -81,7 +66,7 @@ class DropSink:
     def __init__(self, *, silent: bool = False) -> None:
         self._warned = silent
 
-    def emit(self, scope: Scope, config: Config) -> None:
+    def emit(self, scope: Emitted, config: Config) -> None:
         stats_counters.dropped.incr()
         if not self._warned:
             self._warned = True
@@ -91,10 +76,13 @@ class DropSink:
                 " HOGTRACE_CONSOLE=1 to print traces."
             )
 
+    def wrapper_event(self, msg: dict[str, Any]) -> bool:
+        return False
+
     def flush(self, timeout: float | None = None) -> None:
         pass
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
         pass
 
 
@@ -180,20 +168,27 @@ class _HandOff:
             wake.clear()  # what woke us is in items now (a wake-up lost here finds it there)
 
 
-class _RateLimit:
-    """Allows one log line per ``WARN_INTERVAL`` (the first one at once)."""
+def count_undelivered(error: Exception, batch: list[Any]) -> None:
+    """``on_error`` of a client hogtrace builds: count hogtrace's events the client lost."""
+    lost = 0
+    for msg in batch:
+        try:
+            if msg["properties"].get("$ai_lib") == "hogtrace":
+                lost += 1
+        except Exception:
+            continue
+    for _ in range(lost):
+        stats_counters.undelivered.incr()
+    if lost and _undelivered_warning.ready():
+        log.warning(
+            "hogtrace: the PostHog client could not deliver %d events (%s). See"
+            " hogtrace.stats()['undelivered'].",
+            lost,
+            error,
+        )
 
-    __slots__ = ("_last",)
 
-    def __init__(self) -> None:
-        self._last: float | None = None
-
-    def ready(self) -> bool:
-        now = time.monotonic()
-        if self._last is not None and now - self._last < WARN_INTERVAL:
-            return False
-        self._last = now
-        return True
+_undelivered_warning = RateLimit()
 
 
 class PostHogSink:
@@ -207,27 +202,34 @@ class PostHogSink:
 
     Args:
         client: a ``posthog.Posthog`` client.
+        ai_lane: send with ``capture_ai()`` (``None``: as the client is set up).
         max_queue: closed scopes that may wait for the worker (default ``MAX_QUEUE``).
     """
 
-    def __init__(self, client: Any, *, max_queue: int | None = None) -> None:
+    def __init__(
+        self, client: Any, *, ai_lane: bool | None = None, max_queue: int | None = None
+    ) -> None:
         self.client = client
+        self.ai_lane = _posthog.uses_ai_lane(client, ai_lane)
+        self._lane_limit = _posthog.AI_LANE_LIMIT if self.ai_lane else _posthog.ANALYTICS_LANE_LIMIT
+        # What the client adds to each event after hogtrace measured it: taken off the budget
+        # so that the limit holds for the event as the client sends it.
+        self._client_bytes = _posthog.enriched_size(client)
         self._max_queue = MAX_QUEUE if max_queue is None else max_queue
         self._queue = _HandOff()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopped = False
         self._abandon = threading.Event()  # shutdown gave up: drop what is left, fast
-        self._drop_warning = _RateLimit()
-        self._stall_warning = _RateLimit()
-        self._direct = _DirectCapture.for_client(client)
-        self._room: tuple[Any, Any] | None = None
-        self._room_known = False
+        self._drop_warning = RateLimit()
+        self._stall_warning = RateLimit()
+        self._refused_warning = RateLimit()
+        self._in_child = False  # a multiprocessing child: deliver each trace as it ends
         _live_sinks.add(self)
 
     # -- the calling thread ---------------------------------------------------------------
 
-    def emit(self, scope: Scope, config: Config) -> None:
+    def emit(self, scope: Emitted, config: Config) -> None:
         """Queue ``scope`` for delivery (dropped and counted when the queue is full)."""
         try:
             q = self._queue
@@ -240,9 +242,15 @@ class PostHogSink:
                 q.wake()
             if self._thread is None:
                 self._start()
+            if self._in_child and getattr(scope, "local_root", False):
+                # Pool workers may be terminated without any exit hook: deliver per trace.
+                self.flush(config.shutdown_timeout)
         except Exception as err:
             stats_counters.failed.incr()
             log_internal_error("queueing an event", err)
+
+    def wrapper_event(self, msg: dict[str, Any]) -> bool:
+        return False  # PostHog's own wrapper events go out through the client as they are
 
     def _drop(self) -> None:
         stats_counters.dropped.incr()
@@ -296,61 +304,95 @@ class PostHogSink:
         else:
             self._deliver(*item)
 
-    def _deliver(self, scope: Scope, config: Config) -> None:
+    def _budget(self, config: Config) -> int:
+        limit = config.max_event_bytes
+        if self.ai_lane and limit == DEFAULT_MAX_EVENT_BYTES:
+            limit = self._lane_limit  # the AI lane takes far larger events
+        limit = min(limit, self._lane_limit)
+        return max(1000, limit - self._client_bytes)
+
+    def _deliver(self, scope: Emitted, config: Config) -> None:
         client = self.client
         if getattr(client, "disabled", False) is True:
             return  # a disabled client would still spend ~22 µs enriching the event
         if not self._wait_for_room(client):
             stats_counters.dropped.incr()
             return
-        event = build_event_or_count(scope, config)
+        event = build_event_or_count(scope, config, self._budget(config))
         if event is None:
             return
         try:
-            direct = self._direct
-            if direct is not None and direct.usable():
-                direct.capture(event)
-            else:
-                client.capture(
-                    event.event,
-                    distinct_id=event.distinct_id,
-                    properties=event.properties,
-                    timestamp=event.timestamp,
-                )
+            if not isinstance(scope, Annotation) and scope.error is not None:
+                self._link_exception(scope.error, event, config)
+            accepted = _posthog.capture(
+                client,
+                self.ai_lane,
+                event.event,
+                event.distinct_id,
+                event.properties,
+                event.timestamp,
+            )
+            if accepted is None:
+                # The client dropped it (shut down, its queue full, a before_send returning
+                # None, a failed send in sync mode): it reports that by returning no uuid.
+                stats_counters.undelivered.incr()
+                if self._refused_warning.ready():
+                    log.warning(
+                        "hogtrace: the PostHog client did not accept an event (shut down, queue"
+                        " full, or dropped by before_send). See hogtrace.stats()['undelivered']."
+                    )
         except Exception as err:
             stats_counters.failed.incr()
             log_internal_error("posthog client capture()", err)
 
+    def _link_exception(self, error: BaseException | str, event: Event, config: Config) -> None:
+        """Send the exception to PostHog error tracking once, and link it (``$exception_event_id``).
+
+        Only where the client has exception autocapture on and content is not hidden; the
+        first (innermost) scope the exception closes sends it, the scopes it passes through
+        link the same ``$exception`` event.
+        """
+        if not isinstance(error, BaseException) or config.content_hidden:
+            return
+        client = self.client
+        if not _posthog.wants_exception_capture(client):
+            return
+        props = event.properties
+        event_id = getattr(error, _EXCEPTION_ID, None)
+        if not isinstance(event_id, str):
+            linked: dict[str, Any] = {
+                key: props[key]
+                for key in ("$ai_trace_id", "$ai_span_id", "$ai_session_id", "$ai_span_name")
+                if key in props
+            }
+            event_id = _posthog.capture_exception(client, error, event.distinct_id, linked)
+            if event_id is None:
+                return
+            # An exception that refuses attributes is linked only here.
+            with contextlib.suppress(Exception):
+                setattr(error, _EXCEPTION_ID, event_id)
+        props["$exception_event_id"] = event_id
+
     def _wait_for_room(self, client: Any) -> bool:
-        """Wait while the client's own queue is full; False if the client cannot take events.
+        """Wait while the client's own queue is full.
 
         A full client queue drops each new event with its own WARNING, which during an outage
         floods the application's log; waiting here instead moves the overflow to our queue,
-        where it is counted and warned about once a minute. A closed client (the user shut it
-        down) would likewise warn per event, so its events are dropped here.
+        where it is counted and warned about once a minute. The queue is looked up every time
+        (a public attribute): after a fork the client has a new one.
         """
-        if not self._room_known:  # looked up once per sink: the client's lane is fixed
-            self._room = _client_queue(client)
-            self._room_known = True
-        found = self._room
-        if found is None:
+        q = _posthog.client_queue(client)
+        if q is None:
             return True
-        lane, q = found
         while True:
             try:
-                if getattr(lane, "_closed", False) is True:
-                    if self._drop_warning.ready():
-                        log.warning(
-                            "hogtrace: the PostHog client was shut down; dropping events."
-                            " Configure a new client with hogtrace.configure()."
-                        )
-                    return False
                 if q.full() is not True:
                     return True
-            except Exception:  # not the posthog internals we know: just capture()
+            except Exception:
                 return True
             if self._abandon.wait(_POLL):
                 return False
+            q = _posthog.client_queue(client) or q
 
     # -- flush and shutdown ---------------------------------------------------------------
 
@@ -372,10 +414,7 @@ class PostHogSink:
             return
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            try:
-                self.client.flush(timeout_seconds=remaining)
-            except TypeError:  # posthog clients without a timeout argument
-                self.client.flush()
+            _posthog.flush_client(self.client, remaining)
         except Exception as err:
             log_internal_error("posthog client flush()", err)
 
@@ -412,241 +451,72 @@ class PostHogSink:
             self._handle(item)
         return self._queue.empty()
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
         """Stop the worker after it has handed what is queued to the client.
 
-        Waits at most ``SHUTDOWN_TIMEOUT`` seconds; what the client has not taken by then is
-        dropped (counted in ``stats()["dropped"]``).
+        Waits at most ``timeout`` seconds (the configured ``shutdown_timeout`` when ``None``);
+        what the client has not taken by then is dropped (counted in ``stats()["dropped"]``,
+        logged once).
         """
+        if timeout is None:
+            timeout = _state.state.config.shutdown_timeout
         self._stopped = True
         _live_sinks.discard(self)
         thread = self._thread
         if thread is threading.current_thread():
             return
         if thread is None:
-            self._drain_here(time.monotonic() + SHUTDOWN_TIMEOUT)
+            self._drain_here(time.monotonic() + timeout)
             return
         self._queue.put(_STOP, wake=True)
-        thread.join(SHUTDOWN_TIMEOUT)
+        thread.join(timeout)
         if thread.is_alive():
             self._abandon.set()
             log.warning(
                 "hogtrace: shutdown: the PostHog client did not take the %d queued events"
-                " within %.0f s; they are dropped",
+                " within %.1f s; they are dropped",
                 self._queue.qsize(),
-                SHUTDOWN_TIMEOUT,
+                timeout,
             )
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
+        """In a forked child: a fresh queue and worker (the parent's are not ours to use)."""
         # The worker thread does not exist in a forked child, and its queue's lock may have
         # been held at fork time; what the parent had queued is the parent's to deliver.
         self._queue = _HandOff()
         self._thread = None
         self._start_lock = threading.Lock()
         self._abandon = threading.Event()
+        self._in_child = _in_multiprocessing_child()
+        if self._in_child:
+            _finalize_in_child(self)
 
 
-#: ``posthog`` releases whose ``Client.capture()`` `_DirectCapture` reproduces: [from, to).
-_DIRECT_VERSIONS = ((7, 91), (8, 0))
-#: The ``posthog.Client`` methods it calls or stands in for; overriding any of them (in a
-#: subclass, or on the instance, as tests do with ``capture``) means ``capture()`` is used.
-_DIRECT_METHODS = (
-    "capture",
-    "_capture",
-    "_capture_properties",
-    "_capture_legacy_flag_properties",
-    "_enqueue",
-    "_normalize_event_timestamp",
-    "_normalize_event_uuid",
-    "_enrich_event_properties",
-    "_run_before_send",
-    "_submit_event",
-)
-_NO_ATTRIBUTES: dict[str, Any] = {}
-#: Exact types ``posthog.utils.clean()`` returns unchanged.
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+def _in_multiprocessing_child() -> bool:
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return False
+    try:
+        return mp.parent_process() is not None
+    except Exception:
+        return False
 
 
-class _DirectCapture:
-    """``posthog.Client.capture()`` for hogtrace's own events, minus work already done.
+def _finalize_in_child(sink: PostHogSink) -> None:
+    """Flush when a multiprocessing child exits: it skips ``atexit`` (``os._exit``)."""
+    try:
+        from multiprocessing import util
 
-    It queues exactly the message ``capture()`` would (``tests/test_perf_structure.py`` checks
-    this at a capture server), calling the client's own steps in ``capture()``'s order, but
-    skips what is pure repetition for events hogtrace built (about 30 µs of ``capture()``'s
-    ~55 µs for a small event; more for large content):
-
-    - ``system_context()`` (runtime, OS and distro) is computed once per client instead of for
-      every event, where it reads the distro information again (``posthog-reference.md``
-      §7.2: the bulk of ``capture()``'s enrichment cost).
-    - ``clean()`` does not copy content that hogtrace already made JSON-safe (``Event.safe_keys``:
-      snapshots taken on the calling thread, redacted and truncated by hogtrace), nor scalars;
-      everything else (user properties, super properties) is cleaned as ``capture()`` does.
-    - The second ``clean()`` after ``before_send`` is skipped when the hook is hogtrace's own
-      (``_interop``) and returns the event unchanged, as it does for hogtrace's events. A user's
-      ``before_send`` runs exactly as in ``capture()``, on a fully cleaned message.
-
-    Any other client (another posthog release, a subclass or instance that overrides these
-    methods, ``capture_trace_context``) gets a plain ``capture()`` call.
-    """
-
-    __slots__ = ("_clean", "_clean_dict", "_client", "_context_tags", "_identity", "_system")
-
-    def __init__(self, client: Any) -> None:
-        import posthog.client as ph_client
-        import posthog.utils as ph_utils
-
-        self._client = client
-        # The names capture() itself calls (posthog.client imports system_context).
-        system_context: Callable[[], dict[str, Any]] = vars(ph_client)["system_context"]
-        self._system = system_context()
-        self._context_tags: Callable[..., Any] = ph_client.add_context_tags
-        self._identity: Callable[..., Any] = ph_client.get_identity_state
-        self._clean: Callable[..., Any] = ph_utils.clean
-        self._clean_dict: Callable[..., Any] = ph_utils._clean_dict
-
-    @classmethod
-    def for_client(cls, client: Any) -> _DirectCapture | None:
-        """The direct path for ``client``, or ``None`` if ``capture()`` must be called."""
-        try:
-            import posthog.client as ph_client
-            import posthog.utils as ph_utils
-            from posthog.version import VERSION
-
-            major, minor = (int(part) for part in VERSION.split(".")[:2])
-            low, high = _DIRECT_VERSIONS
-            if not low <= (major, minor) < high:
-                return None
-            base = ph_client.Client
-            if not isinstance(client, base):
-                return None
-            kind = type(client)
-            for name in _DIRECT_METHODS:
-                if getattr(kind, name, None) is not getattr(base, name):
-                    return None
-            for name in ("add_context_tags", "get_identity_state", "system_context"):
-                if not callable(getattr(ph_client, name, None)):
-                    return None
-            if not callable(getattr(ph_utils, "_clean_dict", None)):
-                return None
-            if not hasattr(client, "_analytics_lane"):
-                return None
-            return cls(client)
-        except Exception:
-            return None
-
-    def usable(self) -> bool:
-        """Checked per event: the instance may have been patched or reconfigured since."""
-        client = self._client
-        attributes = getattr(client, "__dict__", _NO_ATTRIBUTES)
-        for name in _DIRECT_METHODS:
-            if name in attributes:
-                return False
-        return getattr(client, "capture_trace_context", True) is False
-
-    def capture(self, event: Event) -> None:
-        """``client.capture(event.event, distinct_id=..., properties=..., timestamp=...)``."""
-        client = self._client
-        given = event.properties
-        # Client._capture / _capture_properties:
-        properties = self._context_tags({**given, **self._system})
-        distinct_id, personless = self._identity(event.distinct_id)
-        if personless and "$process_person_profile" not in properties:
-            properties["$process_person_profile"] = False
-        msg: dict[str, Any] = {
-            "properties": properties,
-            "timestamp": event.timestamp,
-            "distinct_id": distinct_id,
-            "event": event.event,
-            "uuid": None,
-        }
-        extra = client._capture_legacy_flag_properties(distinct_id, None, None, False)
-        if extra:
-            msg["properties"] = {**extra, **properties}
-        # Client._enqueue:
-        lane = client._analytics_lane
-        if client.disabled:
-            return
-        client._normalize_event_timestamp(msg)
-        client._normalize_event_uuid(msg)
-        client._enrich_event_properties(msg, None, None, None)
-        hook = client.before_send
-        own_hook = hook is None or _is_own_hook(hook)
-        # Content may go uncopied only when no user hook gets the message.
-        msg = self._clean_msg(msg, event.safe_keys if own_hook else (), given)
-        if hook is not None:
-            if own_hook:
-                # hogtrace's hook returns hogtrace's events as they are: cleaning the very same
-                # (already clean) message again would copy it for nothing.
-                result: Any = hook(msg)
-                if result is None:
-                    return
-                if result is not msg:
-                    if not isinstance(result, dict):
-                        return
-                    result = self._clean(result)
-                msg = result
-            else:
-                hooked: dict[str, Any] | None = client._run_before_send(msg, None)
-                if hooked is None:
-                    return
-                msg = hooked
-        client._normalize_event_uuid(msg)
-        sent_uuid = msg["uuid"]
-        client.log.debug("queueing: %s", msg)
-        client._submit_event(msg, lane, sent_uuid)
-
-    def _clean_msg(
-        self, msg: dict[str, Any], safe: AbstractSet[str] | tuple[()], given: dict[str, Any]
-    ) -> dict[str, Any]:
-        """``posthog.utils.clean(msg)``, without copying values clean() returns unchanged."""
-        clean_dict = self._clean_dict
-        out: dict[str, Any] = {}
-        for key, value in msg.items():
-            if type(value) in _PLAIN:
-                out[key] = value
-            elif key == "properties" and type(value) is dict:
-                props: dict[str, Any] = {}
-                for name, item in value.items():
-                    if type(item) in _PLAIN or (name in safe and item is given.get(name)):
-                        props[name] = item
-                    else:
-                        props.update(clean_dict({name: item}))  # its own warning on failure
-                out[key] = props
-            else:
-                out.update(clean_dict({key: value}))
-        return out
+        timeout = _state.state.config.shutdown_timeout
+        util.Finalize(sink, _flush_sink, args=(weakref.ref(sink), timeout), exitpriority=100)
+    except Exception as err:
+        log_internal_error("registering the flush at process exit", err)
 
 
-_own_hook_type: type | None = None
-
-
-class _NoHook:
-    """Stands for hogtrace's hook type if ``_interop`` no longer has it: nothing matches."""
-
-
-def _is_own_hook(hook: Any) -> bool:
-    """True for hogtrace's ``before_send`` with no user hook chained behind it."""
-    global _own_hook_type
-    if _own_hook_type is None:
-        try:  # _interop sits above this module: imported when first needed
-            from hogtrace import _interop
-
-            _own_hook_type = getattr(_interop, "_BeforeSend", _NoHook)
-        except ImportError:  # then every hook is treated as a user's (the safe side)
-            _own_hook_type = _NoHook
-    return type(hook) is _own_hook_type and getattr(hook, "previous", None) is None
-
-
-def _client_queue(client: Any) -> tuple[Any, Any] | None:
-    """``(lane, queue)`` of a posthog client: the analytics lane (posthog 7) or ``client.queue``.
-
-    ``None`` for anything else (a custom client): then events are just handed to ``capture()``.
-    """
-    lane = getattr(client, "_analytics_lane", None)
-    q = getattr(lane, "queue", None) if lane is not None else getattr(client, "queue", None)
-    if q is None or not callable(getattr(q, "full", None)):
-        return None
-    return lane, q
+def _flush_sink(ref: weakref.ref[PostHogSink], timeout: float) -> None:
+    sink = ref()
+    if sink is not None:
+        sink.flush(timeout)
 
 
 _live_sinks: weakref.WeakSet[PostHogSink] = weakref.WeakSet()
@@ -654,7 +524,7 @@ _live_sinks: weakref.WeakSet[PostHogSink] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for sink in list(_live_sinks):
-        sink._after_fork()
+        sink.after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -665,10 +535,10 @@ class ConsoleSink:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
-        self._pending: dict[str, list[Event]] = {}
+        self._pending: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
 
-    def emit(self, scope: Scope, config: Config) -> None:
+    def emit(self, scope: Emitted, config: Config) -> None:
         event = build_event_or_count(scope, config)
         if event is None:
             return
@@ -677,7 +547,7 @@ class ConsoleSink:
             with self._lock:
                 events = self._pending.setdefault(trace_id, [])
                 events.append(event)
-                if not _is_local_root(scope):
+                if not getattr(scope, "local_root", False):
                     if len(self._pending) > 1000:  # traces whose root never closes
                         self._pending.pop(next(iter(self._pending)))
                     return
@@ -686,6 +556,20 @@ class ConsoleSink:
         except Exception as err:  # e.g. stderr closed at interpreter exit
             stats_counters.failed.incr()
             log_internal_error("printing a trace", err)
+
+    def wrapper_event(self, msg: dict[str, Any]) -> bool:
+        """Hold a PostHog wrapper's event for its trace's tree (it is still sent as usual)."""
+        try:
+            props = msg.get("properties")
+            trace_id = props.get("$ai_trace_id") if isinstance(props, dict) else None
+            if isinstance(trace_id, str):
+                with self._lock:
+                    self._pending.setdefault(trace_id, []).append(
+                        Event(str(msg.get("event")), str(msg.get("distinct_id")), props, None)  # type: ignore[arg-type]
+                    )
+        except Exception as err:
+            log_internal_error("recording a wrapper event for the console", err)
+        return False
 
     def _write(self, text: str) -> None:
         stream = self._stream or sys.stderr
@@ -701,18 +585,8 @@ class ConsoleSink:
         for events in pending.values():
             self._write(render_tree(events))
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
         self.flush()
-
-
-def _is_local_root(scope: Scope) -> bool:
-    """True for the outermost event-emitting scope in this process."""
-    parent = scope.parent
-    while parent is not None:
-        if parent.emits:
-            return False
-        parent = parent.parent
-    return True
 
 
 class FanoutSink:
@@ -721,15 +595,22 @@ class FanoutSink:
     def __init__(self, sinks: Sequence[Sink]) -> None:
         self.sinks = tuple(sinks)
 
-    def emit(self, scope: Scope, config: Config) -> None:
+    def emit(self, scope: Emitted, config: Config) -> None:
         for sink in self.sinks:
             sink.emit(scope, config)
+
+    def wrapper_event(self, msg: dict[str, Any]) -> bool:
+        consumed = False
+        for sink in self.sinks:
+            consumed = sink.wrapper_event(msg) or consumed
+        return consumed
 
     def flush(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         for sink in self.sinks:
             sink.flush(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
         for sink in self.sinks:
-            sink.shutdown()
+            sink.shutdown(None if deadline is None else max(0.0, deadline - time.monotonic()))

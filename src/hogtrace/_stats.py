@@ -39,12 +39,13 @@ class Counter:
 
 
 class _Stats:
-    __slots__ = ("dropped", "emitted", "failed")
+    __slots__ = ("dropped", "emitted", "failed", "undelivered")
 
     def __init__(self) -> None:
         self.emitted = Counter()
         self.dropped = Counter()
         self.failed = Counter()
+        self.undelivered = Counter()
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -54,6 +55,7 @@ class _Stats:
             "emitted": self.emitted.value,
             "dropped": self.dropped.value,
             "failed": self.failed.value,
+            "undelivered": self.undelivered.value,
         }
 
 

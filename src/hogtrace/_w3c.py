@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import cast
 from urllib.parse import quote, unquote
 
-__all__ = ["RemoteContext", "decode", "encode", "merge_baggage"]
+__all__ = ["BAGGAGE_SAFE", "RemoteContext", "decode", "encode", "merge_baggage", "parse_baggage"]
 
 logger = logging.getLogger("hogtrace")
 
@@ -29,7 +29,7 @@ DISTINCT_KEY = "hogtrace.distinct_id"
 _KEYS = frozenset({TRACE_KEY, SPAN_KEY, SAMPLED_KEY, SESSION_KEY, DISTINCT_KEY})
 _PREFIX = "hogtrace."
 # W3C baggage-octets left unescaped, minus "%" (our escape) and "=" (some parsers split on it).
-_SAFE = "!#$&'()*+-./:<>?@[]^_`{|}~"
+BAGGAGE_SAFE = "!#$&'()*+-./:<>?@[]^_`{|}~"
 # W3C Baggage's 8192-byte limit: we read no more, so a hostile header costs us little.
 _MAX_BAGGAGE = 8192
 _MAX_TRACEPARENT = 512
@@ -109,7 +109,9 @@ def encode(ctx: RemoteContext) -> dict[str, str]:
     return {
         "traceparent": f"00-{_w3c_hex(ctx.trace_id, 32)}-{parent}-{flags}",
         "baggage": ",".join(
-            f"{key}={quote(value, safe=_SAFE, errors='replace')}" for key, value in members if value
+            f"{key}={quote(value, safe=BAGGAGE_SAFE, errors='replace')}"
+            for key, value in members
+            if value
         ),
     }
 
@@ -159,7 +161,7 @@ def _parse_traceparent(value: str) -> tuple[str, str, bool] | None:
     return trace_hex, parent_hex, bool(int(flags, 16) & 1)
 
 
-def _parse_baggage(raw: str) -> dict[str, str]:
+def parse_baggage(raw: str) -> dict[str, str]:
     """Return the decoded hogtrace members of a baggage value; a key's first occurrence wins."""
     if len(raw) > _MAX_BAGGAGE:
         logger.debug("hogtrace: baggage longer than %d bytes, truncated", _MAX_BAGGAGE)
@@ -217,7 +219,7 @@ def _decode(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> RemoteCon
     tp = _parse_traceparent(traceparents[0]) if len(traceparents) == 1 else None
     if traceparents and tp is None:
         logger.debug("hogtrace: ignoring malformed traceparent %.200r", traceparents)
-    bag = _parse_baggage(",".join(baggage))
+    bag = parse_baggage(",".join(baggage))
     trace_id, span_id, sampled_flag = bag.get(TRACE_KEY), bag.get(SPAN_KEY), bag.get(SAMPLED_KEY)
     if trace_id is not None and not is_valid_id(trace_id):
         logger.warning("hogtrace: invalid trace id %.200r in baggage, context ignored", trace_id)

@@ -36,6 +36,8 @@ import pydantic
 
 from hogtrace import _config
 from hogtrace._ids import DeterministicIds, set_id_source
+from hogtrace._options import Config
+from hogtrace._protocols import Emitted
 from hogtrace._scope import Scope
 from hogtrace._sinks import build_event_or_count
 from hogtrace._tree import render_tree
@@ -334,7 +336,7 @@ class _CaptureSink:
         self._sequence = itertools.count()
         # Strong references: a scope entered by hand and never exited must still be reported
         # when nothing else holds it. A closed scope's entry goes when it emits.
-        self._open_order: dict[Scope, int] = {}
+        self._open_order: dict[Any, int] = {}
         self._lock = threading.Lock()
 
     def _uuid(self) -> str:
@@ -345,7 +347,7 @@ class _CaptureSink:
         event._order = next(self._sequence) if order is None else order
         self.events.append(event)
 
-    def emit(self, scope: Scope, config: _config.Config) -> None:
+    def emit(self, scope: Emitted, config: Config) -> None:
         event = build_event_or_count(scope, config)
         if event is None:
             return
@@ -362,7 +364,7 @@ class _CaptureSink:
             order,
         )
 
-    def record_message(self, msg: dict[str, Any]) -> None:
+    def wrapper_event(self, msg: dict[str, Any]) -> bool:
         """Record an event of PostHog's own LLM wrappers, as its ``before_send`` saw it."""
         timestamp = msg.get("timestamp")
         if isinstance(timestamp, str):
@@ -380,8 +382,9 @@ class _CaptureSink:
             ),
             None,
         )
+        return True  # recorded here, never sent
 
-    def opened(self, scope: Scope) -> None:
+    def opened(self, scope: object) -> None:
         """Called by every scope that opens during the capture (open-scope check, tree order)."""
         with self._lock:
             self._open_order[scope] = next(self._sequence)
@@ -389,7 +392,7 @@ class _CaptureSink:
     def open_scopes(self) -> list[Scope]:
         with self._lock:
             # Sessions and unsampled scopes never emit: forget them here once closed.
-            for scope in [s for s in self._open_order if s._end is not None]:
+            for scope in [s for s in self._open_order if s.closed]:
                 del self._open_order[scope]
             pending = sorted(self._open_order.items(), key=lambda pair: pair[1])
         return [scope for scope, _ in pending]
@@ -397,7 +400,7 @@ class _CaptureSink:
     def flush(self, timeout: float | None = None) -> None:
         pass
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
         pass
 
 

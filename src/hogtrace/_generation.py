@@ -1,0 +1,436 @@
+"""Generation and embedding scopes: one model call each (``$ai_generation``, ``$ai_embedding``).
+
+Model, tokens and output come from ``set_model`` / ``set_usage`` / ``set_cost`` when called,
+else from the returned object (``_extract`` reads provider responses without importing their
+SDKs). A generation that is a (async) generator is a stream: its chunks are accumulated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+from hogtrace import _state
+from hogtrace._errors import log_internal_error
+from hogtrace._extract import Extracted, StreamAccumulator, extract_embedding, extract_generation
+from hogtrace._ids import monotonic_ns, new_id
+from hogtrace._sampling import sampled
+from hogtrace._scope import MISSING, Scope
+from hogtrace._serialize import to_json_safe
+
+__all__ = [
+    "MODEL_PARAMETERS",
+    "USAGE_FIELDS",
+    "EmbeddingScope",
+    "GenerationOptions",
+    "GenerationScope",
+]
+
+log = logging.getLogger("hogtrace")
+
+#: Token counts, in the order ``set_usage`` takes them (``$ai_<name>`` on the event).
+USAGE_FIELDS: Final = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_tokens",
+)
+#: Precomputed costs, in the order ``set_cost`` takes them.
+_COST_FIELDS: Final = ("input_cost_usd", "output_cost_usd", "total_cost_usd")
+#: Request keyword arguments sent as ``$ai_model_parameters`` (PostHog's wrappers' allowlist).
+MODEL_PARAMETERS: Final = (
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "top_p",
+    "top_k",
+    "frequency_penalty",
+    "presence_penalty",
+    "n",
+    "stop",
+    "stream",
+    "seed",
+    "reasoning_effort",
+    "response_format",
+    "tool_choice",
+)
+#: Arguments that hold a generation's input, in order of preference.
+_INPUT_ARGUMENTS: Final = ("messages", "prompt", "input", "contents")
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationOptions:
+    """The options of ``hogtrace.generation()`` / ``embedding()``, declared once."""
+
+    model: str | None = None
+    provider: str | None = None
+    base_url: str | None = None
+    model_parameters: Mapping[str, Any] | None = None
+
+    def check(self, kind: str) -> None:
+        """Raise ``TypeError`` for an option of the wrong type (at decoration time)."""
+        for what in ("model", "provider", "base_url"):
+            value = getattr(self, what)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"hogtrace.{kind}(): {what} must be a string, got {value!r}")
+        if self.model_parameters is not None and not isinstance(self.model_parameters, Mapping):
+            raise TypeError(
+                f"hogtrace.{kind}(): model_parameters must be a mapping, got"
+                f" {self.model_parameters!r}"
+            )
+
+
+_NO_OPTIONS: Final = GenerationOptions()
+
+
+class GenerationScope(Scope):
+    """One LLM call: ``$ai_generation``.
+
+    Model, tokens and output come from ``set_model`` / ``set_usage`` when called, else from the
+    returned object.
+    """
+
+    __slots__ = (
+        "_accumulator",
+        "_first_token",
+        "_response_set",
+        "_usage",
+        "_wraps_call",
+        "base_url",
+        "cost",
+        "extracted",
+        "http_status",
+        "model",
+        "model_parameters",
+        "provider",
+        "stream",
+        "tools",
+    )
+    kind = "generation"
+
+    def __init__(
+        self,
+        name: str,
+        parent: Scope | None,
+        options: GenerationOptions = _NO_OPTIONS,
+        properties: Mapping[str, Any] | None = None,
+        capture_input: bool = True,
+        capture_output: bool = True,
+    ) -> None:
+        self.model = options.model
+        self.provider = options.provider
+        self.base_url = options.base_url
+        self.model_parameters: dict[str, Any] | None = (
+            dict(options.model_parameters) if options.model_parameters else None
+        )
+        self.tools: Any = None
+        self.http_status: int | None = None
+        self.stream = False
+        self._first_token: int | None = None
+        self._response_set = False
+        self._accumulator: StreamAccumulator | None = None
+        self._usage: dict[str, int] = {}
+        self.cost: dict[str, float] = {}
+        self.extracted: Extracted | None = None
+        self._wraps_call = False
+        super().__init__(name, parent, properties, capture_input, capture_output)
+
+    def _link(self) -> None:
+        # With no trace around it, a generation starts a trace of its own but emits no
+        # $ai_trace (as PostHog's own wrappers do): parent id = the fresh trace id.
+        if self.trace_id is None:
+            self.trace_id = new_id()
+            rate = _state.state.config.sample_rate
+            if rate < 1.0:
+                self.sampled = sampled(self.session_id or self.trace_id, rate)
+            self.child_parent_id = self.trace_id
+        self.is_root = False
+        self.id = new_id()
+        self.parent_id = self.child_parent_id
+        self.child_parent_id = self.id
+
+    @property
+    def event_name(self) -> str:
+        """``$ai_generation``; ``$ai_span`` when a PostHog wrapper made the model call inside."""
+        return "$ai_span" if self._wraps_call else "$ai_generation"
+
+    def wraps_model_call(self) -> None:
+        """A PostHog wrapper sent its own ``$ai_generation`` from inside this scope.
+
+        That event is the model call: this scope is sent as the span around it, so that tokens
+        and cost count once, in PostHog and in ``metrics``.
+        """
+        if not self._wraps_call:
+            self._wraps_call = True
+            log.debug(
+                "hogtrace: %r contains a PostHog wrapper generation; it is sent as an $ai_span"
+                " so that the model call counts once",
+                self.name,
+            )
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def set_output(self, value: Any) -> None:
+        """Record the model's response.
+
+        A provider response (OpenAI, Anthropic, Gemini, LangChain, dict, ``str``) is read for
+        model, tokens and output exactly like a returned value; it replaces the return value.
+        """
+        if self._writable("set_output"):
+            self._response_set = False
+            self._output = MISSING
+            self._record_result(value, explicit=True)
+            self._response_set = True
+
+    def set_model(self, model: str, provider: str | None = None) -> None:
+        """Set ``$ai_model`` (and ``$ai_provider``); wins over what the response says."""
+        if self._writable("set_model"):
+            self.model = model
+            if provider is not None:
+                self.provider = provider
+
+    def set_usage(
+        self,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cache_read_input_tokens: int | None = None,
+        cache_creation_input_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+    ) -> None:
+        """Set token counts; each given count wins over the response's. ``None`` = unknown."""
+        if not self._writable("set_usage"):
+            return
+        values = (
+            input_tokens,
+            output_tokens,
+            cache_read_input_tokens,
+            cache_creation_input_tokens,
+            reasoning_tokens,
+        )
+        for key, value in zip(USAGE_FIELDS, values, strict=True):
+            if value is not None:
+                self._usage[key] = int(value)
+
+    def set_cost(
+        self,
+        input_cost_usd: float | None = None,
+        output_cost_usd: float | None = None,
+        total_cost_usd: float | None = None,
+    ) -> None:
+        """Set precomputed costs in USD (PostHog then skips its own cost calculation)."""
+        if not self._writable("set_cost"):
+            return
+        for key, value in zip(
+            _COST_FIELDS, (input_cost_usd, output_cost_usd, total_cost_usd), strict=True
+        ):
+            if value is not None:
+                self.cost[key] = float(value)
+
+    @property
+    def usage(self) -> dict[str, int]:
+        """Token counts known so far: ``set_usage`` over what the response reported."""
+        extracted = self.extracted
+        out: dict[str, int] = {}
+        if extracted is not None:
+            for key in USAGE_FIELDS:
+                value = getattr(extracted, key)
+                if value is not None:
+                    out[key] = value
+        out.update(self._usage)
+        return out
+
+    @property
+    def time_to_first_token(self) -> float | None:
+        """Seconds from open to the first streamed chunk (streams only)."""
+        if self._first_token is None:
+            return None
+        return (self._first_token - self._start) / 1e9
+
+    # -- what the decorators call ---------------------------------------------------------------
+
+    def capture_call(self, arguments: dict[str, Any]) -> None:
+        """Read the call's messages, model, parameters and tools."""
+        if self.sampled:
+            if self._capture_input:
+                self._input = self.snapshot(_input_argument(arguments))
+            params = {k: arguments[k] for k in MODEL_PARAMETERS if k in arguments}
+            if params:
+                # The call's own arguments are what was used: they win over decorator defaults.
+                self.model_parameters = {**(self.model_parameters or {}), **to_json_safe(params)}
+            if self.model is None and isinstance(arguments.get("model"), str):
+                self.model = arguments["model"]
+            tools = arguments.get("tools")
+            if tools:
+                self.tools = to_json_safe(tools)
+
+    def start_stream(self) -> None:
+        """The generation is a (async) generator: a stream, even if it yields nothing."""
+        self.stream = True
+
+    def stream_chunk(self, chunk: Any) -> None:
+        """Called for each chunk a streaming generation yields."""
+        if self._first_token is None:
+            self._first_token = monotonic_ns()
+            self._accumulator = StreamAccumulator()
+        assert self._accumulator is not None
+        self._accumulator.add(chunk)
+
+    def close(self, result: Any = MISSING, exc: BaseException | None = None) -> None:
+        """Read the response (or the stream), count the call, then close like any scope."""
+        if self._end is not None:
+            return
+        if self._response_set:
+            result = MISSING  # set_output() wins over the returned value
+        try:
+            if self._accumulator is not None and not self._response_set:
+                extracted = self._accumulator.result()
+                self._set_extracted(extracted)
+                if self._output is MISSING and self._capture_output and self.sampled:
+                    self._output = self.snapshot(extracted.output)
+                result = MISSING
+            elif result is not MISSING:
+                # Read the response now: its tokens must be in the totals rolled up below.
+                self._record_result(result)
+                result = MISSING
+            if self._wraps_call:
+                super().close(result, exc)  # the wrapper's generation was counted instead
+                return
+            usage = self.usage
+            total = self.cost.get("total_cost_usd")
+            if total is None and self.cost:
+                total = self.cost.get("input_cost_usd", 0.0) + self.cost.get("output_cost_usd", 0.0)
+            self.count().add_generation(
+                usage.get("input_tokens", 0),
+                usage.get("output_tokens", 0),
+                usage.get("cache_read_input_tokens", 0),
+                total or 0.0,
+            )
+        except Exception as err:
+            log_internal_error("recording a generation", err)
+        super().close(result, exc)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _extract(self, result: Any) -> Extracted | None:
+        return extract_generation(result)
+
+    def _record_result(self, result: Any, explicit: bool = False) -> None:
+        extracted = self._extract(result) if result is not None else None
+        self._set_extracted(extracted)
+        if self._output is MISSING and (explicit or self._capture_output) and self.sampled:
+            if extracted is not None and extracted.output is not None:
+                self._output = self.snapshot(extracted.output)
+            elif result is not None:
+                self._output = self.snapshot(result)
+
+    def _set_extracted(self, extracted: Extracted | None) -> None:
+        self.extracted = extracted
+        if extracted is not None:
+            if self.model is None:
+                self.model = extracted.model
+            if self.provider is None:
+                self.provider = extracted.provider
+
+    # -- the ClosedScope view -------------------------------------------------------------------
+
+    def content(self) -> dict[str, Any]:
+        """``$ai_input``, ``$ai_output_choices`` and ``$ai_tools`` as recorded."""
+        if self._wraps_call:
+            return super().content()  # as a span: $ai_input_state / $ai_output_state
+        out: dict[str, Any] = {}
+        if self._input is not MISSING:
+            out["$ai_input"] = self._input
+        if self._output is not MISSING and self.error is None:
+            out["$ai_output_choices"] = self._output
+        if self.tools is not None:
+            out["$ai_tools"] = self.tools
+        return out
+
+    def add_properties(self, props: dict[str, Any]) -> None:
+        """Model, provider, tokens, costs, status and stream facts."""
+        if self._wraps_call:
+            return  # a span around the wrapper's generation, which carries all of these
+        self._add_model_properties(props)
+        extracted = self.extracted
+        if extracted is not None:
+            if extracted.stop_reason is not None:
+                props["$ai_stop_reason"] = extracted.stop_reason
+            if extracted.cache_reporting_exclusive is not None:
+                props["$ai_cache_reporting_exclusive"] = extracted.cache_reporting_exclusive
+        if self.model_parameters:
+            props["$ai_model_parameters"] = self.model_parameters
+        props["$ai_stream"] = self.stream
+        ttft = self.time_to_first_token
+        if ttft is not None:
+            props["$ai_time_to_first_token"] = ttft
+
+    def _add_model_properties(self, props: dict[str, Any]) -> None:
+        """What generations and embeddings share: model, provider, tokens, cost, status."""
+        if self.model is not None:
+            props["$ai_model"] = self.model
+        if self.provider is not None:
+            props["$ai_provider"] = self.provider
+        for key, count in self.usage.items():
+            props[f"$ai_{key}"] = count
+        for key, cost in self.cost.items():
+            props[f"$ai_{key}"] = cost
+        if self.base_url is not None:
+            props["$ai_base_url"] = self.base_url
+        status = self._http_status()
+        if status is not None:
+            props["$ai_http_status"] = status
+
+    def _http_status(self) -> int | None:
+        if self.http_status is not None:
+            return self.http_status
+        if self.error is not None:
+            return _status_of(self.error)
+        return 200 if self.extracted is not None else None
+
+
+class EmbeddingScope(GenerationScope):
+    """One embedding call: ``$ai_embedding``."""
+
+    __slots__ = ()
+    kind = "embedding"
+
+    @property
+    def event_name(self) -> str:
+        """``$ai_embedding``."""
+        return "$ai_embedding"
+
+    def _extract(self, result: Any) -> Extracted | None:
+        return extract_embedding(result)
+
+    def _record_result(self, result: Any, explicit: bool = False) -> None:
+        # Embedding vectors are not content worth sending; only model and usage are kept.
+        self._set_extracted(self._extract(result) if result is not None else None)
+
+    def content(self) -> dict[str, Any]:
+        """``$ai_input`` as recorded."""
+        if self._input is not MISSING:
+            return {"$ai_input": self._input}
+        return {}
+
+    def add_properties(self, props: dict[str, Any]) -> None:
+        """Model, provider, tokens, cost and status."""
+        self._add_model_properties(props)
+
+
+def _input_argument(arguments: Mapping[str, Any]) -> Any:
+    for key in _INPUT_ARGUMENTS:
+        if key in arguments:
+            return arguments[key]
+    return arguments
+
+
+def _status_of(error: object) -> int | None:
+    for attr in ("status_code", "code", "status"):
+        value = getattr(error, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value < 600:
+            return value
+    return None

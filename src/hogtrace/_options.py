@@ -1,0 +1,72 @@
+"""The options schema: what ``configure()`` sets, as one immutable value.
+
+Only data and its defaults live here (the process state that holds the current options is
+``_state``; the functions that change it are ``_config``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "Config",
+    "default_config",
+    "env_flag",
+]
+
+#: Below PostHog's 900 KiB per-event limit on ``/batch/``, with room for the client's own keys.
+DEFAULT_MAX_EVENT_BYTES = 800_000
+#: ``shutdown()``, ``reset()`` and ``configure()`` return within this many seconds.
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Where events go and how they are prepared. Immutable: ``configure()`` makes a new one."""
+
+    client: Any = None
+    owns_client: bool = False
+    host: str | None = None
+    distinct_id: str | None = None
+    privacy_mode: bool = False
+    redact: Callable[[Any], Any] | None = None
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    sample_rate: float = 1.0
+    enabled: bool = True
+    console: bool = False
+    properties: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
+    #: Send through the client's AI lane (``capture_ai``); ``None``: as the client is set up.
+    capture_ai: bool | None = None
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+
+    #: Privacy mode from hogtrace or from the PostHog client's own ``privacy_mode`` (derived).
+    content_hidden: bool = dataclasses.field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        hidden = self.privacy_mode or bool(getattr(self.client, "privacy_mode", False))
+        object.__setattr__(self, "content_hidden", hidden)
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """A boolean environment variable: ``0``, ``false``, ``no``, ``off`` (any case) are False."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    return value not in _FALSE
+
+
+def default_config() -> Config:
+    """The defaults, with ``HOGTRACE_CONSOLE`` and ``HOGTRACE_ENABLED`` applied."""
+    return Config(
+        console=env_flag("HOGTRACE_CONSOLE", False),
+        enabled=env_flag("HOGTRACE_ENABLED", True),
+    )
