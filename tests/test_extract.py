@@ -2,23 +2,51 @@ from __future__ import annotations
 
 import enum
 import json
+import re
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any, cast
+from unittest.mock import MagicMock
+from uuid import uuid4
 
 import anthropic.types as at
 import pytest
-from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.ai import InputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
-from langchain_core.outputs import ChatGeneration, ChatResult, Generation, LLMResult
+from langchain_core.outputs import (
+    ChatGeneration,
+    ChatGenerationChunk,
+    ChatResult,
+    Generation,
+    LLMResult,
+)
 from openai.types import CreateEmbeddingResponse
-from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import (
     Response,
     ResponseCompletedEvent,
     ResponseCreatedEvent,
     ResponseTextDeltaEvent,
 )
+from posthog.ai.anthropic._anthropic_stream import _AnthropicStreamAccumulator
+from posthog.ai.anthropic.anthropic_converter import (
+    format_anthropic_response,
+    format_anthropic_streaming_output_complete,
+)
+from posthog.ai.gemini.gemini_converter import (
+    extract_gemini_content_from_chunk,
+    format_gemini_response,
+    format_gemini_streaming_output,
+)
+from posthog.ai.langchain.callbacks import CallbackHandler
+from posthog.ai.openai._streaming import _ChatCompletionsStreamState, _ResponsesStreamState
+from posthog.ai.openai.openai_converter import (
+    format_openai_response,
+    format_openai_streaming_output,
+)
+from posthog.ai.utils import merge_system_prompt
 from pydantic import BaseModel
 
 from hogtrace._extract import (
@@ -26,6 +54,7 @@ from hogtrace._extract import (
     StreamAccumulator,
     extract_embedding,
     extract_generation,
+    format_input,
 )
 
 
@@ -43,6 +72,150 @@ def accumulate(chunks: list[Any]) -> tuple[Extracted, StreamAccumulator]:
     for chunk in chunks:
         acc.add(chunk)
     return acc.result(), acc
+
+
+# --- PostHog ingestion's tool call extraction, ported ---------------------------------------------
+
+_MAX_TOOLS = 100
+_REPR_TOOL_CALL = re.compile(r"ResponseFunctionToolCall\([^)]*name='([^']+)'")
+
+
+def _push(names: list[str], raw: str) -> None:
+    name = raw.strip()
+    if name:
+        names.append(name.replace(",", "_")[:200])
+
+
+def _names_from_calls(calls: list[Any], names: list[str]) -> None:
+    for call in calls:
+        if len(names) >= _MAX_TOOLS:
+            return
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str) and fn["name"]:
+            _push(names, fn["name"])
+
+
+def _names_from_parts(parts: list[Any], names: list[str]) -> None:
+    for part in parts:
+        if len(names) >= _MAX_TOOLS:
+            return
+        if not isinstance(part, dict):
+            continue
+        kind, name, fn = part.get("type"), part.get("name"), part.get("function")
+        if kind in ("tool_call", "tool_use") and isinstance(name, str) and name:
+            _push(names, name)
+        elif (
+            kind in ("function", "tool-call")
+            and isinstance(fn, dict)
+            and isinstance(fn.get("name"), str)
+            and fn["name"]
+        ):
+            _push(names, fn["name"])
+
+
+def tool_names(output_choices: Any) -> list[str]:
+    """PostHog's ``extractToolCallNames`` (nodejs/src/ingestion/ai/tools/extract-tool-calls.ts).
+
+    The value goes through JSON first, as it does on its way to ingestion.
+    """
+    raw = output_choices if isinstance(output_choices, str) else None
+    choices = json.loads(json.dumps(output_choices, default=str)) if raw is None else None
+    if raw is not None:
+        try:
+            choices = json.loads(raw)
+        except ValueError:
+            choices = None
+    if isinstance(choices, dict) and isinstance(choices.get("choices"), list):
+        choices = choices["choices"]
+    if not isinstance(choices, list):
+        return [m.group(1) for m in _REPR_TOOL_CALL.finditer(raw)] if raw else []
+    names: list[str] = []
+    for c in choices:
+        if len(names) >= _MAX_TOOLS:
+            break
+        if not isinstance(c, dict):
+            continue
+        if c.get("type") == "function_call" and isinstance(c.get("name"), str) and c["name"]:
+            _push(names, c["name"])
+            continue
+        message = c.get("message")
+        source = message if isinstance(message, dict) and message else c
+        if isinstance(source.get("tool_calls"), list):
+            _names_from_calls(source["tool_calls"], names)
+        for key in ("content", "parts"):
+            if isinstance(source.get(key), list):
+                _names_from_parts(source[key], names)
+    if not names and raw:
+        return [m.group(1) for m in _REPR_TOOL_CALL.finditer(raw)]
+    return names
+
+
+# --- posthog's own output, for the same provider values -------------------------------------------
+
+
+def posthog_chat_stream(chunks: list[Any]) -> Any:
+    state = _ChatCompletionsStreamState()
+    for chunk in chunks:
+        state.process_chunk(chunk)
+    return state.formatted_output()
+
+
+def posthog_responses_stream(events: list[Any]) -> Any:
+    state = _ResponsesStreamState()
+    for event in events:
+        state.process_chunk(event)
+    return format_openai_streaming_output(state.output, "responses")
+
+
+def posthog_anthropic_stream(events: list[Any]) -> Any:
+    acc = _AnthropicStreamAccumulator()
+    for event in events:
+        acc.consume(event)
+    return format_anthropic_streaming_output_complete(acc.content_blocks, acc.accumulated_content)
+
+
+def posthog_gemini_stream(chunks: list[Any]) -> Any:
+    blocks: list[Any] = []
+    for chunk in chunks:
+        blocks.extend(extract_gemini_content_from_chunk(chunk) or [])
+    return format_gemini_streaming_output(blocks)
+
+
+def posthog_langchain(result: LLMResult) -> Any:
+    """What posthog's LangChain CallbackHandler sends as $ai_output_choices for `result`."""
+    client = MagicMock(privacy_mode=False)
+    handler = CallbackHandler(client=client)
+    run_id = uuid4()
+    handler.on_chat_model_start({}, [[HumanMessage("hi")]], run_id=run_id)
+    handler.on_llm_end(result, run_id=run_id)
+    return client.capture.call_args.kwargs["properties"]["$ai_output_choices"]
+
+
+class ChunkModel(BaseChatModel):
+    """A chat model streaming the given chunks, so LangChain and its callbacks see a real run."""
+
+    chunks: list[AIMessageChunk]
+
+    @property
+    def _llm_type(self) -> str:
+        return "chunks"
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        raise NotImplementedError
+
+    def _stream(
+        self, messages: list[BaseMessage], *args: Any, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
+        for chunk in self.chunks:
+            yield ChatGenerationChunk(message=chunk)
+
+
+def posthog_langchain_stream(chunks: list[AIMessageChunk]) -> tuple[Any, list[AIMessageChunk]]:
+    """Stream `chunks` through LangChain with posthog's handler: (its output, chunks seen)."""
+    client = MagicMock(privacy_mode=False)
+    handler = CallbackHandler(client=client)
+    seen = list(ChunkModel(chunks=chunks).stream("hi", config={"callbacks": [handler]}))
+    return client.capture.call_args.kwargs["properties"]["$ai_output_choices"], seen
 
 
 class Hostile:
@@ -109,13 +282,13 @@ CHAT = {
 CHAT_OUTPUT = [
     {
         "role": "assistant",
-        "content": "Let me check.",
-        "tool_calls": [
+        "content": [
+            {"type": "text", "text": "Let me check."},
             {
                 "type": "function",
                 "id": "call_1",
                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-            }
+            },
         ],
     }
 ]
@@ -140,7 +313,20 @@ class TestString:
         )
 
 
+def chat_completion(**changes: Any) -> ChatCompletion:
+    return ChatCompletion.model_validate({**CHAT, **changes})
+
+
 class TestOpenAIChat:
+    def test_output_is_what_posthog_sends(self) -> None:
+        """The output is posthog's converter output: one message of content blocks."""
+        completion = chat_completion()
+        assert format_openai_response(completion) == CHAT_OUTPUT
+        result = extract_generation(completion)
+        assert result is not None
+        assert CHAT_OUTPUT == result.output
+        assert ["get_weather"] == tool_names(result.output)
+
     def test_sdk_object_with_tool_calls_cache_and_reasoning(self) -> None:
         """A ChatCompletion gives model, message with tool calls, and all token counts."""
         expected = CHAT_EXPECTED
@@ -184,17 +370,36 @@ class TestOpenAIChat:
             result.cache_reporting_exclusive,
         )
 
-    def test_refusal_and_null_content(self) -> None:
-        """A refusal is kept on the message and null content becomes an empty string."""
+    def test_refusal(self) -> None:
+        """A refusal is a refusal block, as posthog sends it."""
         message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
-        choice = {"index": 0, "finish_reason": "stop", "message": message}
-        result = extract_generation(ChatCompletion.model_validate({**CHAT, "choices": [choice]}))
+        completion = chat_completion(
+            choices=[{"index": 0, "finish_reason": "stop", "message": message}]
+        )
+        result = extract_generation(completion)
         assert result is not None
-        expected = [{"role": "assistant", "content": "", "refusal": "I can't help with that."}]
+        expected = [
+            {
+                "role": "assistant",
+                "content": [{"type": "refusal", "refusal": "I can't help with that."}],
+            }
+        ]
+        assert expected == format_openai_response(completion)
         assert expected == result.output
 
-    def test_every_choice_is_a_message(self) -> None:
-        """With n > 1 each choice becomes a message and the first one gives the stop reason."""
+    def test_empty_message_gives_no_message(self) -> None:
+        """A choice without content, refusal or tool calls gives no message, as in posthog."""
+        message = {"role": "assistant", "content": ""}
+        completion = chat_completion(
+            choices=[{"index": 0, "finish_reason": "stop", "message": message}]
+        )
+        result = extract_generation(completion)
+        assert result is not None
+        assert [] == format_openai_response(completion)
+        assert [] == result.output
+
+    def test_every_choice_goes_into_one_message(self) -> None:
+        """With n > 1 all choices' blocks form one message; the first choice's stop reason wins."""
         choices = [
             {
                 "index": 0,
@@ -203,23 +408,56 @@ class TestOpenAIChat:
             },
             {"index": 1, "finish_reason": "stop", "message": {"role": "assistant", "content": "b"}},
         ]
-        result = extract_generation({**CHAT, "choices": choices})
+        completion = chat_completion(choices=choices)
+        result = extract_generation(completion)
         assert result is not None
-        messages = [{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]
-        expected = (messages, "length")
+        expected_output = [
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+            }
+        ]
+        assert expected_output == format_openai_response(completion)
+        expected = (expected_output, "length")
         assert expected == (result.output, result.stop_reason)
+        assert result == extract_generation({**CHAT, "choices": choices})
 
     def test_custom_tool_call(self) -> None:
         """A custom tool call carries its free-form input as the arguments."""
         call = {"id": "c1", "type": "custom", "custom": {"name": "grep", "input": "foo"}}
         message = {"role": "assistant", "content": None, "tool_calls": [call]}
         choice = {"index": 0, "finish_reason": "tool_calls", "message": message}
-        result = extract_generation(ChatCompletion.model_validate({**CHAT, "choices": [choice]}))
+        completion = chat_completion(choices=[choice])
+        result = extract_generation(completion)
         assert result is not None
         expected = [
-            {"type": "function", "id": "c1", "function": {"name": "grep", "arguments": "foo"}}
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "function",
+                        "id": "c1",
+                        "function": {"name": "grep", "arguments": "foo"},
+                    }
+                ],
+            }
         ]
-        assert expected == result.output[0]["tool_calls"]  # type: ignore[index]
+        assert expected == format_openai_response(completion)
+        assert expected == result.output
+        assert ["grep"] == tool_names(result.output)
+
+    def test_audio(self) -> None:
+        """An audio answer is an audio block with every field of the audio object."""
+        audio = {"id": "a1", "data": "UklGR", "expires_at": 1, "transcript": "hi"}
+        message = {"role": "assistant", "content": None, "audio": audio}
+        completion = chat_completion(
+            choices=[{"index": 0, "finish_reason": "stop", "message": message}]
+        )
+        result = extract_generation(completion)
+        assert result is not None
+        expected = format_openai_response(completion)
+        assert expected == result.output
+        assert expected == extract_generation(completion.model_dump()).output  # type: ignore[union-attr]
 
 
 # --- OpenAI Responses -----------------------------------------------------------------------------
@@ -265,13 +503,15 @@ RESPONSE = {
 RESPONSE_OUTPUT = [
     {
         "role": "assistant",
-        "content": "Hello there.",
-        "tool_calls": [
+        "content": [
+            {"id": "rs_1", "summary": [], "type": "reasoning"},
+            {"type": "text", "text": "Hello "},
+            {"type": "text", "text": "there."},
             {
                 "type": "function",
                 "id": "call_1",
                 "function": {"name": "lookup", "arguments": '{"q": 1}'},
-            }
+            },
         ],
     }
 ]
@@ -289,6 +529,36 @@ RESPONSE_EXPECTED = Extracted(
 
 
 class TestOpenAIResponses:
+    def test_output_is_what_posthog_sends(self) -> None:
+        """Each output item is a block: reasoning as it is, text parts, function calls."""
+        response = Response.model_validate(RESPONSE)
+        assert format_openai_response(response) == RESPONSE_OUTPUT
+        result = extract_generation(response)
+        assert result is not None
+        assert RESPONSE_OUTPUT == result.output
+        assert ["lookup"] == tool_names(result.output)
+
+    def test_other_items(self) -> None:
+        """Web search calls and other items are kept as posthog keeps them."""
+        items = [
+            {
+                "type": "web_search_call",
+                "id": "ws_1",
+                "status": "completed",
+                "action": {"type": "search", "query": "q"},
+            },
+            {
+                "type": "image_generation_call",
+                "id": "ig_1",
+                "status": "completed",
+                "result": "aGk=",
+            },
+        ]
+        response = Response.model_validate({**RESPONSE, "output": items})
+        result = extract_generation(response)
+        assert result is not None
+        assert format_openai_response(response) == result.output
+
     def test_sdk_object(self) -> None:
         """A Response joins its output text, lists function calls and reads usage details."""
         expected = RESPONSE_EXPECTED
@@ -322,7 +592,10 @@ class TestOpenAIResponses:
         }
         result = extract_generation({**RESPONSE, "output": [item]})
         assert result is not None
-        expected = [{"role": "assistant", "content": "", "refusal": "No."}]
+        expected = [{"role": "assistant", "content": [{"type": "refusal", "refusal": "No."}]}]
+        assert expected == format_openai_response(
+            Response.model_validate({**RESPONSE, "output": [item]})
+        )
         assert expected == result.output
 
     def test_missing_usage(self) -> None:
@@ -362,13 +635,15 @@ MESSAGE_EXPECTED = Extracted(
     output=[
         {
             "role": "assistant",
-            "content": "Checking now.",
-            "tool_calls": [
+            "content": [
+                {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                {"type": "text", "text": "Checking "},
+                {"type": "text", "text": "now."},
                 {
                     "type": "function",
                     "id": "toolu_1",
                     "function": {"name": "get_weather", "arguments": {"city": "Paris"}},
-                }
+                },
             ],
         }
     ],
@@ -383,6 +658,35 @@ MESSAGE_EXPECTED = Extracted(
 
 
 class TestAnthropic:
+    def test_output_is_what_posthog_sends(self) -> None:
+        """Blocks stay blocks: thinking, each text, and tool_use as a function block."""
+        message = at.Message.model_validate(MESSAGE)
+        assert format_anthropic_response(message) == MESSAGE_EXPECTED.output
+        result = extract_generation(message)
+        assert result is not None
+        assert ["get_weather"] == tool_names(result.output)
+
+    def test_other_blocks(self) -> None:
+        """Redacted thinking, empty text and server tool blocks are kept as posthog keeps them."""
+        content = [
+            {"type": "redacted_thinking", "data": "xx"},
+            {"type": "text", "text": ""},
+            {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {"q": "x"}},
+        ]
+        message = at.Message.model_validate({**MESSAGE, "content": content})
+        result = extract_generation(message)
+        assert result is not None
+        assert format_anthropic_response(message) == result.output
+        assert result == extract_generation({**MESSAGE, "content": content})
+
+    def test_no_content_gives_no_message(self) -> None:
+        """An empty content list gives no message, as in posthog."""
+        message = at.Message.model_validate({**MESSAGE, "content": []})
+        result = extract_generation(message)
+        assert result is not None
+        assert [] == format_anthropic_response(message)
+        assert [] == result.output
+
     def test_sdk_object(self) -> None:
         """A Message joins text blocks, lists tool_use blocks and sends input tokens as reported."""
         expected = MESSAGE_EXPECTED
@@ -448,9 +752,11 @@ GEMINI_EXPECTED = Extracted(
     output=[
         {
             "role": "assistant",
-            "content": "The answer is 4.",
-            "tool_calls": [
-                {"type": "function", "function": {"name": "calc", "arguments": {"x": 2}}}
+            "content": [
+                {"type": "thinking", "thinking": "thinking..."},
+                {"type": "text", "text": "The answer "},
+                {"type": "text", "text": "is 4."},
+                {"type": "function", "function": {"name": "calc", "arguments": {"x": 2}}},
             ],
         }
     ],
@@ -463,9 +769,41 @@ GEMINI_EXPECTED = Extracted(
 )
 
 
+def genai() -> Any:
+    return pytest.importorskip("google.genai.types")
+
+
 class TestGemini:
+    def test_output_is_what_posthog_sends(self) -> None:
+        """Parts become blocks (thoughts as thinking); a dict reads as its SDK response."""
+        response = genai().GenerateContentResponse.model_validate(GEMINI)
+        assert format_gemini_response(response) == GEMINI_EXPECTED.output
+        result = extract_generation(response)
+        assert result is not None
+        assert GEMINI_EXPECTED.output == result.output
+        assert ["calc"] == tool_names(result.output)
+
+    def test_other_parts(self) -> None:
+        """Media, function responses, code and call ids read as posthog reads them."""
+        parts = [
+            {"inline_data": {"mime_type": "image/png", "data": b"png"}},
+            {"file_data": {"mime_type": "application/pdf", "file_uri": "gs://x"}},
+            {"function_call": {"id": "c1", "name": "f", "args": {}}},
+            {"function_response": {"id": "c1", "name": "f", "response": {"ok": 1}}},
+            {"executable_code": {"code": "print(1)", "language": "PYTHON"}},
+            {"text": ""},
+        ]
+        candidate = {"content": {"role": "model", "parts": parts}, "finish_reason": "STOP"}
+        data = {**GEMINI, "candidates": [candidate, candidate]}
+        response = genai().GenerateContentResponse.model_validate(data)
+        result = extract_generation(response)
+        assert result is not None
+        assert format_gemini_response(response) == result.output
+        assert format_gemini_response(response) == extract_generation(data).output  # type: ignore[union-attr]
+        assert ["f", "f"] == tool_names(result.output)
+
     def test_plain_dict(self) -> None:
-        """Thought parts are left out and thoughts are not added to the output tokens."""
+        """Thoughts are thinking blocks and are not added to the output tokens."""
         expected = GEMINI_EXPECTED
         assert expected == extract_generation(GEMINI)
 
@@ -497,7 +835,9 @@ class TestGemini:
         expected = Extracted(
             model="gemini-2.5-flash",
             provider="gemini",
-            output=[{"role": "assistant", "content": "The answer is 4."}],
+            output=[
+                {"role": "assistant", "content": [{"type": "text", "text": "The answer is 4."}]}
+            ],
             input_tokens=40,
             output_tokens=6,
             cache_read_input_tokens=32,
@@ -506,6 +846,8 @@ class TestGemini:
             cache_reporting_exclusive=False,
         )
         assert expected == extract_generation(data)
+        response = genai().GenerateContentResponse.model_validate(data)
+        assert format_gemini_response(response) == expected.output
 
     def test_url_context_tokens_count_as_input(self) -> None:
         """With URL context the tool-use prompt tokens are added to the input, as posthog does."""
@@ -553,7 +895,7 @@ def lc_message(provider: str, model: str, **extra: Any) -> AIMessage:
 LC_OUTPUT = [
     {
         "role": "assistant",
-        "content": "Sure.",
+        "content": [{"type": "text", "text": "Sure."}, {"type": "tool_use", "id": "t1"}],
         "tool_calls": [
             {
                 "type": "function",
@@ -566,6 +908,30 @@ LC_OUTPUT = [
 
 
 class TestLangChain:
+    def test_output_is_what_posthogs_handler_sends(self) -> None:
+        """A message goes out as the CallbackHandler sends it: content as is, OpenAI tool calls."""
+        message = lc_message("openai", "gpt-4o", finish_reason="stop")
+        assert (
+            posthog_langchain(LLMResult(generations=[[ChatGeneration(message=message)]]))
+            == LC_OUTPUT
+        )
+        result = extract_generation(message)
+        assert result is not None
+        assert LC_OUTPUT == result.output
+        assert ["search"] == tool_names(result.output)
+
+    def test_additional_kwargs_and_empty_content(self) -> None:
+        """Extra kwargs (raw tool calls, refusal) are merged in; empty content is ''."""
+        raw = [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+        message = AIMessage(
+            content=[],
+            tool_calls=[{"name": "f", "args": {}, "id": "t1", "type": "tool_call"}],
+            additional_kwargs={"tool_calls": raw, "refusal": None},
+        )
+        expected = posthog_langchain(LLMResult(generations=[[ChatGeneration(message=message)]]))
+        assert expected == extract_generation(message).output  # type: ignore[union-attr]
+        assert ["f"] == tool_names(expected)
+
     def test_openai_message_is_inclusive(self) -> None:
         """Non-Anthropic usage is sent as reported, with cache reads inside the input."""
         message = lc_message("openai", "gpt-4o", finish_reason="stop")
@@ -625,27 +991,40 @@ class TestLangChain:
 
     def test_llm_result_text_generations(self) -> None:
         """An LLMResult of plain text generations gives one message per generation."""
-        llm_result = LLMResult(generations=[[Generation(text="a"), Generation(text="b")]])
-        expected = Extracted(
-            output=[{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]
-        )
-        assert expected == extract_generation(llm_result)
+        llm_result = LLMResult(generations=[[Generation(text=" a "), Generation(text="b")]])
+        assert ["a", "b"] == posthog_langchain(llm_result)
+        assert Extracted(output=["a", "b"]) == extract_generation(llm_result)  # type: ignore[list-item]
+
+    def test_llm_result_takes_the_last_prompts_generations(self) -> None:
+        """Of an LLMResult's prompts, the last one's generations are the output."""
+        first = ChatGeneration(message=AIMessage(content="one"))
+        last = ChatGeneration(message=lc_message("openai", "gpt-4o"))
+        llm_result = LLMResult(generations=[[first], [last]])
+        assert posthog_langchain(llm_result) == extract_generation(llm_result).output  # type: ignore[union-attr]
 
 
 class TestPlainMessage:
     def test_dict_message(self) -> None:
-        """A chat message dict is the output as it is."""
+        """A chat message dict is formatted as posthog formats a completion's message."""
         message = {"role": "assistant", "content": "hi"}
-        assert Extracted(output=[{"role": "assistant", "content": "hi"}]) == extract_generation(
-            message
+        expected = Extracted(
+            output=[{"role": "assistant", "content": [{"type": "text", "text": "hi"}]}]
         )
+        assert expected == extract_generation(message)
 
     def test_sdk_message(self) -> None:
-        """An OpenAI ChatCompletionMessage reads like a dict message."""
-        message = ChatCompletionMessage(role="assistant", content="hi")
-        assert Extracted(output=[{"role": "assistant", "content": "hi"}]) == extract_generation(
-            message
-        )
+        """An OpenAI ChatCompletionMessage gives the blocks of a completion with that message."""
+        completion = ChatCompletion.model_validate(CHAT)
+        message = completion.choices[0].message
+        assert format_openai_response(completion) == extract_generation(message).output  # type: ignore[union-attr]
+
+    def test_message_with_content_blocks(self) -> None:
+        """A message whose content is already a list of blocks keeps them."""
+        blocks = [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]
+        message = {"role": "assistant", "content": blocks}
+        expected = Extracted(output=[{"role": "assistant", "content": blocks}])
+        assert expected == extract_generation(message)
+        assert ["f"] == tool_names(expected.output)
 
 
 class TestUnknown:
@@ -757,6 +1136,13 @@ def tool_delta(index: int, args: str, call_id: str | None = None, name: str | No
     return {"tool_calls": [call]}
 
 
+def no_index_chunk(call: dict[str, Any]) -> Any:
+    """A chunk of an OpenAI-compatible provider that leaves out the tool call index."""
+    call = {"id": None, "type": None, **call}
+    delta = {"content": None, "refusal": None, "tool_calls": [call]}
+    return ns({"model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+
+
 OPENAI_STREAM = [
     chat_chunk({"role": "assistant", "content": ""}),
     chat_chunk({"content": "Hel"}),
@@ -780,8 +1166,8 @@ OPENAI_STREAM = [
 OPENAI_STREAM_OUTPUT = [
     {
         "role": "assistant",
-        "content": "Hello",
-        "tool_calls": [
+        "content": [
+            {"type": "text", "text": "Hello"},
             {
                 "type": "function",
                 "id": "call_1",
@@ -806,13 +1192,50 @@ class TestStreamStrings:
         assert expected_counts == (acc.chunks, acc.ignored)
 
     def test_empty_stream(self) -> None:
-        """No chunks give one empty message and no counts."""
+        """No chunks give one empty message and no counts (hogtrace's own shape)."""
         assert (
             Extracted(output=[{"role": "assistant", "content": ""}]) == StreamAccumulator().result()
         )
 
 
 class TestStreamOpenAIChat:
+    def test_output_is_what_posthog_sends(self) -> None:
+        """The joined stream is what posthog's stream wrapper sends for the same chunks."""
+        assert posthog_chat_stream(OPENAI_STREAM) == OPENAI_STREAM_OUTPUT
+        result, _ = accumulate(OPENAI_STREAM)
+        assert ["f", "g"] == tool_names(result.output)
+
+    def test_choices_refusal_and_tool_calls_without_index(self) -> None:
+        """Each choice's blocks in index order; refusals; tool deltas without an index."""
+        chunks = [
+            chat_chunk({"content": "a"}),
+            ChatCompletionChunk.model_validate(
+                {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": "m",
+                    "choices": [{"index": 1, "delta": {"refusal": "no"}, "finish_reason": "stop"}],
+                }
+            ),
+            no_index_chunk(
+                {"id": "x", "type": "function", "function": {"name": "h", "arguments": "{"}}
+            ),
+            no_index_chunk({"function": {"name": None, "arguments": "}"}}),
+            chat_chunk({}, "stop"),
+        ]
+        result, _ = accumulate(chunks)
+        assert posthog_chat_stream(chunks) == result.output
+        assert ["h"] == tool_names(result.output)
+        assert "stop" == result.stop_reason
+
+    def test_empty_stream_of_chunks(self) -> None:
+        """Chunks without content give one message with no blocks, as in posthog."""
+        chunks = [chat_chunk({"role": "assistant", "content": ""}), chat_chunk({}, "stop")]
+        expected = [{"role": "assistant", "content": []}]
+        assert expected == posthog_chat_stream(chunks)
+        assert expected == accumulate(chunks)[0].output
+
     def test_usage_in_last_chunk_and_tool_calls_merged(self) -> None:
         """Text joins, tool call fragments merge by index, and usage comes from the last chunk."""
         expected = Extracted(
@@ -880,16 +1303,18 @@ class TestStreamOpenAIResponses:
         result, acc = accumulate(events)
         expected = RESPONSE_EXPECTED
         assert expected == result
+        assert posthog_responses_stream(events) == result.output
         expected_ignored = 0
         assert expected_ignored == acc.ignored
 
     def test_text_deltas_without_completion(self) -> None:
-        """A stream cut before completion still has its text deltas and no counts."""
+        """A stream cut before completion keeps its text deltas (posthog would send [])."""
         events = [
             {"type": "response.output_text.delta", "delta": "Hel"},
             {"type": "response.output_text.delta", "delta": "lo"},
         ]
-        expected = Extracted(provider="openai", output=[{"role": "assistant", "content": "Hello"}])
+        output = [{"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}]
+        expected = Extracted(provider="openai", output=output)
         assert expected == accumulate(events)[0]
 
 
@@ -949,11 +1374,27 @@ ANTHROPIC_EVENT_TYPES: dict[str, type[BaseModel]] = {
 }
 
 
+def anthropic_events(events: list[dict[str, Any]]) -> list[Any]:
+    return [ANTHROPIC_EVENT_TYPES[e["type"]].model_validate(e) for e in events]
+
+
 class TestStreamAnthropic:
     expected = Extracted(
         model="claude-sonnet-4-5",
         provider="anthropic",
-        output=[{**MESSAGE_EXPECTED.output[0]}],  # type: ignore[index]
+        output=[
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "Checking now."},
+                    {
+                        "type": "function",
+                        "id": "toolu_1",
+                        "function": {"name": "get_weather", "arguments": {"city": "Paris"}},
+                    },
+                ],
+            }
+        ],
         input_tokens=12,
         output_tokens=30,
         cache_read_input_tokens=100,
@@ -964,9 +1405,11 @@ class TestStreamAnthropic:
 
     def test_sdk_events(self) -> None:
         """Raw SDK events give the text, the parsed tool input, and start plus delta usage."""
-        events = [ANTHROPIC_EVENT_TYPES[e["type"]].model_validate(e) for e in ANTHROPIC_STREAM]
+        events = anthropic_events(ANTHROPIC_STREAM)
         result, acc = accumulate(events)
         assert self.expected == result
+        assert posthog_anthropic_stream(events) == result.output
+        assert ["get_weather"] == tool_names(result.output)
         expected_ignored = 0
         assert expected_ignored == acc.ignored
 
@@ -974,12 +1417,61 @@ class TestStreamAnthropic:
         """The same events as dicts read the same."""
         assert self.expected == accumulate(ANTHROPIC_STREAM)[0]
 
-    def test_malformed_tool_json_is_kept_as_text(self) -> None:
-        """Tool input that is not valid JSON stays as its text."""
-        events = [*ANTHROPIC_STREAM[:6], ANTHROPIC_STREAM[6], ANTHROPIC_STREAM[9]]
+    def test_unfinished_tool_input_is_left_empty(self) -> None:
+        """Tool input whose block never stopped (or is not JSON) stays {}, as in posthog."""
+        events = anthropic_events([*ANTHROPIC_STREAM[:6], ANTHROPIC_STREAM[6], ANTHROPIC_STREAM[9]])
         result, _ = accumulate(events)
-        expected = '{"city": '
-        assert expected == result.output[0]["tool_calls"][0]["function"]["arguments"]  # type: ignore[index]
+        assert posthog_anthropic_stream(events) == result.output
+        expected: dict[str, Any] = {}
+        assert expected == result.output[0]["content"][1]["function"]["arguments"]  # type: ignore[index]
+
+    def test_thinking_and_server_tool_blocks(self) -> None:
+        """Thinking deltas and signatures join; blocks posthog skips do not shift the indexes."""
+        events = anthropic_events(
+            [
+                ANTHROPIC_STREAM[0],
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                },
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "thinking_delta", "thinking": "hm"},
+                },
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "signature_delta", "signature": "sig"},
+                },
+                {"type": "content_block_stop", "index": 0},
+                {
+                    "type": "content_block_start",
+                    "index": 1,
+                    "content_block": {
+                        "type": "server_tool_use",
+                        "id": "s1",
+                        "name": "web_search",
+                        "input": {},
+                    },
+                },
+                {"type": "content_block_stop", "index": 1},
+                *[{**e, "index": e["index"] + 2} for e in ANTHROPIC_STREAM[5:9]],
+                *ANTHROPIC_STREAM[9:],
+            ]
+        )
+        result, acc = accumulate(events)
+        assert posthog_anthropic_stream(events) == result.output
+        assert ["get_weather"] == tool_names(result.output)
+        assert 0 == acc.ignored
+
+    def test_no_blocks(self) -> None:
+        """A stream with no content blocks gives one empty text block, as in posthog."""
+        events = anthropic_events([ANTHROPIC_STREAM[0], *ANTHROPIC_STREAM[9:]])
+        expected = [{"role": "assistant", "content": [{"type": "text", "text": ""}]}]
+        assert expected == posthog_anthropic_stream(events)
+        assert expected == accumulate(events)[0].output
 
     def test_helper_events_are_known_but_not_doubled(self) -> None:
         """Stream-helper text events do not repeat the raw deltas' text."""
@@ -1027,9 +1519,9 @@ class TestStreamGemini:
             output=[
                 {
                     "role": "assistant",
-                    "content": "The answer",
-                    "tool_calls": [
-                        {"type": "function", "function": {"name": "f", "arguments": {}}}
+                    "content": [
+                        {"type": "text", "text": "The answer"},
+                        {"type": "function", "function": {"name": "f", "arguments": {}}},
                     ],
                 }
             ],
@@ -1042,6 +1534,23 @@ class TestStreamGemini:
         assert expected == result
         expected_ignored = 0
         assert expected_ignored == acc.ignored
+
+    def test_output_is_what_posthog_sends(self) -> None:
+        """SDK chunks: text runs join between thoughts and calls, as posthog joins them."""
+        parts = [
+            [{"text": "hm", "thought": True}],
+            [{"text": "The "}],
+            [{"text": "answer"}, {"function_call": {"name": "f", "args": {"x": 1}}}],
+            [{"text": "."}],
+        ]
+        response = genai().GenerateContentResponse
+        chunks = [
+            response.model_validate({"candidates": [{"content": {"role": "model", "parts": p}}]})
+            for p in parts
+        ]
+        result, _ = accumulate(chunks)
+        assert posthog_gemini_stream(chunks) == result.output
+        assert ["f"] == tool_names(result.output)
 
 
 class TestStreamLangChain:
@@ -1079,7 +1588,10 @@ class TestStreamLangChain:
             output=[
                 {
                     "role": "assistant",
-                    "content": "Sure.",
+                    "content": [
+                        "",
+                        {"type": "text", "text": "Sure.", "index": 0},
+                    ],  # LangChain's sum
                     "tool_calls": [
                         {
                             "type": "function",
@@ -1101,6 +1613,42 @@ class TestStreamLangChain:
             acc.add(chunk)
         assert expected == acc.result()
         assert expected == acc.result()  # the Anthropic subtraction is not applied twice
+
+    def test_output_is_what_posthogs_handler_sends(self) -> None:
+        """The chunks a model streams sum to what the CallbackHandler sends at the end."""
+        chunks = [
+            AIMessageChunk(content="Sure"),
+            AIMessageChunk(content=". "),
+            AIMessageChunk(
+                content="",
+                tool_call_chunks=[tool_call_chunk(name="search", args='{"q": ', id="t1", index=0)],
+            ),
+            AIMessageChunk(
+                content="",
+                tool_call_chunks=[tool_call_chunk(name=None, args='"x"}', id=None, index=0)],
+            ),
+        ]
+        expected, seen = posthog_langchain_stream(chunks)
+        result, _ = accumulate(seen)
+        assert expected == result.output
+        assert ["search"] == tool_names(result.output)
+
+    def test_dict_chunks(self) -> None:
+        """Chunks as dicts: joined text and the tool calls whose arguments parse."""
+        chunks = [
+            AIMessageChunk(content="Sure."),
+            AIMessageChunk(
+                content="",
+                tool_call_chunks=[
+                    tool_call_chunk(name="search", args='{"q": "x"}', id="t1", index=0)
+                ],
+            ),
+        ]
+        total = chunks[0] + chunks[1]
+        assert (
+            extract_generation(total).output
+            == accumulate([c.model_dump() for c in chunks])[0].output
+        )  # type: ignore[union-attr]
 
     def test_summed_chunks_match_the_whole_message(self) -> None:
         """Accumulating chunks gives what extracting their LangChain sum gives."""
@@ -1154,6 +1702,109 @@ class TestStreamUnknown:
     def test_tool_args_json_round_trip(self) -> None:
         """Merged OpenAI tool arguments are the exact JSON text streamed."""
         result, _ = accumulate(OPENAI_STREAM)
-        calls = result.output[0]["tool_calls"]  # type: ignore[index]
+        calls = result.output[0]["content"][1:]  # type: ignore[index]
         expected = [{"a": 1}, {"b": 2}]
         assert expected == [json.loads(c["function"]["arguments"]) for c in calls]
+
+
+# --- input ----------------------------------------------------------------------------------------
+
+
+def posthog_langchain_input(messages: list[BaseMessage]) -> Any:
+    client = MagicMock(privacy_mode=False)
+    handler = CallbackHandler(client=client)
+    run_id = uuid4()
+    handler.on_chat_model_start({}, [messages], run_id=run_id)
+    handler.on_llm_end(LLMResult(generations=[[Generation(text="x")]]), run_id=run_id)
+    return client.capture.call_args.kwargs["properties"]["$ai_input"]
+
+
+class TestFormatInput:
+    def test_openai_chat(self) -> None:
+        """Chat messages keep role, content and tool keys; a separate system prompt goes first."""
+        kwargs = {
+            "model": "gpt-4o",
+            "system": "Be brief.",
+            "messages": [
+                {"role": "user", "content": "weather?", "extra": 1},
+                ChatCompletion.model_validate(CHAT).choices[0].message,
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            ],
+        }
+        expected = merge_system_prompt(kwargs, "openai")
+        assert expected == format_input("openai", kwargs)
+        assert expected == format_input(None, kwargs)
+
+    def test_openai_responses(self) -> None:
+        """Responses input items and instructions read as posthog reads them."""
+        kwargs = {
+            "input": [
+                {"role": "user", "content": "hi"},
+                {"type": "function_call_output", "call_id": "c", "output": "ok", "id": None},
+            ],
+            "instructions": "Be brief.",
+        }
+        assert merge_system_prompt(kwargs, "openai") == format_input("openai", kwargs)
+        kwargs = {"input": "hi", "instructions": "Be brief.", "system": "You help."}
+        assert merge_system_prompt(kwargs, "openai") == format_input(None, kwargs)
+
+    def test_anthropic(self) -> None:
+        """The system prompt becomes the first message; content blocks are made plain."""
+        kwargs = {
+            "system": [{"type": "text", "text": "Be brief.", "cache_control": None}],
+            "messages": [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": at.Message.model_validate(MESSAGE).content},
+            ],
+        }
+        expected = merge_system_prompt(kwargs, "anthropic")
+        assert expected == format_input("anthropic", kwargs)
+
+    def test_gemini(self) -> None:
+        """Contents become messages of blocks, after the config's system instruction."""
+        types = genai()
+        contents = [
+            "hi",
+            {
+                "role": "user",
+                "parts": [{"text": "a"}, {"inline_data": {"mime_type": "image/png", "data": b"x"}}],
+            },
+            types.Content(role="model", parts=[types.Part(text="b", thought=True)]),
+            {"text": "bare"},
+            types.Part(function_response=types.FunctionResponse(name="f", response={"ok": 1})),
+        ]
+        for config in (
+            types.GenerateContentConfig(system_instruction="Be brief."),
+            {"systemInstruction": "Be brief."},
+            None,
+        ):
+            kwargs = {"contents": contents, "config": config}
+            expected = merge_system_prompt(kwargs, "gemini")
+            assert expected == format_input("gemini", kwargs)
+            assert expected == format_input(None, kwargs)
+        kwargs = {"contents": "one string"}
+        assert merge_system_prompt(kwargs, "gemini") == format_input("gemini", kwargs)
+
+    def test_langchain(self) -> None:
+        """LangChain messages are sent as posthog's CallbackHandler sends them."""
+        messages = [
+            HumanMessage("hi"),
+            lc_message("openai", "gpt-4o"),
+            AIMessage(content="", additional_kwargs={"refusal": "no"}),
+        ]
+        expected = posthog_langchain_input(messages)
+        assert expected == format_input(None, {"messages": messages})
+        assert expected == format_input("anthropic", {"messages": [messages]})
+
+    @pytest.mark.parametrize(
+        ("provider", "arguments"),
+        [
+            (None, {"prompt": "hi"}),
+            ("anthropic", {"input": "hi"}),
+            ("gemini", {"messages": []}),
+            (None, {"messages": Hostile()}),
+        ],
+    )
+    def test_nothing_to_format_gives_none(self, provider: str | None, arguments: Any) -> None:
+        """Arguments without the provider's input keys (or unreadable ones) give None."""
+        assert None is format_input(provider, arguments)

@@ -33,14 +33,23 @@ Token accounting matches posthog 7.91.1 (paths under ``site-packages/posthog/ai/
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import dataclasses
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
-__all__ = ["Extracted", "StreamAccumulator", "extract_embedding", "extract_generation"]
+__all__ = [
+    "Extracted",
+    "StreamAccumulator",
+    "extract_embedding",
+    "extract_generation",
+    "format_input",
+]
 
 Message = dict[str, Any]
+Block = dict[str, Any]
 
 _ABSENT = object()
 
@@ -195,41 +204,125 @@ def _merge(ex: Extracted, new: Extracted) -> None:
             setattr(ex, field, value)
 
 
-def _tool_call(call_id: object, name: object, arguments: object) -> Message:
-    call: Message = {"type": "function", "function": {"name": name, "arguments": arguments}}
-    if call_id is not None:
-        call["id"] = call_id
-    return call
+# --- posthog's helpers: to_plain, normalize_part_keys (posthog/ai/media.py) ----------------------
 
 
-def _message(content: object, calls: list[Message], refusal: object = None) -> Message:
-    message: Message = {"role": "assistant", "content": content}
-    if calls:
-        message["tool_calls"] = calls
-    if refusal:
-        message["refusal"] = refusal
-    return message
+def _has(obj: object, key: str) -> bool:
+    """``hasattr`` for SDK objects, key presence for mappings (a dict read as its SDK object)."""
+    if isinstance(obj, Mapping):
+        return key in obj
+    try:
+        return hasattr(obj, key)
+    except Exception:
+        return False
 
 
-def _chat_message(message: object) -> Message:
-    calls = []
+def _get_or(obj: object, key: str, default: object) -> Any:
+    """``obj[key]`` or ``obj.key``, `default` only when absent (posthog's ``_item_attr``)."""
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def _without_none(value: Mapping[Any, Any]) -> dict[Any, Any]:
+    return {k: v for k, v in value.items() if v is not None}
+
+
+def _plain(obj: object) -> Any:
+    """As posthog's ``media.to_plain``: a dict without None values, or the value unchanged."""
+    if isinstance(obj, dict):
+        return _without_none(obj)
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        try:
+            return dump(exclude_none=True)
+        except TypeError:
+            dumped = dump()
+            return _without_none(dumped) if isinstance(dumped, dict) else dumped
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _without_none(dataclasses.asdict(obj))
+    return obj
+
+
+def _dump(obj: object) -> dict[str, Any]:
+    """A pydantic ``model_dump()`` with None values kept; a mapping as a dict."""
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    dump = getattr(obj, "model_dump", None)
+    value = dump() if callable(dump) else _plain(obj)
+    return value if isinstance(value, dict) else {}
+
+
+_CAMEL_TO_SNAKE = {
+    "inlineData": "inline_data",
+    "fileData": "file_data",
+    "mimeType": "mime_type",
+    "fileUri": "file_uri",
+    "functionCall": "function_call",
+    "functionResponse": "function_response",
+    "videoMetadata": "video_metadata",
+}
+
+
+def _snake_keys(part: Mapping[str, Any]) -> dict[str, Any]:
+    """As posthog's ``normalize_part_keys``: Gemini REST camelCase keys, one level deep."""
+    out = {}
+    for key, value in part.items():
+        if isinstance(value, dict):
+            value = {_CAMEL_TO_SNAKE.get(k, k): v for k, v in value.items()}
+        out[_CAMEL_TO_SNAKE.get(key, key)] = value
+    return out
+
+
+# --- content blocks -------------------------------------------------------------------------------
+
+
+def _text(text: object) -> Block:
+    return {"type": "text", "text": text}
+
+
+def _function(call_id: object, name: object, arguments: object) -> Block:
+    return {"type": "function", "id": call_id, "function": {"name": name, "arguments": arguments}}
+
+
+def _assistant(content: list[Block]) -> list[Message]:
+    """One assistant message holding `content`, or no message when there is no content."""
+    return [{"role": "assistant", "content": content}] if content else []
+
+
+# --- OpenAI Chat Completions (openai_converter.py: _format_chat_message) --------------------------
+
+
+def _chat_items(message: object, content: object) -> list[Block]:
+    items: list[Block] = []
+    if isinstance(content, (list, tuple)):  # a bare message already holding content blocks
+        items.extend(content)
+    elif content:
+        items.append(_text(content))
+    if refusal := _get(message, "refusal"):
+        items.append({"type": "refusal", "refusal": refusal})
     for call in _seq(_get(message, "tool_calls")):
-        if _get(call, "type") == "custom":  # custom tools carry free-form `input`, no `function`
-            custom = _get(call, "custom")
-            calls.append(_tool_call(_get(call, "id"), _get(custom, "name"), _get(custom, "input")))
-        else:
-            fn = _get(call, "function")
-            calls.append(_tool_call(_get(call, "id"), _get(fn, "name"), _get(fn, "arguments")))
-    content = _get(message, "content")
-    result = _message("" if content is None else content, calls, _str(_get(message, "refusal")))
-    result["role"] = _str(_get(message, "role")) or "assistant"
-    return result
+        custom = _get(call, "type") == "custom"  # custom tools: free-form `custom.input`
+        fn = _get(call, "custom" if custom else "function")
+        if fn is not None:
+            args = _get(fn, "input" if custom else "arguments")
+            items.append(_function(_get(call, "id"), _get(fn, "name"), args))
+    if audio := _get(message, "audio"):
+        items.append({"type": "audio", **_dump(audio)})
+    return items
 
 
 def _chat(result: object) -> Extracted:
     ex = Extracted(model=_str(_get(result, "model")), provider="openai")
     choices = _seq(_get(result, "choices"))
-    ex.output = [_chat_message(_get(choice, "message")) for choice in choices]
+    role: object = "assistant"
+    content: list[Block] = []
+    for choice in choices:  # every choice goes into one message, as posthog sends it
+        message = _get(choice, "message")
+        if message is not None:
+            role = _get(message, "role") or role
+            content.extend(_chat_items(message, _get(message, "content")))
+    ex.output = [{"role": role, "content": content}] if content else []
     if choices:
         ex.stop_reason = _reason(_get(choices[0], "finish_reason"))
     _openai_usage(ex, _get(result, "usage"), _CHAT)
@@ -240,6 +333,48 @@ def _openai_usage(ex: Extracted, usage: object, paths: tuple[str | None, ...]) -
     _usage(ex, usage, paths)
     if ex.cache_read_input_tokens:  # cached tokens are counted inside the input tokens
         ex.cache_reporting_exclusive = False
+
+
+# --- OpenAI Responses (openai_converter.py: _format_responses_output_items) -----------------------
+
+
+def _responses_part(part: object) -> Block | None:
+    kind, text, refusal = _get(part, "type"), _get(part, "text"), _get(part, "refusal")
+    if kind == "output_text" and text is not None:
+        return _text(text)
+    if kind == "refusal" and refusal is not None:
+        return {"type": "refusal", "refusal": refusal}
+    if text is not None:
+        return _text(text)
+    if kind == "input_image" and (image := _get(part, "image_url")) is not None:
+        return {"type": "image", "image": image}
+    return None
+
+
+def _responses_items(items: list[Any]) -> list[Message]:
+    content: list[Block] = []
+    role: object = "assistant"
+    for item in items:
+        kind = _get(item, "type")
+        if kind == "message":
+            role = r if (r := _get(item, "role")) is not None else role
+            parts = _get(item, "content")
+            if isinstance(parts, list):
+                content.extend(b for p in parts if (b := _responses_part(p)) is not None)
+            elif parts is not None:
+                content.append(_text(str(parts)))
+        elif kind == "function_call":
+            call_id = _get(item, "call_id")
+            call_id = _get_or(item, "id", "") if call_id is None else call_id
+            args = _get_or(item, "arguments", {})
+            content.append(_function(call_id, _get(item, "name"), args))
+        elif kind == "image_generation_call":
+            status = _get(item, "status")
+            content.append({"type": kind, "result": _get(item, "result"), "status": status})
+        elif kind is not None:  # reasoning, web_search_call, ...: the item itself
+            plain = _plain(item)
+            content.append(plain if isinstance(plain, dict) else {"type": kind})
+    return [{"role": role, "content": content}] if content else []
 
 
 def _responses_stop(response: object) -> str | None:
@@ -253,27 +388,29 @@ def _responses_stop(response: object) -> str | None:
 
 def _responses(result: object) -> Extracted:
     ex = Extracted(model=_str(_get(result, "model")), provider="openai")
-    texts: list[str] = []
-    refusals: list[str] = []
-    calls: list[Message] = []
-    for item in _seq(_get(result, "output")):
-        kind = _get(item, "type")
-        if kind == "message":
-            content = _get(item, "content")
-            for part in [content] if isinstance(content, str) else _seq(content):
-                text = part if isinstance(part, str) else _get(part, "text")
-                if isinstance(text, str):
-                    texts.append(text)
-                elif isinstance(refusal := _get(part, "refusal"), str):
-                    refusals.append(refusal)
-        elif kind == "function_call":
-            call_id = _get(item, "call_id")
-            call_id = _get(item, "id") if call_id is None else call_id
-            calls.append(_tool_call(call_id, _get(item, "name"), _get(item, "arguments")))
-    ex.output = [_message("".join(texts), calls, "".join(refusals))]
+    ex.output = _responses_items(_seq(_get(result, "output")))
     ex.stop_reason = _responses_stop(result)
     _openai_usage(ex, _get(result, "usage"), _RESPONSES)
     return ex
+
+
+# --- Anthropic (anthropic_converter.py: _format_anthropic_response_block) -------------------------
+
+
+def _anthropic_block(block: object) -> Block | None:
+    kind = _get(block, "type")
+    if kind == "text" and (text := _get(block, "text")):
+        return _text(text)
+    if kind == "tool_use" and _has(block, "name") and _has(block, "id"):
+        args = _get_or(block, "input", {})
+        return _function(_get(block, "id"), _get(block, "name"), args)
+    if kind == "thinking":
+        thinking, signature = _get(block, "thinking"), _get(block, "signature")
+        return {"type": "thinking", "thinking": thinking, "signature": signature}
+    if kind == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": _get(block, "data")}
+    plain = _plain(block)  # empty text, server tool use, web search results, ...
+    return plain if isinstance(plain, dict) and plain.get("type") else None
 
 
 def _anthropic_usage(ex: Extracted, usage: object) -> None:
@@ -285,17 +422,13 @@ def _anthropic_usage(ex: Extracted, usage: object) -> None:
 def _anthropic(result: object) -> Extracted:
     ex = Extracted(model=_str(_get(result, "model")), provider="anthropic")
     ex.stop_reason = _reason(_get(result, "stop_reason"))
-    texts: list[str] = []
-    calls: list[Message] = []
-    for block in _seq(_get(result, "content")):
-        kind = _get(block, "type")
-        if kind == "text" and isinstance(text := _get(block, "text"), str):
-            texts.append(text)
-        elif kind == "tool_use":
-            calls.append(_tool_call(_get(block, "id"), _get(block, "name"), _get(block, "input")))
-    ex.output = [_message("".join(texts), calls)]
+    blocks = (_anthropic_block(block) for block in _seq(_get(result, "content")))
+    ex.output = _assistant([block for block in blocks if block is not None])
     _anthropic_usage(ex, _get(result, "usage"))
     return ex
+
+
+# --- Gemini (gemini_converter.py: _format_response_part, _format_part) ----------------------------
 
 
 def _is_gemini(obj: object) -> bool:
@@ -305,24 +438,103 @@ def _is_gemini(obj: object) -> bool:
     return _get2(meta, "prompt_token_count", "promptTokenCount") is not None
 
 
-def _gemini_message(candidate: object) -> Message:
-    texts: list[str] = []
-    calls: list[Message] = []
-    for part in _seq(_get(_get(candidate, "content"), "parts")):
-        call = _get2(part, "function_call", "functionCall")
-        if call is not None:  # Gemini omits some call ids; posthog keeps only real ones
-            calls.append(_tool_call(_str(_get(call, "id")), _get(call, "name"), _get(call, "args")))
-        elif isinstance(text := _get(part, "text"), str) and _get(part, "thought") is not True:
-            texts.append(text)
-    return _message("".join(texts), calls)
+def _media_kind(mime: object) -> str:
+    prefix = mime.split("/", 1)[0] if isinstance(mime, str) else ""
+    return prefix if prefix in ("image", "video", "audio") else "file"
+
+
+def _media(payload: object) -> Any:
+    payload = _plain(payload)
+    if isinstance(payload, dict) and isinstance(data := payload.get("data"), bytes):
+        payload = {**payload, "data": base64.b64encode(data).decode("utf-8")}
+    return payload
+
+
+def _gemini_call(name: object, args: object, call_id: object) -> Block:
+    block: Block = {"type": "function", "function": {"name": name, "arguments": args}}
+    if isinstance(call_id, str):  # Gemini omits some call ids; posthog keeps only real ones
+        block["id"] = call_id
+    return block
+
+
+def _gemini_part(part: object) -> Block | None:
+    """A part of a response (``_format_response_part``): an SDK Part's text and call first."""
+    if not isinstance(part, (str, Mapping)):
+        text = _get(part, "text")
+        if isinstance(text, str) and text:
+            thought = _get(part, "thought") is True
+            return {"type": "thinking", "thinking": text} if thought else _text(text)
+        if call := _get(part, "function_call"):
+            return _gemini_call(_get(call, "name"), _get(call, "args"), _get(call, "id"))
+    return _gemini_plain_part(part)
+
+
+def _gemini_plain_part(part: object) -> Block | None:
+    """A part read from its plain form (``_format_part``), as input parts are read."""
+    if isinstance(part, str):
+        return _text(part)
+    plain = _plain(part)
+    if not isinstance(plain, dict):
+        return {"type": "unknown", "part": str(plain)}
+    plain = _snake_keys(plain)
+    if plain.get("thought") is True and isinstance(plain.get("text"), str):
+        return {"type": "thinking", "thinking": plain["text"]}
+    if "text" in plain:
+        return _text(plain["text"])
+    for key in ("inline_data", "file_data"):
+        if key in plain:
+            media = _media(plain[key])
+            mime = media.get("mime_type") if isinstance(media, dict) else None
+            return {"type": _media_kind(mime), key: media}
+    if "function_call" in plain:
+        call = _plain(plain["function_call"]) or {}
+        return _gemini_call(call.get("name"), call.get("args"), call.get("id"))
+    if "function_response" in plain:
+        response = _plain(plain["function_response"]) or {}
+        block: Block = {
+            "type": "function",
+            "tool_name": response.get("name") or "",
+            "content": response.get("response"),
+        }
+        if isinstance(response.get("id"), str):
+            block["tool_use_id"] = response["id"]
+        return block
+    if not plain:
+        return None
+    key = next(iter(plain))
+    return {"type": key, key: _plain(plain[key])}
+
+
+def _gemini_blocks(candidate: object) -> list[Block]:
+    content = _get(candidate, "content")
+    parts = _seq(_get(content, "parts")) if content else []
+    return [block for part in parts if (block := _gemini_part(part)) is not None]
+
+
+def _gemini_fields(result: object, candidates: list[Any]) -> Extracted:
+    """Model, stop reason and usage of a Gemini response or chunk (no output)."""
+    ex = Extracted(model=_str(_get2(result, "model_version", "modelVersion")), provider="gemini")
+    if candidates:
+        ex.stop_reason = _reason(_get2(candidates[0], "finish_reason", "finishReason"))
+    _gemini_usage(ex, result, candidates)
+    return ex
 
 
 def _gemini(result: object) -> Extracted:
-    ex = Extracted(model=_str(_get2(result, "model_version", "modelVersion")), provider="gemini")
     candidates = _seq(_get(result, "candidates"))
-    ex.output = [_gemini_message(candidate) for candidate in candidates]
-    if candidates:
-        ex.stop_reason = _reason(_get2(candidates[0], "finish_reason", "finishReason"))
+    ex = _gemini_fields(result, candidates)
+    ex.output = []
+    for candidate in candidates:  # one message per candidate
+        if blocks := _gemini_blocks(candidate):
+            ex.output.append({"role": "assistant", "content": blocks})
+        elif not _get(candidate, "content") and (text := _get(candidate, "text")):
+            ex.output.append({"role": "assistant", "content": [_text(text)]})
+    if not candidates and (text := _get(result, "text")):
+        ex.output.append({"role": "assistant", "content": [_text(text)]})
+    return ex
+
+
+def _gemini_usage(ex: Extracted, result: object, candidates: list[Any]) -> None:
     meta, paths = _get(result, "usage_metadata"), _GEMINI
     if meta is None:
         meta, paths = _get(result, "usageMetadata"), _GEMINI_CAMEL
@@ -334,35 +546,89 @@ def _gemini(result: object) -> Extracted:
         ex.input_tokens += _int(extra) or 0
     if ex.cache_read_input_tokens:  # cached content is counted inside the prompt tokens
         ex.cache_reporting_exclusive = False
-    return ex
 
 
-def _parse_json(text: str) -> object:
-    """Anthropic streamed tool input: its JSON text parsed, or kept when malformed."""
-    try:
-        return json.loads(text) if text else {}
-    except ValueError:
-        return text
+def _merge_gemini_blocks(blocks: list[Block]) -> list[Block]:
+    """As posthog's ``_merge_streaming_blocks``: runs of text blocks join into one."""
+    content: list[Block] = []
+    texts: list[str] = []
+    for block in blocks:
+        if block.get("type") == "text":
+            texts.append(block.get("text", ""))
+            continue
+        if texts:
+            content.append(_text("".join(texts)))
+            texts = []
+        if block.get("type") == "function":
+            call: Block = {"type": "function", "function": block.get("function", {})}
+            if isinstance(block.get("id"), str):
+                call["id"] = block["id"]
+            block = call
+        content.append(block)
+    if texts:
+        content.append(_text("".join(texts)))
+    return content
 
 
-def _lc_text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    texts = []
-    for block in _seq(content):
-        if isinstance(block, str):
-            texts.append(block)
-        elif _get(block, "type") == "text" and isinstance(text := _get(block, "text"), str):
-            texts.append(text)
-    return "".join(texts)
+# --- LangChain (langchain/callbacks.py: _convert_message_to_dict) ---------------------------------
+
+_LC_ROLES = {
+    "human": "user",
+    "HumanMessageChunk": "user",
+    "ai": "assistant",
+    "AIMessageChunk": "assistant",
+    "system": "system",
+    "SystemMessageChunk": "system",
+    "tool": "tool",
+    "ToolMessageChunk": "tool",
+    "function": "function",
+    "FunctionMessageChunk": "function",
+}
 
 
 def _lc_args(args: object) -> object:
     """Tool arguments as the JSON string posthog's handler sends."""
     try:
-        return args if isinstance(args, str) else json.dumps(args)
+        return json.dumps(args)
     except (TypeError, ValueError):
         return args
+
+
+def _lc_tool_calls(calls: list[Any]) -> list[Any]:
+    """As posthog's ``_convert_lc_tool_calls_to_oai``; calls missing a key are sent unchanged."""
+    try:
+        return [
+            {
+                "type": "function",
+                "id": call["id"],
+                "function": {"name": call["name"], "arguments": _lc_args(call["args"])},
+            }
+            for call in calls
+        ]
+    except (KeyError, TypeError):
+        return calls
+
+
+def _lc_message(message: object) -> Message:
+    """A LangChain message as posthog's handler sends it: its content as it is."""
+    kind, content = _get(message, "type"), _get(message, "content")
+    role = _LC_ROLES.get(kind) if isinstance(kind, str) else None
+    out: Message = (
+        {"role": kind, "content": str(content)}
+        if role is None
+        else {
+            "role": role,
+            "content": content,
+        }
+    )
+    if role == "assistant" and (calls := _seq(_get(message, "tool_calls"))):
+        out["tool_calls"] = _lc_tool_calls(calls)
+    extra = _get(message, "additional_kwargs")
+    if extra and isinstance(extra, Mapping):
+        out.update(extra)
+    if "content" in out and not out["content"]:
+        out["content"] = ""
+    return out
 
 
 def _lc_meta(ex: Extracted, meta: object) -> None:
@@ -387,14 +653,20 @@ def _lc_finish(ex: Extracted) -> None:
 def _langchain(message: object) -> Extracted:
     ex = Extracted()
     _lc_meta(ex, _get(message, "response_metadata"))
-    calls = [
-        _tool_call(_get(c, "id"), _get(c, "name"), _lc_args(_get(c, "args")))
-        for c in _seq(_get(message, "tool_calls"))
-    ]
-    ex.output = [_message(_lc_text(_get(message, "content")), calls)]
+    ex.output = [_lc_message(message)]
     _usage(ex, _get(message, "usage_metadata"), _LANGCHAIN)
     _lc_finish(ex)
     return ex
+
+
+def _lc_text_generation(generation: object) -> object:
+    """As posthog's ``_extract_raw_response``: the stripped text, else the extra kwargs, else ''."""
+    text = _get(generation, "text")
+    if isinstance(text, str) and text.strip():
+        return text.strip()
+    if _has(generation, "message"):
+        return _get(_get(generation, "message"), "additional_kwargs")
+    return ""
 
 
 def _lc_result(result: object) -> Extracted | None:
@@ -402,22 +674,23 @@ def _lc_result(result: object) -> Extracted | None:
     generations = _seq(_get(result, "generations"))
     if generations and isinstance(generations[-1], (list, tuple)):
         generations = list(generations[-1])
-    parts = [
-        _langchain(msg)
-        if (msg := _get(gen, "message")) is not None
-        else Extracted(output=[_message(_str(_get(gen, "text")) or "", [])])
-        for gen in generations
-    ]
-    if not parts:
+    if not generations:
         return None
-    ex = parts[0]
-    ex.output = [message for part in parts for message in part.output or ()]
+    first = _get(generations[0], "message")
+    ex = Extracted() if first is None else _langchain(first)
+    if _get(generations[-1], "message") is not None:
+        ex.output = [_lc_message(_get(generation, "message")) for generation in generations]
+    else:
+        ex.output = [_lc_text_generation(generation) for generation in generations]  # type: ignore[misc]
     return ex
+
+
+# --- dispatch -------------------------------------------------------------------------------------
 
 
 def _generation(result: object) -> Extracted | None:
     if isinstance(result, str):
-        return Extracted(output=[_message(result, [])])
+        return Extracted(output=[{"role": "assistant", "content": result}])
     kind, typ = _get(result, "object"), _get(result, "type")
     choices = _seq(_get(result, "choices"))
     if kind == "chat.completion" or (choices and _get(choices[0], "message") is not None):
@@ -432,10 +705,12 @@ def _generation(result: object) -> Extracted | None:
         return _gemini(result)
     if isinstance(_get(result, "generations"), (list, tuple)):
         return _lc_result(result)
-    if isinstance(_get(result, "role"), str) and (
+    if isinstance(role := _get(result, "role"), str) and (
         _get(result, "content") is not None or _get(result, "tool_calls") is not None
-    ):
-        return Extracted(output=[_chat_message(result)])
+    ):  # a chat message on its own: formatted like a completion's message
+        return Extracted(
+            output=[{"role": role, "content": _chat_items(result, _get(result, "content"))}]
+        )
     return None
 
 
@@ -484,35 +759,513 @@ def extract_embedding(result: object) -> Extracted | None:
         return None
 
 
+# --- input (posthog/ai/utils.py: merge_system_prompt) --------------------------------------------
+
+_GEMINI_PART_KEYS = frozenset(
+    {"text", "inline_data", "file_data", "function_call", "function_response"}
+)
+
+
+def _openai_message(message: object) -> Message:
+    """As ``_format_chat_input_message``: role, content and the keys OpenAI gives meaning to."""
+    plain = _plain(message)
+    if not isinstance(plain, dict):
+        return {"role": "user", "content": str(plain)}
+    out: Message = {"role": plain.get("role", "user"), "content": plain.get("content")}
+    for key in ("tool_calls", "tool_call_id", "name", "audio", "refusal"):
+        if plain.get(key) is not None:
+            out[key] = _plain(plain[key]) if key == "audio" else plain[key]
+    return out
+
+
+def _openai_input_item(item: object) -> Message:
+    """As ``_format_response_input_item``: a Responses API input item."""
+    if not isinstance(item, (dict, str)):
+        item = _plain(item)
+    if isinstance(item, dict):
+        if "type" in item and "role" not in item and "content" not in item:
+            return _without_none(item)
+        return {"role": item.get("role", "user"), "content": item.get("content", "")}
+    return {"role": "user", "content": item if isinstance(item, str) else str(item)}
+
+
+def _openai_input(args: Mapping[str, Any]) -> list[Message] | None:
+    if "messages" not in args and "input" not in args:
+        return None
+    messages, data = args.get("messages"), args.get("input")
+    out = [_openai_message(m) for m in messages] if messages is not None else []
+    if isinstance(data, list):
+        out.extend(_openai_input_item(item) for item in data)
+    elif data is not None:
+        out.append({"role": "user", "content": data if isinstance(data, str) else str(data)})
+    system, instructions = args.get("system"), args.get("instructions")
+    if system is not None and not any(m.get("role") == "system" for m in out):
+        out.insert(0, {"role": "system", "content": system})
+    if instructions is not None:
+        at = next((i for i, m in enumerate(out) if m.get("role") == "system"), None)
+        if at is None:
+            out.insert(0, {"role": "system", "content": instructions})
+        else:
+            out[at]["content"] = f"{out[at].get('content', '')}\n\n{instructions}"
+    return out
+
+
+def _anthropic_input(args: Mapping[str, Any]) -> list[Message] | None:
+    """As ``format_anthropic_input``: the system prompt first, content blocks made plain."""
+    if "messages" not in args:
+        return None
+    system = args.get("system")
+    out: list[Message] = [] if system is None else [{"role": "system", "content": system}]
+    for message in args.get("messages") or ():
+        content = _get_or(message, "content", "")
+        if isinstance(content, list):
+            content = [_plain(block) for block in content]
+        out.append({"role": _get_or(message, "role", "user"), "content": content})
+    return out
+
+
+def _gemini_content(content: object) -> Any:
+    if isinstance(content, list):
+        return _gemini_input_parts(content)
+    return content if isinstance(content, str) else str(content)
+
+
+def _gemini_input_parts(parts: Iterable[Any]) -> list[Block]:
+    return [block for part in parts if (block := _gemini_plain_part(part)) is not None]
+
+
+def _is_bare_part(value: object) -> bool:
+    return isinstance(value, dict) and not _GEMINI_PART_KEYS.isdisjoint(_snake_keys(value))
+
+
+def _gemini_role(item: object) -> str:
+    role = _get(item, "role")
+    return role if isinstance(role, str) else "user"
+
+
+def _gemini_message(item: object) -> Message:
+    """As ``_format_dict_message`` / ``_format_object_message``: one entry of ``contents``."""
+    if isinstance(item, str):
+        return {"role": "user", "content": item}
+    if isinstance(item, dict):
+        role = item.get("role", "user")
+        if isinstance(item.get("parts"), list):
+            return {"role": role, "content": _gemini_input_parts(item["parts"])}
+        if "content" in item:
+            return {"role": role, "content": _gemini_content(item["content"])}
+        if "role" not in item and _is_bare_part(_plain(item)):
+            return {"role": "user", "content": _gemini_input_parts([item])}
+        if "text" in item:
+            return {"role": role, "content": item["text"]}
+        return {"role": "user", "content": str(item)}
+    parts = _get(item, "parts")
+    if parts is not None and hasattr(parts, "__iter__"):
+        return {"role": _gemini_role(item), "content": _gemini_input_parts(list(parts))}
+    if _is_bare_part(_plain(item)):
+        return {"role": "user", "content": _gemini_input_parts([item])}
+    if _has(item, "text"):
+        return {"role": _gemini_role(item), "content": _get(item, "text")}
+    if _has(item, "content"):
+        return {"role": _gemini_role(item), "content": _gemini_content(_get(item, "content"))}
+    return {"role": "user", "content": str(item)}
+
+
+def _gemini_input(args: Mapping[str, Any]) -> list[Message] | None:
+    """As ``format_gemini_input_with_system``: contents, with the config's system instruction."""
+    if "contents" not in args:
+        return None
+    contents = args["contents"]
+    items = contents if isinstance(contents, list) else [contents]
+    out = [_gemini_message(item) for item in items]
+    config = args.get("config")
+    if isinstance(config, Mapping):
+        system = config.get("system_instruction", config.get("systemInstruction"))
+    else:
+        system = getattr(config, "system_instruction", None)
+    if system is not None and not any(m.get("role") == "system" for m in out):
+        out.insert(0, {"role": "system", "content": system})
+    return out
+
+
+def _lc_messages(messages: object) -> list[Any] | None:
+    """LangChain messages (a list, or a list per prompt), or None when they are not."""
+    rows = _seq(messages)
+    flat = [m for row in rows for m in row] if rows and isinstance(rows[0], list) else rows
+    if flat and all(not isinstance(m, Mapping) and _has(m, "additional_kwargs") for m in flat):
+        return flat
+    return None
+
+
+def format_input(provider: str | None, arguments: Mapping[str, Any]) -> list[Message] | None:
+    """The ``$ai_input`` posthog's own wrappers send for a call with these arguments.
+
+    Anthropic's ``system`` becomes a first system message; Gemini's ``contents`` become messages
+    of content blocks, with ``config.system_instruction`` first; OpenAI chat messages keep their
+    role, content and tool keys, and Responses ``input`` / ``instructions`` become messages;
+    LangChain messages are sent as posthog's CallbackHandler sends them.
+
+    Args:
+        provider: ``"openai"``, ``"anthropic"``, ``"gemini"`` (or ``"google"``, ``"vertex"``),
+            or None to tell from the arguments.
+        arguments: The call's arguments by name (``messages``, ``system``, ``contents``, ...).
+
+    Returns:
+        The messages, or None when the arguments hold nothing the provider's input is made
+        of (the caller then keeps the input it has). Never raises.
+    """
+    try:
+        if (lc := _lc_messages(arguments.get("messages"))) is not None:
+            return [_lc_message(message) for message in lc]
+        hint = provider.lower() if isinstance(provider, str) else None
+        if hint == "anthropic":
+            return _anthropic_input(arguments)
+        if hint in ("gemini", "google", "vertex", "vertex_ai") or (
+            hint is None and "contents" in arguments
+        ):
+            return _gemini_input(arguments)
+        return _openai_input(arguments)
+    except Exception:
+        return None
+
+
+# --- streams --------------------------------------------------------------------------------------
+
+
+class _TextStream:
+    """Str chunks and bare text blocks: one assistant message with the joined text."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def output(self) -> list[Message]:
+        return [{"role": "assistant", "content": "".join(self.parts)}]
+
+
+def _chat_stream_index(calls: dict[object, Block], frag: object) -> object:
+    """As posthog's ``_openai_tool_delta_index``: the key of the call a tool call delta extends."""
+    index = _get(frag, "index")
+    if index is not None:
+        return index
+    call_id = _get(frag, "id")
+    for key, call in calls.items():
+        if call_id and call["id"] == call_id:
+            return key
+    has_name = bool(_get(_get(frag, "function"), "name"))
+    if calls and not call_id and not has_name:
+        return next(reversed(calls))  # neither id nor name: it continues the latest call
+    return f"no-index-{len(calls)}"
+
+
+class _ChatStream:
+    """OpenAI chat chunks, per choice (``_ChatCompletionsStreamState`` in posthog)."""
+
+    __slots__ = ("calls", "parts")
+
+    def __init__(self) -> None:
+        self.parts: dict[int, list[Any]] = {}
+        self.calls: dict[int, dict[object, Block]] = {}
+
+    def add(self, choice: object) -> None:
+        index = _get(choice, "index")
+        index = index if isinstance(index, int) else 0
+        delta = _get(choice, "delta")
+        if delta is None:
+            return
+        if content := _get(delta, "content"):
+            self.parts.setdefault(index, []).append(content)
+        elif (audio := _get(delta, "audio")) is not None:
+            plain = _plain(audio)
+            block = {"type": "audio", **plain} if isinstance(plain, dict) else {"type": "audio"}
+            self.parts.setdefault(index, []).append(block)
+        elif refusal := _get(delta, "refusal"):
+            self.parts.setdefault(index, []).append({"type": "refusal", "refusal": refusal})
+        frags = _seq(_get(delta, "tool_calls"))
+        if frags:
+            calls = self.calls.setdefault(index, {})
+            for frag in frags:
+                self._merge_call(calls, frag)
+
+    @staticmethod
+    def _merge_call(calls: dict[object, Block], frag: object) -> None:
+        key = _chat_stream_index(calls, frag)
+        call = calls.get(key)
+        if call is None:
+            call = calls[key] = {"id": "", "function": {"name": "", "arguments": ""}}
+        if call_id := _get(frag, "id"):
+            call["id"] = call_id
+        fn = _get(frag, "function")
+        if name := _get(fn, "name"):
+            call["function"]["name"] = name
+        args = _get(fn, "arguments")
+        if args and isinstance(args, str) and isinstance(call["function"]["arguments"], str):
+            call["function"]["arguments"] += args
+
+    def output(self) -> list[Message]:
+        content: list[Block] = []
+        for index in sorted(set(self.parts) | set(self.calls)):
+            content.extend(_chat_stream_parts(self.parts.get(index, ())))
+            for call in self.calls.get(index, {}).values():
+                content.append(
+                    {"type": "function", "id": call["id"], "function": dict(call["function"])}
+                )
+        return [{"role": "assistant", "content": content}]
+
+
+def _chat_stream_parts(parts: Iterable[Any]) -> list[Block]:
+    """As posthog's ``_merge_openai_chat_stream_parts``: text, then audio, then refusal."""
+    texts: list[str] = []
+    refusals: list[str] = []
+    audio: Block = {"type": "audio"}
+    data: list[str] = []
+    transcript: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            texts.append(part)
+        elif part.get("type") == "audio":
+            if "id" not in audio and part.get("id"):
+                audio["id"] = part["id"]
+            if part.get("data"):
+                data.append(part["data"])
+            if part.get("transcript"):
+                transcript.append(part["transcript"])
+        elif part.get("type") == "refusal" and part.get("refusal"):
+            refusals.append(part["refusal"])
+    items: list[Block] = [_text("".join(texts))] if texts else []
+    if data or transcript:
+        if data:
+            audio["data"] = "".join(data)
+        if transcript:
+            audio["transcript"] = "".join(transcript)
+        items.append(audio)
+    if refusals:
+        items.append({"type": "refusal", "refusal": "".join(refusals)})
+    return items
+
+
+class _ResponsesStream:
+    """OpenAI Responses events: the terminal event's output items."""
+
+    __slots__ = ("items", "terminal", "texts")
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.terminal = False
+        self.texts: list[str] = []  # output text deltas, for a stream cut before its end
+
+    def output(self) -> list[Message]:
+        if not self.terminal and self.texts:
+            return [{"role": "assistant", "content": [_text("".join(self.texts))]}]
+        return _responses_items(self.items)
+
+
+def _anthropic_start(block: object) -> Block | None:
+    """As posthog's ``_start_anthropic_block``: a block to fill from the deltas, or None."""
+    kind = _get(block, "type")
+    if kind == "text":
+        return {"type": "text", "text": ""}
+    if kind == "tool_use":
+        fn = {"name": _get_or(block, "name", ""), "arguments": {}}
+        return {"type": "function", "id": _get_or(block, "id", ""), "function": fn}
+    if kind == "thinking":
+        thinking: Block = {"type": "thinking", "thinking": _get(block, "thinking") or ""}
+        if signature := _get(block, "signature"):
+            thinking["signature"] = signature
+        return thinking
+    if kind == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": _get(block, "data")}
+    return None
+
+
+class _AnthropicStream:
+    """Anthropic raw events (``_AnthropicStreamAccumulator`` in posthog)."""
+
+    __slots__ = ("blocks", "by_index", "current", "texts", "tools")
+
+    def __init__(self) -> None:
+        self.blocks: list[Block] = []
+        self.by_index: list[Block] = []  # lines up with the events' block index
+        self.tools: dict[object, str] = {}  # tool id -> its input JSON so far
+        self.current: Block | None = None  # the text or thinking block deltas go to
+        self.texts: list[str] = []
+
+    def start(self, event: object) -> None:
+        block = _anthropic_start(_get(event, "content_block"))
+        self.by_index.append(block or {})
+        if block:
+            self.blocks.append(block)
+            self.current = block if block["type"] in ("text", "thinking") else None
+            if block["type"] == "function" and block["id"]:
+                self.tools[block["id"]] = ""
+
+    def delta(self, event: object) -> None:
+        delta = _get(event, "delta")
+        current = self.current
+        if _has(delta, "text"):
+            text = _get(delta, "text") or ""
+            if current is not None and current["type"] == "text":
+                current["text"] += text
+            if text:
+                self.texts.append(text)
+        else:
+            for field in ("thinking", "signature"):
+                if _has(delta, field):
+                    if current is not None and current["type"] == "thinking":
+                        current[field] = (current.get(field) or "") + (_get(delta, field) or "")
+                    break
+        if _get(delta, "type") == "input_json_delta" and (block := self._tool(event)):
+            self.tools[block["id"]] += _get_or(delta, "partial_json", "") or ""
+
+    def stop(self, event: object) -> None:
+        self.current = None
+        if block := self._tool(event):
+            with contextlib.suppress(Exception):  # posthog keeps the empty input
+                block["function"]["arguments"] = json.loads(self.tools[block["id"]])
+            del self.tools[block["id"]]
+
+    def _tool(self, event: object) -> Block | None:
+        index = _get(event, "index")
+        if isinstance(index, int) and 0 <= index < len(self.by_index):
+            block = self.by_index[index]
+            if block.get("type") == "function" and block.get("id") in self.tools:
+                return block
+        return None
+
+    def output(self) -> list[Message]:
+        content: list[Block] = []
+        for block in self.blocks:
+            kind = block["type"]
+            if kind == "text":
+                content.append(_text(block.get("text") or ""))
+            elif kind == "function":
+                fn = dict(block.get("function") or {})
+                content.append({"type": "function", "id": block.get("id"), "function": fn})
+            elif kind == "thinking":
+                thinking, signature = block.get("thinking") or "", block.get("signature")
+                content.append({"type": "thinking", "thinking": thinking, "signature": signature})
+            else:
+                content.append({"type": kind, "data": block.get("data")})
+        if not content:
+            content = [_text("".join(self.texts))]
+        return [{"role": "assistant", "content": content}]
+
+
+class _GeminiStream:
+    """Gemini chunks: their parts' blocks, runs of text joined (``_merge_streaming_blocks``)."""
+
+    __slots__ = ("blocks",)
+
+    def __init__(self) -> None:
+        self.blocks: list[Block] = []
+
+    def add(self, chunk: object, candidates: list[Any]) -> None:
+        blocks = [block for candidate in candidates for block in _gemini_blocks(candidate)]
+        if not blocks and (text := _get(chunk, "text")):
+            blocks.append(_text(text))
+        self.blocks.extend(blocks)
+
+    def output(self) -> list[Message]:
+        content = _merge_gemini_blocks(self.blocks) or [_text("")]
+        return [{"role": "assistant", "content": content}]
+
+
+class _LangChainStream:
+    """LangChain ``AIMessageChunk``s: their sum, as the callback handler receives it."""
+
+    __slots__ = ("calls", "chunks", "texts")
+
+    def __init__(self) -> None:
+        self.chunks: list[Any] = []
+        self.texts: list[str] = []
+        self.calls: dict[object, Block] = {}
+
+    def add(self, chunk: object) -> None:
+        self.chunks.append(chunk)
+        self.texts.append(_lc_text(_get(chunk, "content")))
+        for frag in _seq(_get(chunk, "tool_call_chunks")):
+            index, call_id = _get(frag, "index"), _get(frag, "id")
+            if isinstance(index, int):
+                key: object = index
+            elif isinstance(call_id, str) and call_id:
+                key = call_id
+            else:  # neither index nor id: it continues the latest call
+                key = next(reversed(self.calls), 0)
+            call = self.calls.setdefault(key, {"id": None, "name": None, "args": ""})
+            for field in ("id", "name"):
+                if value := _get(frag, field):
+                    call[field] = value
+            if isinstance(args := _get(frag, "args"), str):
+                call["args"] += args
+
+    def output(self) -> list[Message]:
+        chunks = self.chunks
+        if all(_get(c, "type") == "AIMessageChunk" and not isinstance(c, Mapping) for c in chunks):
+            try:  # the chunks' own sum: LangChain merges content, tool calls and extra kwargs
+                total = chunks[0] + chunks[1:]
+                if _get(total, "type") == "AIMessageChunk":
+                    return [_lc_message(total)]
+            except Exception:
+                pass
+        return [self._joined()]
+
+    def _joined(self) -> Message:
+        """Chunks as dicts: joined text, and the tool calls whose arguments parse."""
+        message: Message = {"role": "assistant", "content": "".join(self.texts)}
+        calls = []
+        for call in self.calls.values():
+            try:
+                args = json.loads(call["args"]) if call["args"] else {}
+            except ValueError:
+                continue  # LangChain keeps it as an invalid tool call
+            if isinstance(args, dict):
+                calls.append({"name": call["name"] or "", "args": args, "id": call["id"]})
+        if calls:
+            message["tool_calls"] = _lc_tool_calls(calls)
+        return message
+
+
+def _lc_text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    texts = []
+    for block in _seq(content):
+        if isinstance(block, str):
+            texts.append(block)
+        elif _get(block, "type") == "text" and isinstance(text := _get(block, "text"), str):
+            texts.append(text)
+    return "".join(texts)
+
+
+_State = TypeVar(
+    "_State",
+    _TextStream,
+    _ChatStream,
+    _ResponsesStream,
+    _AnthropicStream,
+    _GeminiStream,
+    _LangChainStream,
+)
+
+
 class StreamAccumulator:
     """Joins the chunks of a streamed generation into one output and one usage.
+
+    The output is what posthog's own wrapper sends for the same stream. The first recognised
+    kind of chunk decides the output; later chunks of another kind only add usage.
 
     Attributes:
         chunks: How many chunks were added.
         ignored: How many of them were not recognised (or not readable) and so skipped.
     """
 
-    __slots__ = (
-        "_calls",
-        "_ex",
-        "_final",
-        "_json_args",
-        "_lc",
-        "_refusal",
-        "_text",
-        "chunks",
-        "ignored",
-    )
+    __slots__ = ("_ex", "_lc", "_state", "chunks", "ignored")
 
     def __init__(self) -> None:
         self.chunks = 0
         self.ignored = 0
         self._ex = Extracted()
-        self._text: list[str] = []
-        self._refusal: list[str] = []
-        self._calls: dict[object, Message] = {}
-        self._final: list[Message] | None = None  # a Responses stream's complete output
-        self._json_args = False  # Anthropic tool input arrives as JSON text
+        self._state: Any = None
         self._lc = False
 
     def add(self, chunk: object) -> None:
@@ -531,40 +1284,22 @@ class StreamAccumulator:
             ex = dataclasses.replace(self._ex)
             if self._lc:
                 _lc_finish(ex)
-            calls = [self._finish_call(call) for call in self._calls.values()]
-            output = [_message("".join(self._text), calls, "".join(self._refusal))]
-            ex.output = output if self._final is None else self._final
+            state = self._state
+            ex.output = [{"role": "assistant", "content": ""}] if state is None else state.output()
             return ex
         except Exception:
             return Extracted()
 
-    def _finish_call(self, call: Message) -> Message:
-        args = call["function"]["arguments"]
-        if self._json_args and isinstance(args, str):
-            args = _parse_json(args)
-        return _tool_call(call.get("id"), call["function"]["name"], args)
-
-    def _merge_call(self, index: object, call_id: object, name: object, args: object) -> None:
-        if isinstance(index, int):
-            key: object = index
-        elif isinstance(call_id, str) and call_id:
-            key = call_id
-        else:  # neither index nor id: it continues the latest call
-            key = next(reversed(self._calls), 0)
-        call = self._calls.setdefault(key, _tool_call(None, None, ""))
-        fn = call["function"]
-        if call_id:
-            call["id"] = call_id
-        if name:
-            fn["name"] = name
-        if isinstance(args, str) and isinstance(fn["arguments"], str):
-            fn["arguments"] += args
-        elif args is not None:
-            fn["arguments"] = args
+    def _use(self, kind: type[_State]) -> _State:
+        """The output state, made by the first recognised chunk; a throwaway for other kinds."""
+        state = self._state
+        if state is None:
+            state = self._state = kind()
+        return state if type(state) is kind else kind()
 
     def _add(self, chunk: object) -> bool:
         if isinstance(chunk, str):
-            self._text.append(chunk)
+            self._use(_TextStream).parts.append(chunk)
             return True
         typ = _get(chunk, "type")
         if isinstance(typ, str):
@@ -583,68 +1318,55 @@ class StreamAccumulator:
         if isinstance(_get(chunk, "choices"), (list, tuple)):
             return self._add_chat(chunk)
         if _is_gemini(chunk):
-            part = _gemini(chunk)  # usage_metadata is cumulative: the last one seen wins
-            _merge(self._ex, part)
-            if part.output:
-                self._text.append(part.output[0]["content"])
-                for call in part.output[0].get("tool_calls", ()):
-                    self._calls[len(self._calls)] = call
+            candidates = _seq(_get(chunk, "candidates"))
+            self._use(_GeminiStream).add(chunk, candidates)
+            # usage_metadata is cumulative: the last one seen wins
+            _merge(self._ex, _gemini_fields(chunk, candidates))
             return True
         return False
 
     def _add_chat(self, chunk: object) -> bool:
         ex = self._ex
         ex.provider, ex.model = "openai", _str(_get(chunk, "model")) or ex.model
+        state = self._use(_ChatStream)
         for choice in _seq(_get(chunk, "choices")):
-            if _get(choice, "index") not in (0, None):  # n > 1: keep the first choice only
-                continue
-            delta = _get(choice, "delta")
-            if isinstance(content := _get(delta, "content"), str):
-                self._text.append(content)
-            if isinstance(refusal := _get(delta, "refusal"), str):
-                self._refusal.append(refusal)
-            for frag in _seq(_get(delta, "tool_calls")):
-                fn = _get(frag, "function")
-                args = _get(fn, "arguments")
-                self._merge_call(_get(frag, "index"), _get(frag, "id"), _get(fn, "name"), args)
-            ex.stop_reason = _reason(_get(choice, "finish_reason")) or ex.stop_reason
+            state.add(choice)
+            if _get(choice, "index") in (0, None):  # the first choice gives the stop reason
+                ex.stop_reason = _reason(_get(choice, "finish_reason")) or ex.stop_reason
         _openai_usage(ex, _get(chunk, "usage"), _CHAT)
         return True
 
     def _add_responses(self, typ: str, event: object) -> bool:
         self._ex.provider = "openai"
+        state = self._use(_ResponsesStream)
         if typ == "response.output_text.delta" and isinstance(delta := _get(event, "delta"), str):
-            self._text.append(delta)
+            state.texts.append(delta)
         response = _get(event, "response")
         self._ex.model = _str(_get(response, "model")) or self._ex.model
         if typ in _RESPONSES_FINAL:  # carries the whole response, with its usage
-            full = _responses(response)
-            self._final = full.output
+            state.terminal = True
+            if response and (items := _seq(_get(response, "output"))):
+                state.items.extend(items)
+            full = Extracted(model=_str(_get(response, "model")), provider="openai")
+            full.stop_reason = _responses_stop(response)
+            _openai_usage(full, _get(response, "usage"), _RESPONSES)
             _merge(self._ex, full)
         return True
 
     def _add_anthropic(self, typ: str, event: object) -> bool:
         ex = self._ex
         ex.provider = "anthropic"
+        state = self._use(_AnthropicStream)
         if typ == "message_start":
             message = _get(event, "message")
             ex.model = _str(_get(message, "model")) or ex.model
             _anthropic_usage(ex, _get(message, "usage"))
         elif typ == "content_block_start":
-            block = _get(event, "content_block")
-            kind = _get(block, "type")
-            if kind == "text" and isinstance(text := _get(block, "text"), str):
-                self._text.append(text)
-            elif kind == "tool_use":
-                self._json_args = True
-                self._merge_call(_get(event, "index"), _get(block, "id"), _get(block, "name"), "")
+            state.start(event)
         elif typ == "content_block_delta":
-            delta = _get(event, "delta")
-            kind = _get(delta, "type")
-            if kind == "text_delta" and isinstance(text := _get(delta, "text"), str):
-                self._text.append(text)
-            elif kind == "input_json_delta":
-                self._merge_call(_get(event, "index"), None, None, _get(delta, "partial_json"))
+            state.delta(event)
+        elif typ == "content_block_stop":
+            state.stop(event)
         elif typ == "message_delta":  # cumulative counts; output_tokens at least
             _anthropic_usage(ex, _get(event, "usage"))
             ex.stop_reason = _reason(_get(_get(event, "delta"), "stop_reason")) or ex.stop_reason
@@ -653,9 +1375,6 @@ class StreamAccumulator:
     def _add_langchain(self, chunk: object) -> bool:
         self._lc = True
         _lc_meta(self._ex, _get(chunk, "response_metadata"))
-        self._text.append(_lc_text(_get(chunk, "content")))
-        for frag in _seq(_get(chunk, "tool_call_chunks")):
-            index, call_id = _get(frag, "index"), _get(frag, "id")
-            self._merge_call(index, call_id, _get(frag, "name"), _get(frag, "args"))
+        self._use(_LangChainStream).add(chunk)
         _usage(self._ex, _get(chunk, "usage_metadata"), _LANGCHAIN, add=True)
         return True
