@@ -16,6 +16,11 @@ import hogtrace
 from hogtrace.testing import CapturedEvents
 
 
+def plain_name(fn: Any) -> str:
+    """The default scope name: the ``__qualname__`` without ``<locals>.`` segments."""
+    return str(fn.__qualname__).replace("<locals>.", "")
+
+
 class TestAsyncio:
     async def test_task_inherits_scope(self, hogtrace_events: CapturedEvents) -> None:
         """A task created inside a scope sees it as current, and its spans are its children."""
@@ -47,7 +52,7 @@ class TestAsyncio:
             expected = [0, 1, 2]
             assert expected == await asyncio.gather(step(0), step(1), step(2))
 
-        steps = hogtrace_events.named(step.__qualname__)
+        steps = hogtrace_events.named(plain_name(step))
         expected = 3
         assert expected == len(steps)
         assert {root.id} == {e.parent_id for e in steps}
@@ -230,7 +235,7 @@ class TestThreads:
             futures = [pool.submit(hogtrace.propagate(fetch), n) for n in range(8)]
             assert list(range(8)) == [f.result(timeout=10) for f in futures]
 
-        fetches = hogtrace_events.named(fetch.__qualname__)
+        fetches = hogtrace_events.named(plain_name(fetch))
         expected = 8
         assert expected == len(fetches)
         assert {root.id} == {e.parent_id for e in fetches}

@@ -25,6 +25,11 @@ EVENT_OF = {
 }
 
 
+def plain_name(fn: Any) -> str:
+    """The default scope name: the ``__qualname__`` without ``<locals>.`` segments."""
+    return str(fn.__qualname__).replace("<locals>.", "")
+
+
 def factory(kind: str) -> Any:
     """The public scope factory of ``kind`` (``hogtrace.span`` for ``"span"``)."""
     return getattr(hogtrace, kind)
@@ -43,7 +48,7 @@ class TestForms:
         assert expected == work(1)
         event = hogtrace_events.one()
         assert EVENT_OF[kind] == event.event
-        assert work.__qualname__ == event.name
+        assert plain_name(work) == event.name
 
     @pytest.mark.parametrize("kind", KINDS)
     def test_positional_name(self, kind: str, hogtrace_events: CapturedEvents) -> None:
@@ -81,7 +86,7 @@ class TestForms:
 
         expected = 1
         assert expected == work()
-        assert work.__qualname__ == hogtrace_events.one().name
+        assert plain_name(work) == hogtrace_events.one().name
 
     @pytest.mark.parametrize("kind", KINDS)
     def test_with_block(self, kind: str, hogtrace_events: CapturedEvents) -> None:
@@ -327,8 +332,8 @@ class TestCallables:
         assert expected == Agent.run(agent, 2)
 
         for event in hogtrace_events:
-            expected = "Agent.run"
-            assert expected == event.name.rsplit("<locals>.", 1)[-1]
+            expected = "TestCallables.test_instance_method.Agent.run"
+            assert expected == event.name
             expected = {"x": 2, "y": 1}
             assert expected == event.properties["$ai_input_state"]
 
@@ -558,7 +563,7 @@ class TestMetadata:
 
 class TestNamesAndState:
     def test_default_name_is_qualname(self, hogtrace_events: CapturedEvents) -> None:
-        """The default name is the function's ``__qualname__``, class and locals included."""
+        """The default name is the ``__qualname__`` with the class, without ``<locals>``."""
 
         class Agent:
             @hogtrace.trace
@@ -570,7 +575,11 @@ class TestNamesAndState:
             pass
 
         Agent().run()
-        assert [helper.__qualname__, Agent.run.__qualname__] == [e.name for e in hogtrace_events]
+        expected = [
+            "TestNamesAndState.test_default_name_is_qualname.helper",
+            "TestNamesAndState.test_default_name_is_qualname.Agent.run",
+        ]
+        assert expected == [e.name for e in hogtrace_events]
         assert hogtrace_events[1].name.endswith("<locals>.Agent.run")
 
     def test_input_defaults_applied(self, hogtrace_events: CapturedEvents) -> None:
@@ -623,7 +632,7 @@ class TestNamesAndState:
             pass
 
         expected = {"answer": [1, 2]}
-        assert expected == hogtrace_events.one(name=f.__qualname__).properties["$ai_output_state"]
+        assert expected == hogtrace_events.one(name=plain_name(f)).properties["$ai_output_state"]
         block = hogtrace_events.one(name="block").properties
         assert "$ai_output_state" not in block
         assert "$ai_input_state" not in block

@@ -91,6 +91,16 @@ POST /chat [trace, session conv-A]
 └── chat [generation, gpt-4o-mini, tokens in=17 out=7]""",
         "POST /chat [trace, session conv-B] ✗ ValueError: empty message",
     ],
+    "otel_bridge.py": [
+        """\
+answer [trace, session weather-chat-1]
+└── invoke_agent weather-bot [span]
+    ├── chat gpt-4o-mini [generation, gpt-4o-mini, tokens in=48 out=15]
+    ├── execute_tool get_weather [span]
+    ├── execute_tool lookup_stock [span] ✗ LookupError: no ACME
+    └── chat gpt-4o-mini [generation, gpt-4o-mini, tokens in=61 out=9]""",
+        "chat gpt-4o-mini [generation, gpt-4o-mini, tokens in=48 out=15]",
+    ],
 }
 
 _LATENCY = re.compile(r" \d+\.\d ms(?=$| ✗)", re.MULTILINE)

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar, cast
 import wrapt
 
 from hogtrace import _state
-from hogtrace._binding import Binder, unwrap_callable
+from hogtrace._binding import Binder, default_name, unwrap_callable
 from hogtrace._context import attach, current_scope, detach, reset
 from hogtrace._errors import log_internal_error
 from hogtrace._generation import EmbeddingScope, GenerationOptions, GenerationScope
@@ -155,7 +155,7 @@ class ScopeSpec(Generic[S]):
         target = unwrap_callable(func)
         if not callable(target):
             raise TypeError(f"hogtrace.{self.kind}() decorates callables, got {func!r}")
-        name = self.name or getattr(target, "__qualname__", None) or self.kind
+        name = self.name or default_name(func) or self.kind
         binder = Binder(target)
         stacked = _is_traced(func) or _is_traced(target)
         if inspect.isasyncgenfunction(target):

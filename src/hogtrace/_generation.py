@@ -14,7 +14,13 @@ from typing import Any, Final
 
 from hogtrace import _state
 from hogtrace._errors import log_internal_error
-from hogtrace._extract import Extracted, StreamAccumulator, extract_embedding, extract_generation
+from hogtrace._extract import (
+    Extracted,
+    StreamAccumulator,
+    extract_embedding,
+    extract_generation,
+    format_input,
+)
 from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._sampling import sampled
 from hogtrace._scope import MISSING, Scope
@@ -256,7 +262,7 @@ class GenerationScope(Scope):
         """Read the call's messages, model, parameters and tools."""
         if self.sampled:
             if self._capture_input:
-                self._input = self.snapshot(_input_argument(arguments))
+                self._input = self.snapshot(self._input_value(arguments))
             params = {k: arguments[k] for k in MODEL_PARAMETERS if k in arguments}
             if params:
                 # The call's own arguments are what was used: they win over decorator defaults.
@@ -266,6 +272,11 @@ class GenerationScope(Scope):
             tools = arguments.get("tools")
             if tools:
                 self.tools = to_json_safe(tools)
+
+    def _input_value(self, arguments: Mapping[str, Any]) -> Any:
+        """The shape posthog-python's own wrappers send as ``$ai_input`` for the same call."""
+        formatted = format_input(self.provider, arguments)
+        return formatted if formatted is not None else _input_argument(arguments)
 
     def start_stream(self) -> None:
         """The generation is a (async) generator: a stream, even if it yields nothing."""
@@ -402,6 +413,10 @@ class EmbeddingScope(GenerationScope):
     def event_name(self) -> str:
         """``$ai_embedding``."""
         return "$ai_embedding"
+
+    def _input_value(self, arguments: Mapping[str, Any]) -> Any:
+        """The ``input`` argument as given (PostHog's wrappers send it unchanged)."""
+        return _input_argument(arguments)
 
     def _extract(self, result: Any) -> Extracted | None:
         return extract_embedding(result)
