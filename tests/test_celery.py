@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -97,10 +98,17 @@ class Postruns:
 @pytest.fixture(scope="module")
 def worker() -> Iterator[None]:
     """A real Celery worker (a thread of this process) consuming ``app``'s queue."""
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
     hogtrace.celery.instrument()
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=TIMEOUT):
-        yield
-    hogtrace.celery.uninstrument()
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=TIMEOUT):
+            yield
+    finally:
+        hogtrace.celery.uninstrument()
+        # The worker sets up logging (root at ERROR, a stderr handler): give the others theirs.
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 @pytest.fixture
