@@ -101,6 +101,25 @@ answer [trace, session weather-chat-1]
     └── chat gpt-4o-mini [generation, gpt-4o-mini, tokens in=61 out=9]""",
         "chat gpt-4o-mini [generation, gpt-4o-mini, tokens in=48 out=15]",
     ],
+    "celery_app.py": [
+        """\
+POST /conversations/{id}/close [trace, session conv-1]
+└── enqueue [span]
+    ├── summarize_conversation [span]
+    │   └── summarize_llm [generation, gpt-4o-mini, tokens in=8 out=4]
+    ├── index_document [span] ✗ TimeoutError: vector store timed out
+    │   └── embed [span] ✗ TimeoutError: vector store timed out
+    └── index_document [span]
+        └── embed [span]""",
+        "nightly_cleanup [trace]\n└── delete-expired [span]",
+    ],
+    "asgi_service.py": [
+        """\
+├── load_history [span]
+├── llm [generation, gpt-4o-mini, tokens in=12 out=3]
+└── save_turn [span]""",
+        "frontend: send message [trace, session chat-8]\n├── render [span]",
+    ],
 }
 
 _LATENCY = re.compile(r" \d+\.\d ms(?=$| ✗)", re.MULTILINE)
