@@ -1,20 +1,58 @@
-"""Built-in, key-based redaction of secrets in captured content.
+"""Built-in redaction of secrets in captured content, by key and in free text.
 
 A value is redacted when its key looks like a secret. Keys are compared case-insensitively and
 ignoring ``-`` and ``_``, so ``X-Api-Key``, ``x_api_key`` and ``xApiKey`` are the same key. A key
 is secret when it is one of `_EXACT` (``token``, ``pwd``, ...), or when its last words spell one
 of `_SUFFIXES` (``openai_api_key``, ``db_password``, ``googleIdToken``). Counts and ids such as
-``input_tokens``, ``max_tokens``, ``session_id`` or ``eos_token`` are never secret.
+``input_tokens``, ``max_tokens``, ``session_id`` or ``eos_token`` are never secret; any other key
+whose last word is ``token`` is. Headers given as ``[name, value]`` pairs are redacted by name.
+
+Strings are also scanned for secrets that `SECRET_VALUE_PATTERNS` recognise (API keys, bearer
+tokens, passwords in URLs), and only the secret part is replaced: ``"Bearer [REDACTED]"``,
+``"https://[REDACTED]@host/"``. A string is scanned only if it contains one of the patterns'
+trigger substrings, so plain text costs a few substring searches. `add_secret_patterns` adds
+key and value patterns of the user's own.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["REDACTED", "is_secret_key", "redact_secrets"]
+__all__ = [
+    "REDACTED",
+    "SECRET_VALUE_PATTERNS",
+    "add_secret_patterns",
+    "is_secret_key",
+    "redact_secrets",
+    "redact_text",
+    "reset_secret_patterns",
+]
 
 REDACTED = "[REDACTED]"
+
+SECRET_VALUE_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    # (name, regex matching exactly the secret part, substrings one of which it needs)
+    ("url credentials", r"(?<=://)[^\s/@:]+:[^\s/@]+(?=@)", ("://",)),
+    (
+        "bearer token",
+        r"(?<=[Bb][Ee][Aa][Rr][Ee][Rr] )(?=[\w\-.~+/*]*[0-9*])[\w\-.~+/*]{8,}=*",
+        ("earer ", "EARER "),
+    ),
+    # OpenAI (sk-, sk-proj-, also masked: "sk-proj-****abcd") and Anthropic (sk-ant-) keys.
+    ("sk- api key", r"(?<![\w-])sk-(?=[\w\-*]*[0-9*])[\w\-*]{8,}", ("sk-",)),
+    ("posthog key", r"(?<![\w-])ph[cx]_[A-Za-z0-9]{16,}", ("phc_", "phx_")),
+    (
+        "github token",
+        r"(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,})",
+        ("gh", "github_pat_"),
+    ),
+    ("slack token", r"(?<![\w-])xox[abposr]-[A-Za-z0-9-]{10,}", ("xox",)),
+    ("aws access key id", r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])", ("AKIA", "ASIA")),
+)
+"""The built-in free-text patterns: a name, a regex that matches only the secret part, and
+trigger substrings one of which any match contains (a string without one is not scanned)."""
 
 # Secret names that also count as the last words of a longer key.
 _SUFFIXES = frozenset(
@@ -33,11 +71,21 @@ _SUFFIXES = frozenset(
         "sessiontoken",
         "credentials",
         "cookie",
+        "passphrase",
+        "secretaccesskey",
+        "token",
     }
 )
-# Names that are secret only on their own: "eos_token" or "old_pwd" are not.
-_EXACT = _SUFFIXES | {"token", "pwd", "bearer", "secrets", "xapikey", "clientsecret"}
+# Names that are secret only on their own: "old_pwd" is not.
+_EXACT = _SUFFIXES | {"pwd", "bearer", "secrets", "xapikey", "clientsecret"}
+# Tokenizer vocabulary, not credentials: "eos_token", "pad_token", "next_token".
+_NOT_SECRET_TOKENS = frozenset(
+    {"eos", "bos", "pad", "unk", "sep", "cls", "mask", "start", "end", "stop", "special"}
+    | {"next", "first", "last", "new", "max", "min", "num", "count", "total", "input", "output"}
+)
 
+_LONG = 64
+_NUMBERS = frozenset({int, float, bool, type(None)})
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _MAX_DEPTH = 256
 
@@ -68,9 +116,13 @@ def _decide(key: str) -> bool:
     """Apply the exact-name and last-words rules to ``key``."""
     if key.lower().replace("-", "").replace("_", "") in _EXACT:
         return True
+    if _extra_keys is not None and _extra_keys.search(key):
+        return True
     words = [word.lower() for word in _WORDS.findall(key)]
     while words and words[-1].isdigit():  # "api_key_2"
         words.pop()
+    if len(words) >= 2 and words[-1] == "token" and words[-2] in _NOT_SECRET_TOKENS:
+        return False
     tail = ""
     for word in reversed(words):
         tail = word + tail
@@ -80,7 +132,7 @@ def _decide(key: str) -> bool:
 
 
 def redact_secrets(value: Any) -> Any:
-    """Replace every value under a secret-looking key with `REDACTED`.
+    """Replace values under secret-looking keys, and secrets in strings, with `REDACTED`.
 
     The input is never mutated: containers are copied only where something changed, so a value
     without secrets is returned as is.
@@ -96,7 +148,23 @@ def redact_secrets(value: Any) -> Any:
         return _redact_dict(value, 0)
     if kind is list:
         return _redact_list(value, 0)
+    if kind is str:
+        return redact_text(value)
     return value
+
+
+def redact_text(text: str) -> str:
+    """Replace the secrets `SECRET_VALUE_PATTERNS` (and added patterns) find in ``text``.
+
+    Args:
+        text: Free text, such as an error message or a chat message.
+
+    Returns:
+        ``text`` itself when it holds no secret, else a copy with each secret replaced.
+    """
+    if _always_scan or any(trigger in text for trigger in _triggers):
+        return _values.sub(REDACTED, text)
+    return text
 
 
 def _redact_dict(value: dict[Any, Any], depth: int) -> dict[Any, Any]:
@@ -108,6 +176,8 @@ def _redact_dict(value: dict[Any, Any], depth: int) -> dict[Any, Any]:
             secret = is_secret_key(key)
         if secret:
             new: Any = REDACTED
+        elif type(item) is str:
+            new = redact_text(item)
         elif type(item) is dict and depth < _MAX_DEPTH:
             new = _redact_dict(item, depth + 1)
         elif type(item) is list and depth < _MAX_DEPTH:
@@ -122,11 +192,22 @@ def _redact_dict(value: dict[Any, Any], depth: int) -> dict[Any, Any]:
 
 
 def _redact_list(value: list[Any], depth: int) -> list[Any]:
-    """Redact the dicts and lists inside a list."""
+    """Redact the strings, dicts and lists inside a list; a ``[name, value]`` pair is a header."""
+    if (
+        len(value) == 2
+        and type(value[0]) is str
+        and len(value[0]) <= 64
+        and is_secret_key(value[0])
+    ):
+        return value if value[1] == REDACTED else [value[0], REDACTED]
+    if len(value) > _LONG and _NUMBERS.issuperset(map(type, value)):
+        return value  # an embedding or a series: nothing to scan, and no loop over it
     copy: list[Any] | None = None
     for index, item in enumerate(value):
-        if type(item) is dict and depth < _MAX_DEPTH:
-            new: Any = _redact_dict(item, depth + 1)
+        if type(item) is str:
+            new: Any = redact_text(item)
+        elif type(item) is dict and depth < _MAX_DEPTH:
+            new = _redact_dict(item, depth + 1)
         elif type(item) is list and depth < _MAX_DEPTH:
             new = _redact_list(item, depth + 1)
         else:
@@ -136,3 +217,57 @@ def _redact_list(value: list[Any], depth: int) -> list[Any]:
                 copy = list(value)
             copy[index] = new
     return value if copy is None else copy
+
+
+# -- patterns -----------------------------------------------------------------------------------
+
+_extra_keys: re.Pattern[str] | None = None
+_extra_key_sources: list[str] = []
+_extra_value_sources: list[str] = []
+_values: re.Pattern[str]
+_triggers: tuple[str, ...]
+_always_scan = False
+
+
+def add_secret_patterns(
+    key_patterns: Iterable[str | re.Pattern[str]] = (),
+    value_patterns: Iterable[str | re.Pattern[str]] = (),
+) -> None:
+    """Redact more: values under keys matching ``key_patterns``, text matching ``value_patterns``.
+
+    Args:
+        key_patterns: Regexes searched (case-insensitively) in each mapping key, such as
+            ``r"^internal_ref$"``; a match makes the key's value `REDACTED`.
+        value_patterns: Regexes whose every match in a string is replaced by `REDACTED`
+            (use lookarounds to keep context, as ``r"(?<=acct=)[0-9]+"``). With any of these, every
+            string is scanned, so keep them cheap.
+
+    Raises:
+        re.error: A pattern does not compile; nothing is added then.
+    """
+    keys = [p.pattern if isinstance(p, re.Pattern) else p for p in key_patterns]
+    values = [p.pattern if isinstance(p, re.Pattern) else p for p in value_patterns]
+    for pattern in keys + values:
+        re.compile(pattern)
+    _compile(_extra_key_sources + keys, _extra_value_sources + values)
+
+
+def reset_secret_patterns() -> None:
+    """Forget the patterns `add_secret_patterns` added, keeping the built-in ones."""
+    _compile([], [])
+
+
+def _compile(keys: list[str], values: list[str]) -> None:
+    """Install the built-in patterns plus ``keys`` and ``values``; clear cached decisions."""
+    global _extra_keys, _values, _triggers, _always_scan
+    _extra_key_sources[:] = keys
+    _extra_value_sources[:] = values
+    _extra_keys = re.compile("|".join(f"(?:{k})" for k in keys), re.IGNORECASE) if keys else None
+    builtin = [regex for _, regex, _ in SECRET_VALUE_PATTERNS]
+    _values = re.compile("|".join(f"(?:{v})" for v in builtin + values))
+    _triggers = tuple(dict.fromkeys(t for _, _, ts in SECRET_VALUE_PATTERNS for t in ts))
+    _always_scan = bool(values)
+    _decisions.clear()
+
+
+_compile([], [])
