@@ -9,8 +9,8 @@ whose last word is ``token`` is. Headers given as ``[name, value]`` pairs are re
 
 Strings are also scanned for secrets that `SECRET_VALUE_PATTERNS` recognise (API keys, bearer
 tokens, passwords in URLs), and only the secret part is replaced: ``"Bearer [REDACTED]"``,
-``"https://[REDACTED]@host/"``. A string is scanned only if it contains one of the patterns'
-trigger substrings, so plain text costs a few substring searches. `add_secret_patterns` adds
+``"https://[REDACTED]@host/"``. A pattern runs only on strings holding its gate character,
+and each starts with a literal, so plain text costs a few fast scans. `add_secret_patterns` adds
 key and value patterns of the user's own.
 """
 
@@ -32,27 +32,25 @@ __all__ = [
 
 REDACTED = "[REDACTED]"
 
-SECRET_VALUE_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    # (name, regex matching exactly the secret part, substrings one of which it needs)
-    ("url credentials", r"(?<=://)[^\s/@:]+:[^\s/@]+(?=@)", ("://",)),
-    (
-        "bearer token",
-        r"(?<=[Bb][Ee][Aa][Rr][Ee][Rr] )(?=[\w\-.~+/*]*[0-9*])[\w\-.~+/*]{8,}=*",
-        ("earer ", "EARER "),
-    ),
+SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
+    # (name, regex whose group 1 is the secret, a character every match contains or "").
+    # Each regex starts with a literal, which CPython's re scans for fast; a lookbehind placed
+    # after it checks what precedes. One alternation of them all is ~300x slower to search.
+    ("url credentials", r"://([^\s/@:]+:[^\s/@]+)@", ":"),
+    ("bearer token", r"earer (?<=[Bb]earer )((?=[\w\-.~+/*]*[0-9*])[\w\-.~+/*]{8,}=*)", ""),
+    ("bearer token", r"EARER (?<=BEARER )((?=[\w\-.~+/*]*[0-9*])[\w\-.~+/*]{8,}=*)", ""),
     # OpenAI (sk-, sk-proj-, also masked: "sk-proj-****abcd") and Anthropic (sk-ant-) keys.
-    ("sk- api key", r"(?<![\w-])sk-(?=[\w\-*]*[0-9*])[\w\-*]{8,}", ("sk-",)),
-    ("posthog key", r"(?<![\w-])ph[cx]_[A-Za-z0-9]{16,}", ("phc_", "phx_")),
-    (
-        "github token",
-        r"(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,})",
-        ("gh", "github_pat_"),
-    ),
-    ("slack token", r"(?<![\w-])xox[abposr]-[A-Za-z0-9-]{10,}", ("xox",)),
-    ("aws access key id", r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])", ("AKIA", "ASIA")),
+    ("sk- api key", r"(sk-(?<![\w-]sk-)(?=[\w\-*]*[0-9*])[\w\-*]{8,})", "-"),
+    ("posthog key", r"(ph[cx]_(?<![\w-]ph._)[A-Za-z0-9]{16,})", "_"),
+    ("github token", r"(gh[pousr]_(?<![\w-]gh._)[A-Za-z0-9]{20,})", "_"),
+    ("github token", r"(github_pat_(?<![\w-]github_pat_)\w{20,})", "_"),
+    ("slack token", r"(xox[abposr]-(?<![\w-]xox.-)[A-Za-z0-9-]{10,})", "-"),
+    ("aws access key id", r"(AKIA(?<![A-Z0-9]AKIA)[A-Z0-9]{16})(?![A-Z0-9])", ""),
+    ("aws access key id", r"(ASIA(?<![A-Z0-9]ASIA)[A-Z0-9]{16})(?![A-Z0-9])", ""),
 )
-"""The built-in free-text patterns: a name, a regex that matches only the secret part, and
-trigger substrings one of which any match contains (a string without one is not scanned)."""
+"""The built-in free-text patterns: a name, a regex whose first group is the secret (the rest
+of a match is kept), and a character every match contains ("" if none): a string without it
+is not searched with that regex. Single-character checks are ``memchr`` fast."""
 
 # Secret names that also count as the last words of a longer key.
 _SUFFIXES = frozenset(
@@ -162,9 +160,21 @@ def redact_text(text: str) -> str:
     Returns:
         ``text`` itself when it holds no secret, else a copy with each secret replaced.
     """
-    if _always_scan or any(trigger in text for trigger in _triggers):
-        return _values.sub(REDACTED, text)
-    return text
+    out = text
+    for gate, regex in _scanners:
+        if gate in text and regex.search(out) is not None:
+            out = regex.sub(_replace_secret, out)
+    if _extra_values is not None:
+        out = _extra_values.sub(REDACTED, out)
+    return text if out == text else out
+
+
+def _replace_secret(match: re.Match[str]) -> str:
+    """Replace the secret (group 1) of a match, keeping the rest of it."""
+    start, end = match.span(1)
+    offset = match.start()
+    whole = match.group(0)
+    return whole[: start - offset] + REDACTED + whole[end - offset :]
 
 
 def _redact_dict(value: dict[Any, Any], depth: int) -> dict[Any, Any]:
@@ -222,11 +232,10 @@ def _redact_list(value: list[Any], depth: int) -> list[Any]:
 # -- patterns -----------------------------------------------------------------------------------
 
 _extra_keys: re.Pattern[str] | None = None
+_extra_values: re.Pattern[str] | None = None
 _extra_key_sources: list[str] = []
 _extra_value_sources: list[str] = []
-_values: re.Pattern[str]
-_triggers: tuple[str, ...]
-_always_scan = False
+_scanners = tuple((gate, re.compile(regex)) for _, regex, gate in SECRET_VALUE_PATTERNS)
 
 
 def add_secret_patterns(
@@ -258,16 +267,10 @@ def reset_secret_patterns() -> None:
 
 
 def _compile(keys: list[str], values: list[str]) -> None:
-    """Install the built-in patterns plus ``keys`` and ``values``; clear cached decisions."""
-    global _extra_keys, _values, _triggers, _always_scan
+    """Install ``keys`` and ``values`` besides the built-in patterns; clear cached decisions."""
+    global _extra_keys, _extra_values
     _extra_key_sources[:] = keys
     _extra_value_sources[:] = values
     _extra_keys = re.compile("|".join(f"(?:{k})" for k in keys), re.IGNORECASE) if keys else None
-    builtin = [regex for _, regex, _ in SECRET_VALUE_PATTERNS]
-    _values = re.compile("|".join(f"(?:{v})" for v in builtin + values))
-    _triggers = tuple(dict.fromkeys(t for _, _, ts in SECRET_VALUE_PATTERNS for t in ts))
-    _always_scan = bool(values)
+    _extra_values = re.compile("|".join(f"(?:{v})" for v in values)) if values else None
     _decisions.clear()
-
-
-_compile([], [])

@@ -346,6 +346,8 @@ def _fast_size(value: object, depth: int, room: int) -> int:
     if kind is dict:
         if depth >= MAX_DEPTH:
             return _NOT_PLAIN
+        if len(value) > _CHUNK:  # type: ignore[arg-type]
+            return _TOO_BIG  # not measured whole: `_bwalk` reads it chunk by chunk
         total = 0 if value else 2  # each entry below is followed by ", ", the last by "}"
         for key, item in value.items():  # type: ignore[attr-defined]
             if type(key) is not str:
@@ -363,6 +365,8 @@ def _fast_size(value: object, depth: int, room: int) -> int:
     if kind is list or kind is tuple:
         if depth >= MAX_DEPTH:
             return _NOT_PLAIN
+        if len(value) > _CHUNK:  # type: ignore[arg-type]
+            return _TOO_BIG  # not measured whole: `_bwalk` reads it chunk by chunk
         if len(value) >= _VECTOR_MIN:  # type: ignore[arg-type]
             size = _scalars_size(value, room)  # type: ignore[arg-type]
             if size != _NOT_PLAIN:
@@ -416,7 +420,7 @@ def _bwalk(value: object, depth: int, active: set[int], room: int) -> tuple[Any,
     if kind is bool or value is None:
         return value, 4
     try:
-        if (kind is dict or kind is list or kind is tuple) and len(value) <= _CHUNK:  # type: ignore[arg-type]
+        if kind is dict or kind is list or kind is tuple:
             size = _fast_size(value, depth, room)
             if size >= 0:
                 return to_jsonable_python(value), size
