@@ -230,3 +230,33 @@ class TestSizeBound:
         """Non-finite floats, non-str keys and other types make the bound give up."""
         expected = [-1, -1, -1]
         assert expected == [_bound(v, 10**9, 0) for v in ([math.inf], {1: 2}, (1,))]
+
+
+class TestEarlierCuts:
+    def test_string_marker_counts_the_snapshot_cut(self) -> None:
+        """A string to_json_safe already cut gets one marker counting both cuts."""
+        text = "x" * 10_000 + TRUNCATION_MARKER.format(n="990,000")
+        result, _ = fit_event(event(input=text), 5000, CONTENT_KEYS)
+        cut = result["$ai_input"]
+        kept = cut.index("…")
+        expected = TRUNCATION_MARKER.format(n=f"{1_000_000 - kept:,}")
+        assert expected == cut[kept:]
+        assert cut.count("…") == 1
+
+    def test_list_marker_counts_the_snapshot_cut(self) -> None:
+        """A list to_json_safe already cut ends with one marker counting both cuts."""
+        items = [f"item {i}" for i in range(10_000)] + [LIST_TRUNCATION_MARKER.format(n="90,000")]
+        result, _ = fit_event(event(input=items), 20_000, CONTENT_KEYS)
+        cut = result["$ai_input"]
+        expected = LIST_TRUNCATION_MARKER.format(n=f"{100_000 - (len(cut) - 1):,}")
+        assert expected == cut[-1]
+        assert items[: len(cut) - 1] == cut[:-1]
+
+    def test_long_float_list_fits(self) -> None:
+        """A long list of floats nested in an argument dict is cut to a prefix that fits."""
+        floats = [i / 7 for i in range(200_000)]
+        result, _ = fit_event(event(input={"args": [floats]}), 50_000, CONTENT_KEYS)
+        cut = result["$ai_input"]["args"][0]
+        assert floats[: len(cut) - 1] == cut[:-1]
+        assert cut[-1].startswith("…[truncated 19")
+        assert 50_000 >= size(result) > 49_000

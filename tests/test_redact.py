@@ -1,11 +1,20 @@
 import copy
+import re
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hogtrace._redact import REDACTED, is_secret_key, redact_secrets
+from hogtrace._redact import (
+    REDACTED,
+    add_secret_patterns,
+    is_secret_key,
+    redact_secrets,
+    redact_text,
+    reset_secret_patterns,
+)
+from hogtrace._serialize import to_json_safe
 
 SECRET_KEYS = [
     "api_key",
@@ -45,6 +54,13 @@ SECRET_KEYS = [
     "credentials",
     "aws_credentials",
     "bearer",
+    "aws_secret_access_key",
+    "github_token",
+    "slackToken",
+    "passphrase",
+    "ssh_passphrase",
+    "x-api-key",
+    "set-cookie",
 ]
 
 PUBLIC_KEYS = [
@@ -72,6 +88,15 @@ PUBLIC_KEYS = [
     "content",
     "authorized",
     "password_policy",
+    "bos_token",
+    "next_token",
+    "max_new_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+    "output_tokens_details",
+    "token_usage",
+    "id",
+    "count",
 ]
 
 
@@ -139,10 +164,100 @@ class TestRedactSecrets:
         redact_secrets(value)
         assert before == value
 
-    @pytest.mark.parametrize("value", [None, 1, "Bearer sk-123", 2.5, True])
-    def test_scalars_are_returned_as_is(self, value: Any) -> None:
-        """Scalars, even bearer-looking strings, are not redacted: redaction is key-based."""
+    @pytest.mark.parametrize("value", [None, 1, "Bearer of bad news", 2.5, True])
+    def test_scalars_without_secrets_are_returned_as_is(self, value: Any) -> None:
+        """Scalars without a secret, even bearer-looking text, come back unchanged."""
         assert value == redact_secrets(value)
+
+    def test_header_pairs_are_redacted_by_name(self) -> None:
+        """Headers given as (name, value) pairs are redacted like header dicts."""
+        headers = [("Authorization", "Bearer x"), ("Cookie", "a=b"), ("Accept", "*/*")]
+        expected = {
+            "headers": [["Authorization", REDACTED], ["Cookie", REDACTED], ["Accept", "*/*"]]
+        }
+        assert expected == redact_secrets(to_json_safe({"headers": headers}))
+
+    def test_args_list_and_namespace(self) -> None:
+        """Secrets in *args lists and SimpleNamespace fields are redacted."""
+        from types import SimpleNamespace
+
+        value = {"args": ["key sk-abcdefgh1234", SimpleNamespace(client_secret="s", n=3)]}
+        expected = {"args": [f"key {REDACTED}", {"client_secret": REDACTED, "n": 3}]}
+        assert expected == redact_secrets(to_json_safe(value))
+
+
+FREE_TEXT = [
+    ("Authorization: Bearer abc.def-123_ghi", f"Authorization: Bearer {REDACTED}"),
+    ("BEARER eyJhbGciOi.J9xyz123", f"BEARER {REDACTED}"),
+    ("https://bob:hunter2@db.example.com:5432/x", f"https://{REDACTED}@db.example.com:5432/x"),
+    ("base_url=http://u:p@proxy/v1", f"base_url=http://{REDACTED}@proxy/v1"),
+    ("key sk-abc123def456ghi789", f"key {REDACTED}"),
+    ("sk-proj-AbC123_xyz-9876543210", REDACTED),
+    ("sk-ant-api03-AbCdEf123456", REDACTED),
+    (
+        "Error code: 401 - Incorrect API key provided: sk-proj-****abcd. You can find it",
+        f"Error code: 401 - Incorrect API key provided: {REDACTED}. You can find it",
+    ),
+    ("posthog phc_AbCdEfGhIjKlMnOpQrSt123 here", f"posthog {REDACTED} here"),
+    ("phx_AbCdEfGhIjKlMnOpQrSt123", REDACTED),
+    ("token ghp_abcdefghijklmnopqrstuvwxyz0123", f"token {REDACTED}"),
+    ("xoxb-123456789012-abcdefghij", REDACTED),
+    ("xoxp-123456789012-abcdefghij", REDACTED),
+    ("aws AKIAIOSFODNN7EXAMPLE.", f"aws {REDACTED}."),
+]
+
+NOT_SECRETS = [
+    "The bearer of this letter",
+    "Bearer tokens are described in RFC 6750",
+    "pip install scikit-learn; import sklearn",
+    "task-1234 and ask-me-anything",
+    "see https://example.com/a@b and mailto:me@example.com",
+    "trace 0192f3c4-5b6a-7c8d-9e0f-123456789abc, 512 input tokens",
+    "AKIA is a prefix",
+]
+
+
+class TestFreeText:
+    @pytest.mark.parametrize(("text", "expected"), FREE_TEXT)
+    def test_secret_part_is_replaced(self, text: str, expected: str) -> None:
+        """Only the secret part of free text is replaced, keeping its context."""
+        assert expected == redact_secrets(text)
+
+    @pytest.mark.parametrize("text", NOT_SECRETS)
+    def test_ordinary_text_is_kept(self, text: str) -> None:
+        """Text without secrets, ids and counts included, is returned as the same object."""
+        assert text is redact_secrets(text)
+
+    def test_strings_inside_containers(self) -> None:
+        """Secrets in message contents and error strings nested in containers are replaced."""
+        value = {"messages": [{"role": "user", "content": "use sk-abcdefgh12345678"}]}
+        expected = {"messages": [{"role": "user", "content": f"use {REDACTED}"}]}
+        assert expected == redact_secrets(value)
+
+    def test_number_lists_are_returned_as_is(self) -> None:
+        """A long list of numbers is returned as the same object."""
+        value = [0.5] * 1000
+        assert value is redact_secrets(value)
+
+
+class TestAddedPatterns:
+    def test_added_key_and_value_patterns(self) -> None:
+        """Added key and value patterns redact, and resetting forgets them."""
+        value = {"internal_ref": "r1", "note": "acct=12345 ok"}
+        add_secret_patterns(key_patterns=[r"^internal_ref$"], value_patterns=[r"(?<=acct=)\d+"])
+        try:
+            redacted = redact_secrets(value)
+        finally:
+            reset_secret_patterns()
+        expected = ({"internal_ref": REDACTED, "note": f"acct={REDACTED} ok"}, value)
+        assert expected == (redacted, redact_secrets(value))
+
+    def test_invalid_pattern_adds_nothing(self) -> None:
+        """A pattern that does not compile raises and leaves the patterns as they were."""
+        with pytest.raises(re.error):
+            add_secret_patterns(key_patterns=["ok"], value_patterns=["("])
+        assert not is_secret_key("ok")
+        assert "ok" == redact_text("ok")
 
     def test_cyclic_input_does_not_recurse_forever(self) -> None:
         """A cyclic structure does not raise RecursionError."""

@@ -4,9 +4,11 @@ import datetime
 import enum
 import json
 import math
+import sys
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict, deque, namedtuple
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -15,7 +17,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hogtrace._serialize import CYCLE_MARKER, MAX_DEPTH, MAX_DEPTH_MARKER, to_json_safe
+from hogtrace._limits import fit_event
+from hogtrace._serialize import (
+    CYCLE_MARKER,
+    DICT_TRUNCATION_KEY,
+    DICT_TRUNCATION_MARKER,
+    LIST_TRUNCATION_MARKER,
+    MAX_DEPTH,
+    MAX_DEPTH_MARKER,
+    MAX_SAFE_INTEGER,
+    TRUNCATION_MARKER,
+    to_json_safe,
+)
 from tests.hostile import FakeArray, Hostile, HostileList
 
 
@@ -26,6 +39,11 @@ class Color(enum.Enum):
 
 class Level(enum.IntEnum):
     HIGH = 3
+
+
+class Number(enum.Enum):
+    NUM = 7
+    HALF = 0.5
 
 
 class Message(pydantic.BaseModel):
@@ -85,7 +103,7 @@ class TestPlainValues:
         expected = {"inner": [1, 2], "blob": "<1 bytes>"}
         assert expected == snapshot
 
-    @pytest.mark.parametrize("value", [None, True, False, 0, -5, 2**70, 1.5, "", "héllo"])
+    @pytest.mark.parametrize("value", [None, True, False, 0, -5, 2**53 - 1, 1.5, "", "héllo"])
     def test_scalars_pass_through(self, value: Any) -> None:
         """JSON scalars are returned unchanged."""
         assert value == to_json_safe(value)
@@ -121,6 +139,22 @@ class TestPlainValues:
         expected = {"1": "a", "2.5": "b", "null": "c", "red": "e", "(1, 2)": "f"}
         assert expected == to_json_safe(value)
 
+    def test_enum_keys_become_their_values(self) -> None:
+        """Enum keys become their values spelled as keys, as enum values already do."""
+        expected = {"7": 2, "0.5": 3, "red": 4}
+        assert expected == to_json_safe({Number.NUM: 2, Number.HALF: 3, Color.RED: 4})
+
+    def test_namedtuple_keeps_field_names(self) -> None:
+        """A namedtuple becomes a dict of its fields, so key-based redaction sees the names."""
+        Credentials = namedtuple("Credentials", "user api_key")
+        expected = {"creds": {"user": "bob", "api_key": "k"}}
+        assert expected == to_json_safe({"creds": Credentials("bob", "k")})
+
+    def test_simple_namespace_keeps_field_names(self) -> None:
+        """A SimpleNamespace becomes a dict of its attributes instead of its repr."""
+        expected = {"token": "t", "n": [1]}
+        assert expected == to_json_safe(SimpleNamespace(token="t", n=(1,)))
+
     def test_bool_keys_are_json_spelled(self) -> None:
         """Boolean keys become "true" and "false", as in JSON."""
         expected = {"true": 1, "false": 0}
@@ -140,6 +174,35 @@ class TestPlainValues:
         assert expected == result
         expected = [str, int]
         assert expected == [type(item) for item in result]
+
+
+class TestIntegers:
+    @pytest.mark.parametrize("value", [2**53, -(2**53), 2**70, -(10**30)])
+    def test_ints_beyond_javascript_precision_become_strings(self, value: int) -> None:
+        """Ints JavaScript cannot hold exactly become their decimal strings, on both paths."""
+        expected = [str(value), [str(value), "<1 bytes>"]]
+        assert expected == [to_json_safe(value), to_json_safe([value, b"x"])]
+
+    def test_safe_ints_stay_ints(self) -> None:
+        """The largest ints JavaScript holds exactly stay ints."""
+        expected = [MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER]
+        assert expected == to_json_safe([MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER])
+
+    def test_int_too_long_for_str_is_a_marker(self) -> None:
+        """An int longer than sys.get_int_max_str_digits() becomes a marker instead of raising."""
+        previous = sys.get_int_max_str_digits()
+        sys.set_int_max_str_digits(640)
+        try:
+            result = to_json_safe({"n": 10**1000})
+        finally:
+            sys.set_int_max_str_digits(previous)
+        expected = {"n": f"<int of {(10**1000).bit_length():,} bits>"}
+        assert expected == result
+
+    def test_enormous_int_is_a_marker(self) -> None:
+        """An int far beyond the str() limit is a marker, whatever the limit is set to."""
+        expected = "<int of 100,001 bits>"
+        assert expected == to_json_safe(2**100_000)
 
 
 class TestFloats:
@@ -345,3 +408,121 @@ class TestProperties:
         """Only None serializes to None."""
         is_none = value is None
         assert is_none == (to_json_safe(value) is None)
+
+
+BUDGET = 10_000
+
+
+def size(value: Any) -> int:
+    """The JSON size as the PostHog client measures it."""
+    return len(json.dumps(value, allow_nan=False).encode())
+
+
+class SlicedArray:
+    """Looks like a large numpy array and records what was converted with tolist()."""
+
+    def __init__(self, count: int) -> None:
+        self.shape = (count,)
+        self.converted = 0
+
+    def __getitem__(self, part: slice) -> "SlicedArray":
+        start, stop, _ = part.indices(self.shape[0])
+        piece = SlicedArray(max(stop - start, 0))
+        piece.start = start  # type: ignore[attr-defined]
+        piece.parent = self  # type: ignore[attr-defined]
+        return piece
+
+    def tolist(self) -> list[float]:
+        start = getattr(self, "start", 0)
+        getattr(self, "parent", self).converted += self.shape[0]
+        return [float(start + i) + 0.25 for i in range(self.shape[0])]
+
+
+class TestBudget:
+    def test_long_string_is_sliced(self) -> None:
+        """A string longer than the budget keeps budget characters plus the marker."""
+        result = to_json_safe({"text": "x" * 3_000_000}, BUDGET)
+        expected = "x" * BUDGET + TRUNCATION_MARKER.format(n=f"{3_000_000 - BUDGET:,}")
+        assert expected == result["text"]
+
+    def test_long_float_list_keeps_a_bounded_prefix(self) -> None:
+        """A long list of floats keeps a prefix a little over the budget, then the marker."""
+        floats = [i + 0.123456789 for i in range(1_250_000)]
+        result = to_json_safe(floats, BUDGET)
+        kept = len(result) - 1
+        expected = (floats[:kept], LIST_TRUNCATION_MARKER.format(n=f"{len(floats) - kept:,}"))
+        assert expected == (result[:-1], result[-1])
+        assert BUDGET < size(result) < 2 * BUDGET
+
+    def test_list_of_dicts_keeps_a_bounded_prefix(self) -> None:
+        """A 100,000-item list of dicts is cut once the budget is certainly spent."""
+        items = [{"id": i, "text": f"item {i}"} for i in range(100_000)]
+        result = to_json_safe(items, BUDGET)
+        kept = len(result) - 1  # the last kept item may itself be cut, as fit_event would
+        expected = (items[: kept - 1], LIST_TRUNCATION_MARKER.format(n=f"{100_000 - kept:,}"))
+        assert expected == (result[: kept - 1], result[-1])
+        assert BUDGET < size(result) < 2 * BUDGET
+
+    def test_many_long_messages_are_all_kept(self) -> None:
+        """Long messages are each cut rather than dropped, so every message reaches fit_event."""
+        messages = [{"role": "user", "content": "m" * 5000} for _ in range(20)]
+        result = to_json_safe(messages, BUDGET)
+        expected = 20
+        assert expected == len(result)
+        assert result[0]["content"] == "m" * 5000
+        assert result[-1]["content"].endswith(" chars]")
+
+    def test_large_mapping_ends_with_a_marker_entry(self) -> None:
+        """A mapping with many keys keeps its first keys plus a marker entry."""
+        mapping = {f"key{i}": i for i in range(100_000)}
+        result = to_json_safe(mapping, BUDGET)
+        marker = result.pop(DICT_TRUNCATION_KEY)
+        expected = DICT_TRUNCATION_MARKER.format(n=f"{100_000 - len(result):,}")
+        assert expected == marker
+        assert list(mapping)[: len(result)] == list(result)
+        assert size(result) < 2 * BUDGET
+
+    def test_huge_range_is_not_iterated_whole(self) -> None:
+        """A huge range (or any iterable sequence) is read only as far as the budget needs."""
+        result = to_json_safe(range(10**12), BUDGET)
+        assert result[-1].startswith("…[truncated 999,99")
+        assert size(result) < 2 * BUDGET
+
+    def test_large_array_is_sliced_before_tolist(self) -> None:
+        """A large numpy-like array converts only slices, never the whole array."""
+        array_like = SlicedArray(10_000_000)
+        result = to_json_safe({"embedding": array_like}, BUDGET)
+        items = result["embedding"]
+        expected = LIST_TRUNCATION_MARKER.format(n=f"{10_000_000 - (len(items) - 1):,}")
+        assert expected == items[-1]
+        assert array_like.converted < BUDGET
+
+    def test_numpy_arrays_are_sliced(self) -> None:
+        """A 10 MB numpy array becomes a bounded prefix; a 2-D one keeps every row."""
+        np = pytest.importorskip("numpy")
+        flat = np.arange(1_250_000, dtype=np.float64) / 7
+        matrix = flat.reshape(20, 62_500)
+        result = to_json_safe([flat, matrix], BUDGET)
+        kept = len(result[0]) - 1
+        expected = (flat[:kept].tolist(), LIST_TRUNCATION_MARKER.format(n=f"{1_250_000 - kept:,}"))
+        assert expected == (result[0][:-1], result[0][-1])
+        expected_rows = 20
+        assert expected_rows == len(result[1])
+        assert size(result) < 3 * BUDGET
+
+    def test_fit_event_counts_what_the_snapshot_cut(self) -> None:
+        """fit_event's final markers count the items and characters the snapshot already cut."""
+        props = {"$ai_input": [f"{i:08}" for i in range(1_000_000)], "$ai_error": "e" * 10**6}
+        whole, _ = fit_event(to_json_safe(props), BUDGET, {"$ai_input", "$ai_error"})
+        cut, _ = fit_event(to_json_safe(props, BUDGET), BUDGET, {"$ai_input", "$ai_error"})
+        assert whole == cut
+
+    @settings(max_examples=200, deadline=None)
+    @given(values, st.integers(0, 400))
+    def test_budget_never_cuts_what_fits(self, value: Any, budget: int) -> None:
+        """With a budget at least the snapshot's size, the result is the same as without one."""
+        full = to_json_safe(value)
+        cut = to_json_safe(value, budget)
+        if size(full) <= budget:
+            assert full == cut
+        assert roundtrip(cut) == cut

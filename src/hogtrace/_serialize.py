@@ -5,6 +5,14 @@ inputs and outputs itself. The common case (plain dicts, lists and strings, such
 is checked by a cheap type scan and then copied by pydantic-core in Rust. Anything else (bytes,
 non-finite floats, models, dataclasses, cycles, deep nesting, custom objects) goes through a
 pure-Python walker that never raises.
+
+Given a byte ``budget`` (the event size limit), the snapshot stops early once the value's JSON
+is certainly larger than the budget: long strings are sliced, long lists, tuples, sets and
+numpy-like arrays keep a prefix plus a `LIST_TRUNCATION_MARKER` item, and mappings keep their
+first keys plus a `DICT_TRUNCATION_KEY` entry. Sizes are counted as lower bounds of the JSON
+the PostHog client measures, so a value that fits is never cut, and the cost of a snapshot is
+bounded by the budget rather than by the value. `hogtrace._limits.fit_event` then makes the
+exact final cut and folds these markers' counts into its own.
 """
 
 from __future__ import annotations
@@ -13,21 +21,43 @@ import dataclasses
 import datetime
 import enum
 import math
+import types
 import uuid
-from collections.abc import Mapping, Sequence, ValuesView
+from collections.abc import Iterable, Iterator, Mapping, Sequence, ValuesView
 from collections.abc import Set as AbstractSet
 from decimal import Decimal
+from itertools import islice
 from pathlib import PurePath
 from typing import Any
 
-from pydantic_core import to_jsonable_python
+from pydantic_core import to_json, to_jsonable_python
 
-__all__ = ["CYCLE_MARKER", "MAX_DEPTH", "MAX_DEPTH_MARKER", "to_json_safe"]
+__all__ = [
+    "CYCLE_MARKER",
+    "DICT_TRUNCATION_KEY",
+    "DICT_TRUNCATION_MARKER",
+    "LIST_TRUNCATION_MARKER",
+    "MAX_DEPTH",
+    "MAX_DEPTH_MARKER",
+    "MAX_SAFE_INTEGER",
+    "TRUNCATION_MARKER",
+    "to_json_safe",
+]
 
 MAX_DEPTH = 64
 """Containers nested deeper than this are replaced by `MAX_DEPTH_MARKER`."""
 CYCLE_MARKER = "<cycle>"
 MAX_DEPTH_MARKER = "<max depth>"
+TRUNCATION_MARKER = "…[truncated {n} chars]"
+"""Appended to a cut string; ``n`` is the number of characters removed, with thousands commas."""
+LIST_TRUNCATION_MARKER = "…[truncated {n} items]"
+"""Last item of a cut list; ``n`` is the number of items removed, with thousands commas."""
+DICT_TRUNCATION_KEY = "…"
+"""Key of the entry that ends a mapping cut by `to_json_safe` (more dots if the key is taken)."""
+DICT_TRUNCATION_MARKER = "…[truncated {n} keys]"
+"""Value of that entry; ``n`` is the number of keys removed, with thousands commas."""
+MAX_SAFE_INTEGER = 2**53 - 1
+"""Larger ints become strings: JavaScript numbers (PostHog's UI) cannot hold them exactly."""
 
 _SCALARS = frozenset({str, bool, type(None)})
 #: Ints longer than this cannot be written as JSON (Python's 4,300-digit int-to-str limit).
@@ -51,12 +81,25 @@ _SEQUENCES = (Sequence, AbstractSet, ValuesView)  # lists, tuples, sets, deques,
 # Categories of types, decided once per type. Those from _CONTAINERS on can nest.
 _OTHER, _FLOAT, _ENUM, _STR, _INT, _BYTES, _PYDANTIC_LEAF = range(7)
 _CONTAINERS = 7
-_MAPPING, _SEQUENCE, _MODEL, _DATACLASS, _TOLIST = range(_CONTAINERS, _CONTAINERS + 5)
+_MAPPING, _SEQUENCE, _MODEL, _DATACLASS, _TOLIST, _FIELDS = range(_CONTAINERS, _CONTAINERS + 6)
 _categories: dict[type, int] = {}
 _MAX_CACHED_TYPES = 2048
 
+# Budgeted snapshots. Sizes are lower bounds of ``json.dumps`` output (ASCII escapes, ", " and
+# ": " separators): every character takes at least one byte, every number at least one digit.
+_NOT_PLAIN = -1
+_TOO_BIG = -2
+_CHUNK = 1024
+"""Items of a long list examined at a time: one type scan and one Rust call per chunk."""
+_VECTOR_MIN = 16
+"""Chunks shorter than this are scanned item by item."""
+_MIN_ITEM = 256
+"""`hogtrace._limits` cuts a list item by item only while each item may keep this many bytes."""
+_MIN_CUT = 48
+"""`hogtrace._limits` keeps a dict's keys only while each value may keep this many bytes."""
 
-def to_json_safe(value: object) -> Any:
+
+def to_json_safe(value: object, budget: int | None = None) -> Any:
     """Return a fresh JSON-safe copy of ``value``.
 
     The result is built only from dicts with string keys, lists, strings, ints, finite floats,
@@ -64,12 +107,21 @@ def to_json_safe(value: object) -> Any:
 
     Args:
         value: Any Python object, including hostile ones whose dunder methods raise.
+        budget: The most JSON bytes worth keeping, normally the event size limit
+            (``max_event_bytes``). Once the value's JSON is certainly larger, the copy stops:
+            strings are cut to ``budget`` characters plus `TRUNCATION_MARKER`, sequences and
+            arrays end with a `LIST_TRUNCATION_MARKER` item and mappings with a
+            `DICT_TRUNCATION_KEY` entry, so the cost is bounded by the budget. A value whose
+            JSON fits in the budget is copied exactly as without one. None: copy everything.
 
     Returns:
         The JSON-safe snapshot. Bytes become ``"<N bytes>"``, non-finite floats become
-        ``"NaN"``/``"Infinity"``/``"-Infinity"``, cycles become ``"<cycle>"``, containers deeper
-        than `MAX_DEPTH` become ``"<max depth>"`` and unknown objects become their ``repr()``.
+        ``"NaN"``/``"Infinity"``/``"-Infinity"``, ints beyond `MAX_SAFE_INTEGER` become decimal
+        strings, cycles become ``"<cycle>"``, containers deeper than `MAX_DEPTH` become
+        ``"<max depth>"`` and unknown objects become their ``repr()``.
     """
+    if budget is not None:
+        return _bwalk(value, 0, set(), max(budget, 0))[0]
     try:
         if _is_fast(value, 0):
             return to_jsonable_python(value)
@@ -113,7 +165,7 @@ def _is_fast(value: object, depth: int) -> bool:
     if kind is float:
         return math.isfinite(value)  # type: ignore[arg-type]
     if kind is int:
-        return int.bit_length(value) <= _MAX_INT_BITS  # type: ignore[arg-type]
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER  # type: ignore[operator]
     return kind in _FAST_LEAVES
 
 
@@ -139,6 +191,10 @@ def _walk(value: object, depth: int, active: set[int]) -> Any:
 
 def _categorize(kind: type) -> int:
     """Return the category of a type; the order of the checks matters (IntEnum is an int)."""
+    if issubclass(kind, types.SimpleNamespace) or (
+        issubclass(kind, tuple) and isinstance(getattr(kind, "_fields", None), tuple)
+    ):
+        return _FIELDS  # namedtuples and namespaces keep their field names (for redaction)
     for category, bases in (
         (_FLOAT, float),
         (_ENUM, enum.Enum),
@@ -178,9 +234,14 @@ def _convert_leaf(value: Any, category: int, depth: int, active: set[int]) -> An
 
 
 def _int(value: int) -> int | str:
-    """An int, or a marker for one too long to write as JSON."""
-    if value.bit_length() <= _MAX_INT_BITS:
+    """An int JavaScript holds exactly, else its decimal string, or a marker if too long."""
+    if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         return value
+    if value.bit_length() <= _MAX_INT_BITS:  # beyond it, str() is slow (quadratic) or raises
+        try:
+            return int.__repr__(value)
+        except ValueError:  # sys.set_int_max_str_digits() was lowered below this int's length
+            pass
     return f"<int of {value.bit_length():,} bits>"
 
 
@@ -203,9 +264,18 @@ def _convert_container(value: Any, category: int, depth: int, active: set[int]) 
                 f.name: _walk(getattr(value, f.name), depth + 1, active)
                 for f in dataclasses.fields(value)
             }
+        if category == _FIELDS:
+            return {_key(k): _walk(v, depth + 1, active) for k, v in _fields(value)}
         return _walk(value.tolist(), depth, active)
     finally:
         active.discard(id(value))
+
+
+def _fields(value: Any) -> list[tuple[Any, Any]]:
+    """The named fields of a namedtuple or a SimpleNamespace, in order."""
+    if isinstance(value, tuple):
+        return list(zip(type(value)._fields, value, strict=False))  # type: ignore[attr-defined]
+    return list(vars(value).items())
 
 
 def _model(model: Any, depth: int, active: set[int]) -> Any:
@@ -236,7 +306,13 @@ def _key(key: object) -> str:
     if key is None or isinstance(key, bool):
         return {None: "null", True: "true", False: "false"}[key]
     converted = _walk(key, 0, set())
-    return converted if isinstance(converted, str) else _safe_repr(key)
+    if isinstance(converted, str):
+        return converted
+    if type(converted) is int or type(converted) is float:  # also an enum whose value is one
+        return repr(converted)
+    if converted is None or type(converted) is bool:
+        return {None: "null", True: "true", False: "false"}[converted]
+    return _safe_repr(key)
 
 
 def _safe_repr(value: object) -> str:
@@ -252,3 +328,394 @@ def _safe_repr(value: object) -> str:
     except Exception:
         name = "object"
     return f"<unrepresentable {name}>"
+
+
+# -- budgeted snapshots -------------------------------------------------------------------------
+
+
+def _fast_size(value: object, depth: int, room: int) -> int:
+    """Return a lower bound of the JSON size of ``value`` if `_is_fast` accepts it.
+
+    Returns `_NOT_PLAIN` for a value `_is_fast` rejects and `_TOO_BIG` once the bound exceeds
+    ``room``; both mean that `_bwalk` must convert it.
+    """
+    kind = type(value)
+    if kind is str:
+        size = len(value) + 2  # type: ignore[arg-type]
+        return size if size <= room else _TOO_BIG
+    if kind is dict:
+        if depth >= MAX_DEPTH:
+            return _NOT_PLAIN
+        if len(value) > _CHUNK:  # type: ignore[arg-type]
+            return _TOO_BIG  # not measured whole: `_bwalk` reads it chunk by chunk
+        total = 0 if value else 2  # each entry below is followed by ", ", the last by "}"
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                return _NOT_PLAIN
+            if type(item) is str:
+                total += len(key) + len(item) + 8
+            else:
+                size = _fast_size(item, depth + 1, room - total)
+                if size < 0:
+                    return size
+                total += len(key) + size + 6
+            if total > room:
+                return _TOO_BIG
+        return total
+    if kind is list or kind is tuple:
+        if depth >= MAX_DEPTH:
+            return _NOT_PLAIN
+        if len(value) > _CHUNK:  # type: ignore[arg-type]
+            return _TOO_BIG  # not measured whole: `_bwalk` reads it chunk by chunk
+        if len(value) >= _VECTOR_MIN:  # type: ignore[arg-type]
+            size = _scalars_size(value, room)  # type: ignore[arg-type]
+            if size != _NOT_PLAIN:
+                return size
+        total = 0 if value else 2
+        for item in value:  # type: ignore[attr-defined]
+            item_kind = type(item)
+            if item_kind is str:
+                total += len(item) + 4
+            elif item_kind is dict and depth + 1 < MAX_DEPTH:
+                total += 2 if item else 4  # as in _is_fast, one call scans a list of messages
+                for key, field in item.items():
+                    if type(key) is not str:
+                        return _NOT_PLAIN
+                    if type(field) is str:
+                        total += len(key) + len(field) + 8
+                    else:
+                        size = _fast_size(field, depth + 2, room - total)
+                        if size < 0:
+                            return size
+                        total += len(key) + size + 6
+            else:
+                size = _fast_size(item, depth + 1, room - total)
+                if size < 0:
+                    return size
+                total += size + 2
+            if total > room:
+                return _TOO_BIG
+        return total
+    if kind is float:
+        return len(float.__repr__(value)) if math.isfinite(value) else _NOT_PLAIN  # type: ignore[arg-type]
+    if kind is int:
+        return 1 if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else _NOT_PLAIN  # type: ignore[operator]
+    if kind in _FAST_LEAVES:
+        return 2  # null, true, false and quoted strings
+    return _NOT_PLAIN
+
+
+def _bwalk(value: object, depth: int, active: set[int], room: int) -> tuple[Any, int]:
+    """Convert ``value`` as `_walk` does, but stop past ``room`` bytes; return it and its size.
+
+    The size is a lower bound of the JSON size of the result. Never raises.
+    """
+    kind = type(value)
+    if kind is str:
+        return _cut_text(value, room)  # type: ignore[arg-type]
+    if kind is int:
+        return _leaf(_int(value))  # type: ignore[arg-type]
+    if kind is float:
+        return _leaf(_float(value))  # type: ignore[arg-type]
+    if kind is bool or value is None:
+        return value, 4
+    try:
+        if kind is dict or kind is list or kind is tuple:
+            size = _fast_size(value, depth, room)
+            if size >= 0:
+                return to_jsonable_python(value), size
+        category = _categories.get(kind)
+        if category is None:
+            category = _categorize(kind)
+            if len(_categories) < _MAX_CACHED_TYPES:
+                _categories[kind] = category
+        if category == _ENUM:
+            return _bwalk(value.value, depth, active, room)  # type: ignore[attr-defined]
+        if category == _STR:
+            return _cut_text(value, room)  # type: ignore[arg-type]
+        if category < _CONTAINERS:
+            converted = _convert_leaf(value, category, depth, active)
+            if type(converted) is str:
+                return _cut_text(converted, room)  # a long repr()
+            return _leaf(converted)
+        return _bcontainer(value, category, depth, active, room)
+    except Exception:
+        return _cut_text(_safe_repr(value), room)
+
+
+def _leaf(value: Any) -> tuple[Any, int]:
+    """Pair a converted scalar with a lower bound of its JSON size."""
+    kind = type(value)
+    if kind is str:
+        return value, len(value) + 2
+    if kind is float:
+        return value, len(float.__repr__(value))
+    if kind is int:
+        return value, len(int.__repr__(value))
+    return value, 4
+
+
+def _cut_text(text: str, room: int) -> tuple[str, int]:
+    """Return ``text`` as an exact str, cut to ``room`` characters plus a marker if longer."""
+    length = len(text)
+    if length <= room:
+        return str.__str__(text), length + 2
+    keep = max(room, 0)
+    cut = str.__getitem__(text, slice(0, keep)) + TRUNCATION_MARKER.format(n=f"{length - keep:,}")
+    return cut, len(cut) + 2
+
+
+def _bcontainer(
+    value: Any, category: int, depth: int, active: set[int], room: int
+) -> tuple[Any, int]:
+    """Convert a value that may nest, as `_convert_container` does but within ``room``."""
+    if id(value) in active:
+        return CYCLE_MARKER, len(CYCLE_MARKER) + 2
+    if depth >= MAX_DEPTH:
+        return MAX_DEPTH_MARKER, len(MAX_DEPTH_MARKER) + 2
+    active.add(id(value))
+    try:
+        if category == _MAPPING:
+            return _bmapping(iter(value.items()), _length(value), depth, active, room)
+        if category == _SEQUENCE:
+            return _bsequence(_chunks(value, room), _length(value), depth, active, room)
+        if category == _MODEL:
+            return _bmodel(value, depth, active, room)
+        if category == _DATACLASS:
+            fields = dataclasses.fields(value)
+            pairs = ((f.name, getattr(value, f.name)) for f in fields)
+            return _bmapping(pairs, len(fields), depth, active, room)
+        if category == _FIELDS:
+            items = _fields(value)
+            return _bmapping(iter(items), len(items), depth, active, room)
+        return _btolist(value, depth, active, room)
+    finally:
+        active.discard(id(value))
+
+
+def _length(value: Any) -> int:
+    """``len(value)``, or -1 if it raises or lies."""
+    try:
+        length = len(value)
+    except Exception:
+        return -1
+    return length if type(length) is int and length >= 0 else -1
+
+
+def _chunk_size(room: int) -> int:
+    """Items worth examining at once within ``room`` bytes (a speed choice, not a bound)."""
+    return max(_VECTOR_MIN, min(_CHUNK, room // 24))
+
+
+def _chunks(value: Any, room: int) -> Iterator[Sequence[Any]]:
+    """Yield the items of a sequence, set or view in slices of `_chunk_size` items."""
+    step = _chunk_size(room)
+    if type(value) is list or type(value) is tuple:
+        for start in range(0, len(value), step):
+            yield value[start : start + step]
+        return
+    items = iter(value)
+    while chunk := list(islice(items, step)):
+        yield chunk
+
+
+def _bmodel(model: Any, depth: int, active: set[int], room: int) -> tuple[Any, int]:
+    """Convert a pydantic model as `_model` does, within ``room``."""
+    try:
+        dumped = model.model_dump(mode="python", warnings=False)
+    except Exception:
+        fields = type(model).model_fields
+        pairs = ((name, getattr(model, name)) for name in fields)
+        return _bmapping(pairs, len(fields), depth, active, room)
+    return _bwalk(dumped, depth, active, room)
+
+
+def _btolist(value: Any, depth: int, active: set[int], room: int) -> tuple[Any, int]:
+    """Convert a numpy-like array, slicing a large one instead of calling ``tolist()`` whole."""
+    shape = getattr(value, "shape", None)
+    # Every element takes at least 3 bytes ("0, "), so a smaller array is converted whole.
+    if (
+        isinstance(shape, tuple)
+        and shape
+        and all(type(dim) is int for dim in shape)
+        and math.prod(shape) * 3 > room
+    ):
+        rows: int = shape[0]
+        value[0:0]  # raises here, before anything is converted, if it cannot be sliced
+        chunks: Iterable[Sequence[Any]]
+        if len(shape) == 1:
+            step = _chunk_size(room)
+            chunks = (value[i : i + step].tolist() for i in range(0, rows, step))
+        else:  # one row (a smaller array) at a time
+            chunks = ([value[i]] for i in range(rows))
+        return _bsequence(chunks, rows, depth, active, room)
+    return _bwalk(value.tolist(), depth, active, room)
+
+
+def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int, bool | None]:
+    """Size a chunk of list items that need no conversion.
+
+    Returns ``(size, capped, scalars)``: lower bounds of the items' JSON plus their ", "
+    separators, without and with each item counted at most `_MIN_ITEM` bytes, and whether
+    every item is an immutable scalar or a dict of them (None: all of one scalar type, no
+    copy needed). ``size`` is `_NOT_PLAIN` or `_TOO_BIG` (as in
+    `_fast_size`) when some item needs converting or the chunk exceeds ``room``.
+    """
+    if len(chunk) >= _VECTOR_MIN:
+        size = _scalars_size(chunk, room)
+        if size >= 0:  # a list's JSON is the sum of its items' and their ", " (or "[]")
+            lengths = list(map(len, chunk)) if type(chunk[0]) is str else ()
+            if max(lengths, default=0) + 2 <= _MIN_ITEM:
+                return size, size, None
+            return size, sum(min(n + 2, _MIN_ITEM) for n in lengths) + 2 * len(chunk), None
+        if size == _TOO_BIG:
+            return size, 0, None
+    size = capped = 0
+    flat = True  # every item is a scalar or a dict of scalars, copied by dict.copy()
+    for item in chunk:
+        kind = type(item)
+        if kind is dict and depth < MAX_DEPTH:  # as in _fast_size, without a call per field
+            item_size = 0 if item else 2
+            for key, field in item.items():
+                if type(key) is not str:
+                    return _NOT_PLAIN, 0, False
+                field_kind = type(field)
+                if field_kind is str:
+                    item_size += len(key) + len(field) + 8
+                elif field_kind is int and -MAX_SAFE_INTEGER <= field <= MAX_SAFE_INTEGER:
+                    item_size += len(key) + 7
+                elif field_kind is bool or field is None:
+                    item_size += len(key) + 10
+                else:
+                    field_size = _fast_size(field, depth + 1, room - size - item_size)
+                    if field_size < 0:
+                        return field_size, 0, False
+                    item_size += len(key) + field_size + 6
+                    flat = flat and field_kind is float
+        else:
+            item_size = _fast_size(item, depth, room - size)
+            if item_size < 0:
+                return item_size, 0, False
+            flat = flat and kind not in _CONTAINER_TYPES
+        size += item_size + 2
+        capped += min(item_size, _MIN_ITEM) + 2
+        if size > room:
+            return _TOO_BIG, 0, False
+    return size, capped, flat
+
+
+_CONTAINER_TYPES = frozenset({dict, list, tuple})
+
+
+def _copy(item: Any) -> Any:
+    """Copy a plain scalar or a dict of them (what `_plain_chunk` calls flat)."""
+    return item.copy() if type(item) is dict else item
+
+
+def _scalars_size(items: Sequence[Any], room: int) -> int:
+    """Size a list of floats, ints or strings of one exact type at C speed, as `_fast_size`.
+
+    Returns the lower bound of the list's JSON, `_TOO_BIG` if it exceeds ``room`` or
+    `_NOT_PLAIN` if the items are of another or mixed types or need converting.
+    """
+    kinds = set(map(type, items))
+    if len(kinds) != 1:
+        return _NOT_PLAIN
+    kind = kinds.pop()
+    count = len(items)
+    if kind is str:
+        size = sum(map(len, items)) + 4 * count
+    elif kind is float:
+        if not math.isfinite(sum(items)):  # a NaN or an infinity makes the sum NaN or infinite
+            return _NOT_PLAIN
+        # pydantic-core spells floats as repr() does, except in [1e-5, 1e-4) where it writes
+        # up to 2 characters more ("0.00001" for "1e-05"), and writes "," for ", ".
+        text = to_json(items)
+        size = len(text) + count - 1 - 2 * text.count(b"0.0000")
+    elif kind is int:
+        if not (min(items) >= -MAX_SAFE_INTEGER and max(items) <= MAX_SAFE_INTEGER):
+            return _NOT_PLAIN
+        size = len(to_json(items)) + count - 1  # exact: the same digits, wider separators
+    else:
+        return _NOT_PLAIN
+    return size if size <= room else _TOO_BIG
+
+
+def _bsequence(
+    chunks: Iterable[Sequence[Any]], count: int, depth: int, active: set[int], room: int
+) -> tuple[list[Any], int]:
+    """Convert the items of a sequence of ``count`` items (-1: unknown), given in chunks.
+
+    Items are kept until `hogtrace._limits` would certainly cut the list to a prefix: when
+    the items so far, each counted at most `_MIN_ITEM` bytes, exceed ``room``. Each item may
+    use what the earlier ones left of ``room``, and at least an equal share of it, so a list
+    of long messages keeps every message for the limits to cut each to a common length.
+    """
+    out: list[Any] = []
+    spent = capped = 0
+    share = room // count if count > 0 else room
+    vectors = True
+    for chunk in chunks:
+        if vectors:
+            size, capped_size, flat = _plain_chunk(chunk, depth + 1, room - spent)
+            if size >= 0:
+                if flat is None:
+                    out.extend(chunk)
+                elif flat:
+                    out.extend([_copy(item) for item in chunk])
+                else:
+                    out.extend(to_jsonable_python(chunk))
+                spent += size
+                capped += capped_size
+                continue
+            vectors = size != _NOT_PLAIN
+        for item in chunk:
+            if capped > room:
+                return _end_list(out, count, spent)
+            converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
+            out.append(converted)
+            spent += size + 2
+            capped += min(size, _MIN_ITEM) + 2
+        if capped > room:
+            return _end_list(out, count, spent)
+    return out, (spent if out else 2)
+
+
+def _end_list(out: list[Any], count: int, spent: int) -> tuple[list[Any], int]:
+    """Close a cut list with `LIST_TRUNCATION_MARKER` when items remain."""
+    if count < 0 or count > len(out):
+        marker = (
+            "…[truncated]"
+            if count < 0
+            else LIST_TRUNCATION_MARKER.format(n=f"{count - len(out):,}")
+        )
+        out.append(marker)
+        spent += len(marker) + 4
+    return out, spent
+
+
+def _bmapping(
+    pairs: Iterator[tuple[Any, Any]], count: int, depth: int, active: set[int], room: int
+) -> tuple[dict[str, Any], int]:
+    """Convert the entries of a mapping (or fields) of ``count`` entries, as `_bsequence`."""
+    out: dict[str, Any] = {}
+    spent = capped = 0
+    share = room // count if count > 0 else room
+    for key, item in pairs:
+        if capped > room:
+            marker_key = DICT_TRUNCATION_KEY
+            while marker_key in out:
+                marker_key += DICT_TRUNCATION_KEY
+            marker = (
+                "…[truncated]"
+                if count < 0
+                else DICT_TRUNCATION_MARKER.format(n=f"{count - len(out):,}")
+            )
+            out[marker_key] = marker
+            return out, spent + len(marker_key) + len(marker) + 8
+        name = _key(key)
+        converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
+        out[name] = converted
+        spent += len(name) + size + 6
+        capped += len(name) + min(size, _MIN_CUT) + 6
+    return out, (spent if out else 2)

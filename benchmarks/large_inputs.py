@@ -1,0 +1,127 @@
+"""What a huge argument costs, before and after the snapshot's byte budget (issue 15 item 5).
+
+    .venv/bin/python benchmarks/large_inputs.py            # ~1-2 min on 2 vCPUs
+    .venv/bin/python benchmarks/large_inputs.py --quick    # fewer repetitions
+
+For each input, as a decorated function's argument (``{"args": [value]}``):
+
+- ``call``: calling-thread time of ``to_json_safe`` (the scope's snapshot), without a budget
+  (``budget=None``, the old behaviour) and with the default limit (800,000 bytes);
+- ``worker``: worker time of what the event builder does with that snapshot: built-in
+  redaction, then ``fit_event`` to the same limit.
+
+Inputs: a 10 MB numpy float64 array (1.25M floats; skipped without numpy), the same as a
+Python list, a 3 MB string, and a 100,000-item list of chat-message dicts. A last table times
+the redaction of a typical chat generation (a few messages of ~1 KB) and of an error string.
+Times are the best of several runs (ms, or µs for redaction); ratios are before / after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hogtrace._limits import fit_event
+from hogtrace._redact import redact_secrets
+from hogtrace._serialize import to_json_safe
+
+LIMIT = 800_000
+CONTENT = frozenset({"$ai_input"})
+
+
+def best(run: Callable[[], object], reps: int) -> float:
+    """Best wall time of ``reps`` runs, in seconds."""
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def inputs() -> dict[str, Any]:
+    """The large arguments, built once."""
+    import random
+
+    rng = random.Random(0)
+    floats = [rng.random() for _ in range(1_250_000)]
+    values: dict[str, Any] = {}
+    try:
+        import numpy
+
+        values["numpy 10 MB"] = numpy.array(floats)
+    except ImportError:
+        print("(numpy is not installed: the numpy row is skipped)")
+    values["1.25M-float list"] = floats
+    values["3 MB string"] = "x" * 3_000_000
+    values["100k dicts"] = [
+        {"role": "user", "content": f"message {i}: " + "lorem ipsum dolor " * 6}
+        for i in range(100_000)
+    ]
+    return values
+
+
+def worker(snapshot: Any) -> None:
+    """What the event builder does with a snapshot: redaction, then the size limit."""
+    props = {"$ai_trace_id": "t" * 36, "$ai_span_id": "s" * 36, "$ai_input": snapshot}
+    props["$ai_input"] = redact_secrets(props["$ai_input"])
+    fit_event(props, LIMIT, CONTENT)
+
+
+def large(reps: int) -> None:
+    """Print the before/after table for the large inputs."""
+    print(
+        f"{'input':18} | {'call before':>11} {'call after':>10} {'ratio':>7} | "
+        f"{'worker before':>13} {'worker after':>12} {'ratio':>7}"
+    )
+    for name, value in inputs().items():
+        args = {"args": [value]}
+        slow_reps = max(1, reps // 3)
+        call_before = best(lambda a=args: to_json_safe(a), slow_reps)
+        call_after = best(lambda a=args: to_json_safe(a, LIMIT), reps)
+        whole = to_json_safe(args)
+        bounded = to_json_safe(args, LIMIT)
+        worker_before = best(lambda w=whole: worker(w), slow_reps)
+        worker_after = best(lambda b=bounded: worker(b), reps)
+        print(
+            f"{name:18} | {call_before * 1e3:9.1f}ms {call_after * 1e3:8.2f}ms "
+            f"{call_before / call_after:6.0f}x | {worker_before * 1e3:11.1f}ms "
+            f"{worker_after * 1e3:10.1f}ms {worker_before / worker_after:6.0f}x"
+        )
+
+
+def redaction(reps: int) -> None:
+    """Print what redaction costs on a typical generation's content."""
+    sentence = "Summarise the attached report and list the three main risks for next quarter. "
+    messages = [
+        {"role": "system", "content": "You are a careful analyst. " * 10},
+        {"role": "user", "content": sentence * 13},
+        {"role": "assistant", "content": sentence * 12},
+        {"role": "user", "content": "Thanks. Now shorten it to one paragraph please."},
+    ]
+    with_key = [*messages, {"role": "user", "content": "my key is sk-proj-abc123def456ghi"}]
+    error = "AuthenticationError: Error code: 401 - Incorrect API key provided: sk-proj-****abcd."
+    loops = 2000
+    print(f"\n{'redaction':40} | µs per call")
+    for name, value in (
+        ("4 chat messages, ~2.3 KB, no secret", messages),
+        ("5 chat messages, one with a key", with_key),
+        ("OpenAI 401 error string", error),
+        ("plain error string", "ValueError: invalid literal for int() with base 10: 'x'"),
+    ):
+        per = best(lambda v=value: [redact_secrets(v) for _ in range(loops)], reps) / loops
+        print(f"{name:40} | {per * 1e6:8.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    reps = 3 if parser.parse_args().quick else 9
+    large(reps)
+    redaction(reps)
+
+
+if __name__ == "__main__":
+    main()
