@@ -949,9 +949,9 @@ class TestCallingThread:
         calls: list[object] = []
         real = _scope.to_json_safe
 
-        def counting(value: object) -> Any:
+        def counting(value: object, budget: int | None = None) -> Any:
             calls.append(value)
-            return real(value)
+            return real(value, budget)
 
         monkeypatch.setattr(_scope, "to_json_safe", counting)
 
@@ -995,9 +995,9 @@ class TestCallingThread:
         calls: list[object] = []
         real = _scope.to_json_safe
 
-        def counting(item: object) -> Any:
+        def counting(item: object, budget: int | None = None) -> Any:
             calls.append(item)
-            return real(item)
+            return real(item, budget)
 
         monkeypatch.setattr(_scope, "to_json_safe", counting)
 

@@ -259,10 +259,12 @@ class Scope:
     @staticmethod
     def snapshot(value: Any) -> Any:
         """``value`` as a JSON-safe copy taken now (``None`` under privacy mode)."""
-        if _state.state.config.content_hidden:
+        config = _state.state.config
+        if config.content_hidden:
             return None  # never serialised: privacy mode sends content keys as null
         try:
-            return to_json_safe(value)
+            # Bounded by what can be sent: a huge argument is cut here, not copied whole.
+            return to_json_safe(value, config.max_event_bytes)
         except Exception as err:  # to_json_safe never raises; this guards against our own bugs
             log_internal_error("serializing content", err)
             return "<unserializable>"
