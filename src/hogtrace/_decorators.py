@@ -18,8 +18,6 @@ from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
-import wrapt
-
 from hogtrace import _state
 from hogtrace._binding import Binder, default_name, unwrap_callable
 from hogtrace._context import attach, current_scope, detach, reset
@@ -34,6 +32,7 @@ from hogtrace._scope import (
     TraceScope,
     valid_trace_id,
 )
+from hogtrace._wrapper import TracedFunction, is_traced
 
 __all__ = [
     "Call",
@@ -157,7 +156,7 @@ class ScopeSpec(Generic[S]):
             raise TypeError(f"hogtrace.{self.kind}() decorates callables, got {func!r}")
         name = self.name or default_name(func) or self.kind
         binder = Binder(target)
-        stacked = _is_traced(func) or _is_traced(target)
+        stacked = is_traced(func) or is_traced(target)
         if inspect.isasyncgenfunction(target):
             wrapper = self._async_generator_wrapper(name, binder, stacked)
         elif inspect.iscoroutinefunction(target):
@@ -166,10 +165,7 @@ class ScopeSpec(Generic[S]):
             wrapper = self._generator_wrapper(name, binder, stacked)
         else:
             wrapper = self._function_wrapper(name, binder)
-        traced = wrapt.FunctionWrapper(func, wrapper)
-        # Stored on the proxy itself (wrapt's ``_self_`` prefix), not on the wrapped function.
-        traced._self_hogtrace = True  # type: ignore[attr-defined]
-        return cast(F, traced)
+        return cast(F, TracedFunction(func, wrapper))
 
     def _function_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
         open_ = self._open
@@ -290,14 +286,6 @@ class ScopeSpec(Generic[S]):
 
 
 # -- generators ------------------------------------------------------------------------------
-
-
-def _is_traced(func: Any) -> bool:
-    """Whether ``func`` is already a hogtrace-decorated callable (decorators stacked)."""
-    try:
-        return getattr(func, "_self_hogtrace", False) is True
-    except Exception:
-        return False
 
 
 def _open_in(spec: ScopeSpec[Any], name: str, call: Call) -> Scope | None:
