@@ -7,6 +7,9 @@ scope emits one ``$ai_*`` event, linked into PostHog's trace tree and tagged wit
 
 from hogtrace._api import (
     current,
+    current_generation,
+    current_span,
+    current_trace,
     embedding,
     feedback,
     generation,
@@ -39,6 +42,9 @@ __all__ = [
     "stats",
     # helpers
     "current",
+    "current_span",
+    "current_generation",
+    "current_trace",
     "propagate",
     "inject",
     "continue_trace",

@@ -23,8 +23,9 @@ from hogtrace._decorators import (
     TraceSpec,
 )
 from hogtrace._errors import log_internal_error
-from hogtrace._generation import GenerationOptions
+from hogtrace._generation import GenerationOptions, GenerationScope
 from hogtrace._ids import utc_now
+from hogtrace._noop import NOOP_GENERATION, NOOP_SCOPE, is_noop
 from hogtrace._protocols import Annotation
 from hogtrace._sampling import sampled
 from hogtrace._scope import Scope
@@ -32,6 +33,9 @@ from hogtrace._stats import stats_counters
 
 __all__ = [
     "current",
+    "current_generation",
+    "current_span",
+    "current_trace",
     "embedding",
     "feedback",
     "generation",
@@ -375,7 +379,11 @@ def embedding(
 
 
 def current() -> Scope | None:
-    """The innermost open scope of any kind (session included), or ``None``.
+    """The innermost open scope of any kind (session included), or ``None`` outside any.
+
+    Inside a decorated function or a ``with`` block it is never ``None``: with tracing off it
+    is a no-op scope whose methods do nothing. For a typed scope that is never ``None``, use
+    `current_span`, `current_generation` or `current_trace`.
 
     Example:
         ```py
@@ -383,6 +391,60 @@ def current() -> Scope | None:
         ```
     """
     return current_scope()
+
+
+def current_span() -> Scope:
+    """The innermost open trace, span, generation or embedding; a no-op scope outside any.
+
+    Example:
+        ```py
+        hogtrace.current_span().set_properties(documents=len(docs))
+        ```
+    """
+    scope = current_scope()
+    while scope is not None:
+        if scope.emits or is_noop(scope):
+            return scope
+        scope = scope.parent
+    return NOOP_SCOPE
+
+
+def current_generation() -> GenerationScope:
+    """The innermost open generation or embedding; a no-op one (never ``None``) outside any.
+
+    Example:
+        ```py
+        hogtrace.current_generation().set_usage(input_tokens=12, output_tokens=5)
+        ```
+    """
+    scope = current_scope()
+    while scope is not None:
+        if isinstance(scope, GenerationScope):
+            return scope
+        scope = scope.parent
+    return NOOP_GENERATION
+
+
+def current_trace() -> Scope:
+    """The root of the current trace (its ``$ai_trace`` in this process); a no-op scope outside.
+
+    Set what is known only part-way through: the trace's name, its person, properties, input
+    and output.
+
+    Example:
+        ```py
+        user = authenticate(request)
+        hogtrace.current_trace().set_distinct_id(user.id)  # the whole trace goes to this user
+        hogtrace.current_trace().set_name(f"chat:{route}")
+        ```
+    """
+    scope = current_scope()
+    if scope is None:
+        return NOOP_SCOPE
+    root = scope.trace_root
+    if root is None:
+        return NOOP_GENERATION if isinstance(scope, GenerationScope) else NOOP_SCOPE
+    return root
 
 
 def propagate(fn: Callable[P, R]) -> Callable[P, R]:

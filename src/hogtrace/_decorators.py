@@ -24,6 +24,7 @@ from hogtrace._context import attach, current_scope, detach, reset
 from hogtrace._errors import log_internal_error
 from hogtrace._generation import EmbeddingScope, GenerationOptions, GenerationScope
 from hogtrace._ids import new_id
+from hogtrace._noop import NOOP_GENERATION, NOOP_SCOPE
 from hogtrace._scope import (
     MAX_GENERATOR_ITEMS,
     Scope,
@@ -63,6 +64,8 @@ class ScopeSpec(Generic[S]):
     kind = "span"
     _needs_arguments = True
     _flatten_var_keyword = False
+    #: What ``current()`` is inside a decorated call while nothing is recorded.
+    _noop: Scope = NOOP_SCOPE
 
     def __init__(self, name: str | None) -> None:
         if name is not None and not isinstance(name, str):
@@ -170,6 +173,8 @@ class ScopeSpec(Generic[S]):
     def _function_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
         open_ = self._open
 
+        noop = self._noop
+
         def wrapper(
             wrapped: Callable[..., Any],
             instance: Any,
@@ -177,14 +182,14 @@ class ScopeSpec(Generic[S]):
             kwargs: dict[str, Any],
         ) -> Any:
             if not _state.state.active:
-                return wrapped(*args, **kwargs)
+                return _unrecorded(noop, wrapped, args, kwargs)
             parent = current_scope()
             try:
                 scope = open_(name, parent, (binder, instance, args, kwargs))
                 token = attach(scope)
             except Exception as err:
                 log_internal_error("opening a scope", err)
-                return wrapped(*args, **kwargs)
+                return _unrecorded(noop, wrapped, args, kwargs)
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
@@ -202,6 +207,7 @@ class ScopeSpec(Generic[S]):
 
     def _coroutine_wrapper(self, name: str, binder: Binder) -> Callable[..., Any]:
         open_ = self._open
+        noop = self._noop
 
         async def run(
             wrapped: Callable[..., Any],
@@ -215,7 +221,7 @@ class ScopeSpec(Generic[S]):
                 token = attach(scope)
             except Exception as err:
                 log_internal_error("opening a scope", err)
-                return await wrapped(*args, **kwargs)
+                return await _unrecorded_async(noop, wrapped, args, kwargs)
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as exc:
@@ -236,7 +242,7 @@ class ScopeSpec(Generic[S]):
             kwargs: dict[str, Any],
         ) -> Any:
             if not _state.state.active:
-                return wrapped(*args, **kwargs)
+                return _unrecorded_async(noop, wrapped, args, kwargs)
             return run(wrapped, instance, args, kwargs)
 
         return wrapper
@@ -283,6 +289,28 @@ class ScopeSpec(Generic[S]):
             return traced(spec, name, (binder, instance, args, kwargs), ctx, gen)
 
         return wrapper
+
+
+def _unrecorded(noop: Scope, wrapped: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """Call ``wrapped`` with a no-op scope current: ``current()`` works, nothing is recorded."""
+    parent = current_scope()
+    token = attach(noop)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        detach(token, parent)
+
+
+async def _unrecorded_async(
+    noop: Scope, wrapped: Callable[..., Any], args: Any, kwargs: Any
+) -> Any:
+    """`_unrecorded` for ``async def`` functions."""
+    parent = current_scope()
+    token = attach(noop)
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        detach(token, parent)
 
 
 # -- generators ------------------------------------------------------------------------------
@@ -590,6 +618,7 @@ class GenerationSpec(ScopeSpec[GenerationScope]):
 
     kind = "generation"
     _scope_class: type[GenerationScope] = GenerationScope
+    _noop = NOOP_GENERATION
     _flatten_var_keyword = True
 
     def __init__(

@@ -92,6 +92,7 @@ class Scope:
         "_capture_output",
         "_end",
         "_input",
+        "_learned_distinct_id",
         "_output",
         "_output_on_error",
         "_parent",
@@ -111,6 +112,7 @@ class Scope:
         "timestamp",
         "totals",
         "trace_id",
+        "trace_root",
     )
 
     kind: ClassVar[str] = "span"
@@ -156,7 +158,16 @@ class Scope:
             self.child_parent_id = parent.child_parent_id
             self.sampled = parent.sampled
             self.local_root = parent.local_root and not parent.emits
+        self._learned_distinct_id: str | None = None
         self._link()
+        if parent is not None and parent.trace_root is not None:
+            #: The scope whose event is this trace's root in this process (``current_trace()``).
+            self.trace_root: Scope | None = parent.trace_root
+            if self.distinct_id is not None and parent.distinct_id is None:
+                # identify_context() was called inside the trace: the root goes to that person.
+                self.trace_root.learn_distinct_id(self.distinct_id, explicit=False)
+        else:
+            self.trace_root = self if self.emits else None
         self._start = monotonic_ns()
 
     def _link(self) -> None:
@@ -244,6 +255,40 @@ class Scope:
         if self._writable("set_error"):
             self.error = error
 
+    def set_name(self, name: str) -> None:
+        """Rename this scope (``$ai_span_name``; on the root, the trace's name in PostHog)."""
+        given: object = name  # checked at run time: user code need not be type-checked
+        if not isinstance(given, str):
+            log.warning("hogtrace: set_name(%r) ignored: the name must be a string", given)
+            return
+        if self._writable("set_name"):
+            self.name = name
+
+    def set_distinct_id(self, distinct_id: str) -> None:
+        """Send this scope, its trace's root and later events of the trace to ``distinct_id``.
+
+        For a user who becomes known part-way through (after authentication, say).
+        """
+        if not isinstance(distinct_id, str) or not distinct_id:
+            log.warning(
+                "hogtrace: set_distinct_id(%r) ignored: not a non-empty string", distinct_id
+            )
+            return
+        if self._writable("set_distinct_id"):
+            self.distinct_id = distinct_id
+            root = self.trace_root
+            if root is not None and root is not self:
+                root.learn_distinct_id(distinct_id, explicit=True)
+            else:
+                self._learned_distinct_id = distinct_id
+
+    def learn_distinct_id(self, distinct_id: str, *, explicit: bool) -> None:
+        """The trace's person became known inside it (the root only)."""
+        if explicit:
+            self._learned_distinct_id = self.distinct_id = distinct_id
+        elif self.distinct_id is None:
+            self.distinct_id = distinct_id
+
     def __repr__(self) -> str:
         state = "open" if self._end is None else f"{self.latency:.6f}s"
         return f"<hogtrace {self.kind} {self.name!r} id={self.id} trace={self.trace_id} {state}>"
@@ -290,6 +335,13 @@ class Scope:
         try:
             self._end = monotonic_ns()
             self.timestamp = utc_now()
+            root = self.trace_root
+            if root is not None and root is not self:
+                # A person learned mid-trace applies to every event closed after it.
+                if root._learned_distinct_id is not None:
+                    self.distinct_id = root._learned_distinct_id
+                elif self.distinct_id is None:
+                    self.distinct_id = root.distinct_id
             if exc is not None and not is_cancellation(exc) and self.error is None:
                 self.error = exc
             if self.error is not None:
@@ -378,6 +430,8 @@ class StandInScope(Scope):
         self.local_root = False
         self.sampled = False
         self._parent = None
+        self.trace_root = None
+        self._learned_distinct_id = None
         self._capture_input = self._capture_output = False
         self._input = self._output = MISSING
         self._output_on_error = False
@@ -457,6 +511,14 @@ class SessionScope(_InheritingScope):
             self.distinct_id = distinct_id
         if properties:
             self.inherited = {**self.inherited, **properties}
+        root = self.trace_root
+        if root is not None and root.session_id is None and root.closed is False:
+            # A session opened inside a running trace that had none: the trace belongs to it,
+            # and is kept or dropped with it.
+            root.session_id = session_id
+            rate = _state.state.config.sample_rate
+            if rate < 1.0:
+                root.sampled = self.sampled = sampled(session_id, rate)
 
     def _link(self) -> None:
         # A session is not a node of the trace tree: it keeps its parent's position.

@@ -263,3 +263,19 @@ def use_testing() -> None:
     assert_type(events, CapturedEvents)
     assert_type(events.one(name="answer").properties, dict[str, Any])
     assert_type(events.tree(), str)
+
+
+def use_current_accessors() -> None:
+    # Never None: no narrowing, no cast, under mypy --strict.
+    hogtrace.current_span().set_properties(documents=3)
+    generation = hogtrace.current_generation()
+    assert_type(generation, hogtrace.GenerationScope)
+    generation.set_usage(input_tokens=12, output_tokens=5)
+    generation.set_cost(total_cost_usd=0.01)
+    root = hogtrace.current_trace()
+    assert_type(root, hogtrace.Scope)
+    root.set_name("chat")
+    root.set_distinct_id("user-1")
+    root.set_properties(plan="pro")
+    root.set_input({"q": "hi"})
+    root.set_output("hello")
