@@ -258,31 +258,76 @@ class TestTypesAsSpanContent:
         assert expected == [e.output for e in events]
 
 
+def user_messages(*contents: str) -> list[dict[str, str]]:
+    """What posthog's ``_format_chat_input_message`` makes of ``messages`` items not dicts."""
+    return [{"role": "user", "content": content} for content in contents]
+
+
+# `messages` that are a collection are read item by item, as posthog's OpenAI wrapper reads them.
+GENERATION_INPUT: dict[str, Any] = {
+    "set": user_messages("only"),
+    "frozenset": user_messages("7"),
+    "tuple": user_messages("1", "a", "None"),
+    "deque": user_messages("1", "2"),
+}
+# src bug: format_input iterates any `messages` value, so bytes become one message per byte and
+# a dict one message per key (its values lost); they should keep their JSON-safe form.
+MESSAGES_ITERATED = pytest.mark.xfail(
+    strict=True, reason="format_input iterates bytes / a dict given as `messages`"
+)
+GENERATION_INPUT_CASES = [
+    pytest.param(
+        value,
+        GENERATION_INPUT.get(name, expected),
+        id=name,
+        marks=MESSAGES_ITERATED if isinstance(value, (bytes, bytearray, memoryview, dict)) else (),
+    )
+    for name, value, expected in TYPED_VALUES
+    if name != "pydantic"
+]
+
+
 class TestTypesAsGenerationContent:
     @pytest.mark.parametrize(
         ("value", "expected"),
         [v[1:] for v in TYPED_VALUES if v[0] != "pydantic"],
         ids=[v[0] for v in TYPED_VALUES if v[0] != "pydantic"],
     )
-    def test_generation_input_and_output(self, value: Any, expected: Any) -> None:
-        """A generation's ``messages`` and unrecognised return value are sent JSON-safe."""
+    def test_generation_output(self, value: Any, expected: Any) -> None:
+        """A generation's unrecognised return value is sent JSON-safe."""
         with capture_events() as events:
             returned = echo_generation(value)
 
         event = events.one("generation")
         assert returned is value
-        expected = expected_form(expected)
-        assert expected == event.properties["$ai_input"]
-        assert expected == event.properties["$ai_output_choices"]
+        assert expected_form(expected) == event.properties["$ai_output_choices"]
+
+    @pytest.mark.parametrize(("value", "expected"), GENERATION_INPUT_CASES)
+    def test_generation_input(self, value: Any, expected: Any) -> None:
+        """A generation's ``messages`` are sent JSON-safe, a collection as one message per item."""
+        with capture_events() as events:
+            returned = echo_generation(value)
+
+        assert returned is value
+        assert expected_form(expected) == events.one("generation").properties["$ai_input"]
 
     def test_pydantic_message_is_read_as_a_message(self) -> None:
-        """A returned pydantic message is one output message, its input sent as a dict."""
+        """A returned pydantic message is one output message, its content as posthog sends it."""
         with capture_events() as events:
             echo_generation(Message(role="user", content="hi"))
 
-        event = events.one("generation")
-        assert {"role": "user", "content": "hi"} == event.properties["$ai_input"]
-        assert [{"role": "user", "content": "hi"}] == event.properties["$ai_output_choices"]
+        expected = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+        assert expected == events.one("generation").properties["$ai_output_choices"]
+
+    @pytest.mark.xfail(
+        strict=True, reason="format_input iterates a pydantic message into (field, value) pairs"
+    )
+    def test_pydantic_message_input_is_sent_as_a_dict(self) -> None:
+        """A pydantic message given as ``messages`` is sent as a dict."""
+        with capture_events() as events:
+            echo_generation(Message(role="user", content="hi"))
+
+        assert {"role": "user", "content": "hi"} == events.one("generation").properties["$ai_input"]
 
     @pytest.mark.parametrize(
         ("value", "expected"), [v[1:] for v in TYPED_VALUES], ids=[v[0] for v in TYPED_VALUES]

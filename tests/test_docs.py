@@ -32,6 +32,9 @@ import pytest
 import hogtrace
 import hogtrace.testing
 
+#: Runs subprocesses (docs, examples, pytester): left out of the fast loop, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIP = re.compile(r"<!--\s*skip-test:\s*\S.*?-->")

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+#: Runs subprocesses (docs, examples, pytester): left out of the fast loop, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("test_"))

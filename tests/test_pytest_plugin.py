@@ -11,6 +11,9 @@ from hogtrace import _state
 from hogtrace.testing import CapturedEvents
 from tests.capture_server import CaptureServer
 
+#: Runs subprocesses (pytester): left out of the fast loop, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 pytest_plugins = ["pytester"]
 
 # Other installed plugins are switched off: re-importing hypothesis costs a second per run.

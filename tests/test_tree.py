@@ -104,7 +104,7 @@ class TestCapturedTrees:
         ) == events.tree()
 
     def test_session_shown_where_it_changes(self) -> None:
-        """A session opened inside a trace is shown on the first scope inside it."""
+        """A session opened inside a trace without one tags the root; the tree shows it there."""
         with capture_events() as events, hogtrace.trace("t"):
             with hogtrace.session("inner"), hogtrace.span("a"), hogtrace.span("b"):
                 pass
@@ -112,7 +112,7 @@ class TestCapturedTrees:
                 pass
 
         assert (
-            "t [trace]\n├── a [span, session inner]\n│   └── b [span]\n└── c [span]"
+            "t [trace, session inner]\n├── a [span]\n│   └── b [span]\n└── c [span]"
         ) == events.tree()
 
     def test_metric_and_feedback(self) -> None:

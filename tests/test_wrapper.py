@@ -90,6 +90,7 @@ class TestCopy:
         assert target is copier(target)
 
 
+@pytest.mark.slow
 class TestProcessPools:
     @pytest.mark.parametrize("method", ["fork", "spawn"])
     def test_executor_runs_decorated_functions(self, method: str) -> None:
