@@ -263,25 +263,13 @@ def user_messages(*contents: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": content} for content in contents]
 
 
-# `messages` that are a collection are read item by item, as posthog's OpenAI wrapper reads them.
+# `messages` given as a list or tuple are read item by item, as posthog's OpenAI wrapper reads
+# them; any other value (bytes, a dict, a set, an iterator) keeps its JSON-safe form.
 GENERATION_INPUT: dict[str, Any] = {
-    "set": user_messages("only"),
-    "frozenset": user_messages("7"),
     "tuple": user_messages("1", "a", "None"),
-    "deque": user_messages("1", "2"),
 }
-# src bug: format_input iterates any `messages` value, so bytes become one message per byte and
-# a dict one message per key (its values lost); they should keep their JSON-safe form.
-MESSAGES_ITERATED = pytest.mark.xfail(
-    strict=True, reason="format_input iterates bytes / a dict given as `messages`"
-)
 GENERATION_INPUT_CASES = [
-    pytest.param(
-        value,
-        GENERATION_INPUT.get(name, expected),
-        id=name,
-        marks=MESSAGES_ITERATED if isinstance(value, (bytes, bytearray, memoryview, dict)) else (),
-    )
+    pytest.param(value, GENERATION_INPUT.get(name, expected), id=name)
     for name, value, expected in TYPED_VALUES
     if name != "pydantic"
 ]
@@ -319,9 +307,6 @@ class TestTypesAsGenerationContent:
         expected = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
         assert expected == events.one("generation").properties["$ai_output_choices"]
 
-    @pytest.mark.xfail(
-        strict=True, reason="format_input iterates a pydantic message into (field, value) pairs"
-    )
     def test_pydantic_message_input_is_sent_as_a_dict(self) -> None:
         """A pydantic message given as ``messages`` is sent as a dict."""
         with capture_events() as events:

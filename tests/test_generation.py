@@ -488,9 +488,6 @@ class TestGenerationInput:
         expected = [USER, "Say hi", [{"role": "user", "content": "Say hi"}]]
         assert expected == [e.properties["$ai_input"] for e in events]
 
-    @pytest.mark.xfail(
-        strict=True, reason="format_input iterates `messages`, consuming the caller's iterator"
-    )
     def test_messages_iterator_reaches_the_function_whole(self, events: CapturedEvents) -> None:
         """Messages given as an iterator are the function's to read, not consumed by tracing."""
 
@@ -501,7 +498,6 @@ class TestGenerationInput:
         expected = USER
         assert expected == chat(iter(USER))
 
-    @pytest.mark.xfail(strict=True, reason="format_input splits a str `messages` per character")
     def test_messages_str_is_one_input(self, events: CapturedEvents) -> None:
         """Messages given as a str are sent as given, not as one message per character."""
 

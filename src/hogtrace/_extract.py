@@ -914,7 +914,12 @@ def format_input(provider: str | None, arguments: Mapping[str, Any]) -> list[Mes
         of (the caller then keeps the input it has). Never raises.
     """
     try:
-        if (lc := _lc_messages(arguments.get("messages"))) is not None:
+        messages, data = arguments.get("messages"), arguments.get("input")
+        if messages is not None and not isinstance(messages, (list, tuple)):
+            return None  # not a list of messages (an iterator must not be consumed here)
+        if data is not None and not isinstance(data, (list, tuple, str)):
+            return None
+        if (lc := _lc_messages(messages)) is not None:
             return [_lc_message(message) for message in lc]
         hint = provider.lower() if isinstance(provider, str) else None
         if hint == "anthropic":
