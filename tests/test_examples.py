@@ -97,10 +97,10 @@ POST /chat [trace, session conv-A]
     "otel_bridge.py": [
         """\
 answer [trace, session weather-chat-1]
-└── invoke_agent weather-bot [span]
+└── invoke_agent weather-bot [span, agent]
     ├── chat gpt-4o-mini [generation, gpt-4o-mini, tokens in=48 out=15]
-    ├── execute_tool get_weather [span]
-    ├── execute_tool lookup_stock [span] ✗ LookupError: no ACME
+    ├── execute_tool get_weather [span, tool]
+    ├── execute_tool lookup_stock [span, tool] ✗ LookupError: no ACME
     └── chat gpt-4o-mini [generation, gpt-4o-mini, tokens in=61 out=9]""",
         "chat gpt-4o-mini [generation, gpt-4o-mini, tokens in=48 out=15]",
     ],

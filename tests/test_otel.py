@@ -296,9 +296,9 @@ class TestOtelParents:
 
         assert (
             "turn [trace]\n"
-            "└── invoke_agent planner [span]\n"
+            "└── invoke_agent planner [span, agent]\n"
             f"    ├── {otel.chat_span} [generation, gpt-4o-mini, tokens in={IN} out={OUT}]\n"
-            "    └── execute_tool search [span]"
+            "    └── execute_tool search [span, tool]"
         ) == events.tree()
         tool_event = events.one(name="execute_tool search")
         assert ("tool", {"q": "posthog"}, ["doc-1"]) == (

@@ -30,6 +30,8 @@ from hogtrace import _errors, _sinks
 from hogtrace._sinks import PostHogSink
 from tests.capture_server import CaptureServer, Clients
 
+POSTHOG_VERSION = tuple(int(part) for part in posthog.VERSION.split(".")[:2])
+
 
 class Backoffs:
     """Records the posthog client's retry backoffs; each one waits for the server to be up."""
@@ -113,6 +115,8 @@ class TestOutages:
         backoffs: Backoffs,
     ) -> None:
         """During an outage calls return as usual; the client's retries deliver afterwards."""
+        if (outage, capture_mode) == ("429", "v1") and POSTHOG_VERSION < (7, 91):
+            pytest.skip("posthog < 7.91 retries a v1 429 through another backoff than we patch")
         hogtrace.configure(clients(capture_mode=capture_mode, flush_interval=0.05, max_retries=3))
         OUTAGES[outage](capture_server)
 

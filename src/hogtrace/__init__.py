@@ -6,6 +6,7 @@ scope emits one ``$ai_*`` event, linked into PostHog's trace tree and tagged wit
 """
 
 from hogtrace._api import (
+    agent,
     current,
     current_generation,
     current_span,
@@ -18,6 +19,7 @@ from hogtrace._api import (
     session,
     span,
     stats,
+    tool,
     trace,
 )
 from hogtrace._config import configure, flush, reset, shutdown
@@ -34,6 +36,8 @@ __all__ = [
     "span",
     "generation",
     "embedding",
+    "tool",
+    "agent",
     # configuration and delivery
     "configure",
     "reset",

@@ -44,6 +44,8 @@ __all__ = [
     "session",
     "span",
     "stats",
+    "tool",
+    "agent",
     "trace",
 ]
 
@@ -197,6 +199,7 @@ def span(
     name: str | None = None,
     /,
     *,
+    kind: str | None = None,
     properties: Mapping[str, Any] | None = None,
     capture_input: bool = True,
     capture_output: bool = True,
@@ -205,6 +208,7 @@ def span(
 def span(
     *,
     name: str | None = None,
+    kind: str | None = None,
     properties: Mapping[str, Any] | None = None,
     capture_input: bool = True,
     capture_output: bool = True,
@@ -212,6 +216,7 @@ def span(
 def span(
     *args: Any,
     name: str | None = None,
+    kind: str | None = None,
     properties: Mapping[str, Any] | None = None,
     capture_input: bool = True,
     capture_output: bool = True,
@@ -221,6 +226,9 @@ def span(
     Args:
         *args: the decorated function (bare decorator) or the name.
         name: ``$ai_span_name`` (default: the function's ``__qualname__``, or ``"span"``).
+        kind: ``$ai_span_type``, the kind of step PostHog shows: ``"tool"``, ``"agent"``,
+            ``"retriever"``, ``"handoff"``, ``"guardrail"``, ``"chain"``, ``"custom"``, or any
+            string (``hogtrace.tool`` and ``hogtrace.agent`` are shorthands).
         properties: extra properties on this span's event.
         capture_input: record the arguments as ``$ai_input_state``.
         capture_output: record the return value (a generator's yielded items) as
@@ -231,15 +239,84 @@ def span(
         @hogtrace.span
         def retrieve(query: str) -> list[str]: ...
 
+        @hogtrace.span(kind="retriever")
+        def search(query: str) -> list[str]: ...
+
         with hogtrace.span("rerank") as s:
             s.set_output(rerank(docs))
         ```
     """
     func, name = _bare_or_named("span", args, name)
     spec = SpanSpec(
-        name, properties=properties, capture_input=capture_input, capture_output=capture_output
+        name,
+        span_type=kind,
+        properties=properties,
+        capture_input=capture_input,
+        capture_output=capture_output,
     )
     return spec(func) if func is not None else spec
+
+
+@overload
+def tool(name: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def tool(
+    name: str | None = None,
+    /,
+    *,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> SpanSpec: ...
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> SpanSpec: ...
+def tool(*args: Any, **options: Any) -> Any:
+    """A tool call: ``span(..., kind="tool")``, shown by PostHog as a tool step.
+
+    Example:
+        ```py
+        @hogtrace.tool
+        def get_weather(city: str) -> dict: ...
+        ```
+    """
+    return span(*args, kind="tool", **options)
+
+
+@overload
+def agent(name: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def agent(
+    name: str | None = None,
+    /,
+    *,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> SpanSpec: ...
+@overload
+def agent(
+    *,
+    name: str | None = None,
+    properties: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+) -> SpanSpec: ...
+def agent(*args: Any, **options: Any) -> Any:
+    """An agent run: ``span(..., kind="agent")``.
+
+    Example:
+        ```py
+        @hogtrace.agent("support-bot")
+        def run_agent(task: str) -> str: ...
+        ```
+    """
+    return span(*args, kind="agent", **options)
 
 
 @overload
@@ -253,6 +330,7 @@ def generation(
     provider: str | None = None,
     base_url: str | None = None,
     model_parameters: Mapping[str, Any] | None = None,
+    prompt: Any = None,
     properties: Mapping[str, Any] | None = None,
     capture_input: bool = True,
     capture_output: bool = True,
@@ -265,6 +343,7 @@ def generation(
     provider: str | None = None,
     base_url: str | None = None,
     model_parameters: Mapping[str, Any] | None = None,
+    prompt: Any = None,
     properties: Mapping[str, Any] | None = None,
     capture_input: bool = True,
     capture_output: bool = True,
@@ -276,6 +355,7 @@ def generation(
     provider: str | None = None,
     base_url: str | None = None,
     model_parameters: Mapping[str, Any] | None = None,
+    prompt: Any = None,
     properties: Mapping[str, Any] | None = None,
     capture_input: bool = True,
     capture_output: bool = True,
@@ -295,6 +375,10 @@ def generation(
         base_url: ``$ai_base_url``.
         model_parameters: ``$ai_model_parameters``, merged over the call's own
             ``temperature``, ``max_tokens``, ``top_p``, ``stop``, ... arguments.
+        prompt: the PostHog prompt this call uses: the result of posthog's
+            ``Prompts.get(name, with_metadata=True)`` (a code fallback is not linked), a
+            mapping with ``name`` / ``version``, or a name. Sets ``$ai_prompt_name`` and
+            ``$ai_prompt_version``, which PostHog's prompt pages read.
         properties: extra properties on this event.
         capture_input: record the ``messages`` / ``prompt`` / ``input`` argument as
             ``$ai_input``.
@@ -310,7 +394,7 @@ def generation(
     func, name = _bare_or_named("generation", args, name)
     spec = GenerationSpec(
         name,
-        options=GenerationOptions(model, provider, base_url, model_parameters),
+        options=GenerationOptions(model, provider, base_url, model_parameters, prompt),
         properties=properties,
         capture_input=capture_input,
         capture_output=capture_output,

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar, cast
 from hogtrace import _state
 from hogtrace._binding import Binder, default_name, unwrap_callable
 from hogtrace._context import attach, current_scope, detach, reset
-from hogtrace._errors import log_internal_error
+from hogtrace._errors import RateLimit, log_internal_error
 from hogtrace._generation import EmbeddingScope, GenerationOptions, GenerationScope
 from hogtrace._ids import new_id
 from hogtrace._noop import NOOP_GENERATION, NOOP_SCOPE
@@ -514,8 +514,24 @@ def _resolve(kind: str, what: str, value: Any, call: Call | None) -> str | None:
     return result
 
 
+_session_warnings = RateLimit()
+
+
+def _sanitized_session_id(value: str) -> str:
+    """A computed session id PostHog would reject, made valid the same way every time.
+
+    Each character outside PostHog's id alphabet becomes ``_`` (so one conversation keeps one
+    id across calls and processes); an empty one becomes a fresh id. Logged, rate-limited.
+    """
+    fixed = "".join(c if valid_trace_id(c) else "_" for c in value[:512])
+    _session_warnings.warn(
+        "hogtrace: session id %r has characters PostHog rejects; sent as %r", value, fixed
+    )
+    return fixed
+
+
 class SpanSpec(ScopeSpec[Scope]):
-    """``hogtrace.span(...)``."""
+    """``hogtrace.span(...)`` (and ``tool`` / ``agent``)."""
 
     kind = "span"
 
@@ -523,12 +539,21 @@ class SpanSpec(ScopeSpec[Scope]):
         self,
         name: str | None,
         *,
+        span_type: str | None = None,
         properties: Mapping[str, Any] | None,
         capture_input: bool,
         capture_output: bool,
     ) -> None:
         super().__init__(name)
-        self.properties = _check_properties(self.kind, properties)
+        properties = _check_properties(self.kind, properties)
+        if span_type is not None:
+            if not isinstance(span_type, str) or not span_type:
+                raise TypeError(
+                    f"hogtrace.span(): kind must be a non-empty string, got {span_type!r}"
+                )
+            properties = {**(properties or {}), "$ai_span_type": span_type}
+        self.span_type = span_type
+        self.properties = properties
         self.capture_input = _check_flag(self.kind, "capture_input", capture_input)
         self.capture_output = _check_flag(self.kind, "capture_output", capture_output)
         self._needs_arguments = capture_input
@@ -598,13 +623,21 @@ class SessionSpec(ScopeSpec[SessionScope]):
     ) -> None:
         super().__init__(None)
         _check_id(self.kind, "id", id)
+        if isinstance(id, str) and not valid_trace_id(id):
+            raise ValueError(
+                f"hogtrace.session(): invalid session id {id!r}: use letters, digits and"
+                " -_~.@()!':|"
+            )
         _check_id(self.kind, "distinct_id", distinct_id)
         self.id = id
         self.distinct_id = distinct_id
         self.properties = _check_properties(self.kind, properties)
 
     def _make(self, name: str, parent: Scope | None, call: Call | None) -> SessionScope:
-        session_id = _resolve(self.kind, "id", self.id, call) or new_id()
+        session_id = _resolve(self.kind, "id", self.id, call)
+        if session_id is not None and not valid_trace_id(session_id):
+            session_id = _sanitized_session_id(session_id)
+        session_id = session_id or new_id()
         return SessionScope(
             session_id,
             parent,

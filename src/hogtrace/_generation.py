@@ -76,6 +76,8 @@ class GenerationOptions:
     provider: str | None = None
     base_url: str | None = None
     model_parameters: Mapping[str, Any] | None = None
+    #: posthog's ``Prompts.get(..., with_metadata=True)`` result (or a name / mapping).
+    prompt: Any = None
 
     def check(self, kind: str) -> None:
         """Raise ``TypeError`` for an option of the wrong type (at decoration time)."""
@@ -88,9 +90,42 @@ class GenerationOptions:
                 f"hogtrace.{kind}(): model_parameters must be a mapping, got"
                 f" {self.model_parameters!r}"
             )
+        if self.prompt is not None and prompt_link(self.prompt) is None:
+            raise TypeError(
+                f"hogtrace.{kind}(): prompt must be the result of posthog's"
+                f" Prompts.get(..., with_metadata=True), a mapping or a name, got {self.prompt!r}"
+            )
 
 
 _NO_OPTIONS: Final = GenerationOptions()
+
+
+def prompt_link(prompt: Any) -> tuple[str | None, int | str | None] | None:
+    """``(name, version)`` that link a generation to a PostHog prompt.
+
+    ``(None, None)`` for a prompt that did not come from PostHog (a code fallback), ``None`` if
+    ``prompt`` is not a prompt at all.
+    """
+    if isinstance(prompt, str):
+        return (prompt, None) if prompt else None
+    if isinstance(prompt, Mapping):
+        name, version, source = prompt.get("name"), prompt.get("version"), prompt.get("source")
+    elif hasattr(prompt, "name") and hasattr(prompt, "source"):
+        name = getattr(prompt, "name", None)
+        version = getattr(prompt, "version", None)
+        source = getattr(prompt, "source", None)
+    else:
+        return None
+    if source == "code_fallback" or not isinstance(name, str) or not name:
+        log.debug(
+            "hogtrace: prompt %r is not linked: it did not come from PostHog (source %r)",
+            name,
+            source,
+        )
+        return (None, None)
+    if not isinstance(version, (int, str)) or isinstance(version, bool):
+        version = None
+    return name, version
 
 
 class GenerationScope(Scope):
@@ -112,6 +147,8 @@ class GenerationScope(Scope):
         "http_status",
         "model",
         "model_parameters",
+        "prompt_name",
+        "prompt_version",
         "provider",
         "stream",
         "tools",
@@ -134,6 +171,8 @@ class GenerationScope(Scope):
             dict(options.model_parameters) if options.model_parameters else None
         )
         self.tools: Any = None
+        link = prompt_link(options.prompt) if options.prompt is not None else None
+        self.prompt_name, self.prompt_version = link or (None, None)
         self.http_status: int | None = None
         self.stream = False
         self._first_token: int | None = None
@@ -235,6 +274,16 @@ class GenerationScope(Scope):
         ):
             if value is not None:
                 self.cost[key] = float(value)
+
+    def set_prompt(self, name: str, version: int | str | None = None) -> None:
+        """Link this generation to a PostHog prompt (``$ai_prompt_name``, ``$ai_prompt_version``).
+
+        PostHog's prompt pages list the generations of each prompt version through these.
+        """
+        if self._writable("set_prompt"):
+            link = prompt_link({"name": name, "version": version, "source": "api"})
+            if link is not None:
+                self.prompt_name, self.prompt_version = link
 
     @property
     def usage(self) -> dict[str, int]:
@@ -391,6 +440,10 @@ class GenerationScope(Scope):
             props[f"$ai_{key}"] = cost
         if self.base_url is not None:
             props["$ai_base_url"] = self.base_url
+        if self.prompt_name is not None:
+            props["$ai_prompt_name"] = self.prompt_name
+            if self.prompt_version is not None:
+                props["$ai_prompt_version"] = self.prompt_version
         status = self._http_status()
         if status is not None:
             props["$ai_http_status"] = status

@@ -84,7 +84,7 @@ class NoopGeneration(_Noop, GenerationScope):
     ) -> None:
         """Nothing is recorded."""
 
-    def set_prompt(self, name: str, version: int | None = None) -> None:
+    def set_prompt(self, name: str, version: int | str | None = None) -> None:
         """Nothing is recorded."""
 
 

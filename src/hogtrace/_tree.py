@@ -55,7 +55,7 @@ def _one_line(value: object, limit: int | None = None) -> str:
 
 
 def label(event: _EventLike, *, show_latency: bool = False, show_session: bool = True) -> str:
-    """One event as a line of the tree: name, ``[kind, model, tokens, session]``, error mark."""
+    """One event as a line: name, ``[kind, span type, model, tokens, session]``, error mark."""
     props = event.properties
     kind = _KINDS.get(event.event, event.event)
     if event.event == "$ai_metric":
@@ -65,6 +65,9 @@ def label(event: _EventLike, *, show_latency: bool = False, show_session: bool =
         return f"feedback {_one_line(repr(props.get('$ai_feedback_text')))}"
     name = props.get("$ai_span_name") or props.get("$ai_model") or kind
     details = [kind]
+    span_type = props.get("$ai_span_type")
+    if isinstance(span_type, str) and span_type:
+        details.append(_one_line(span_type))
     model = props.get("$ai_model")
     if model and model != name:
         details.append(_one_line(model))
