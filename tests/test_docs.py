@@ -358,6 +358,9 @@ def _every_property() -> set[str]:
             with hogtrace.generation("manual") as g:
                 g.set_usage(1, 2, 3, 4, 5)
                 g.set_cost(0.1, 0.2, 0.3)
+                g.set_prompt("support", 2)
+            with hogtrace.span("lookup", kind="tool"):
+                pass
             hogtrace.metric("score", 1)
             hogtrace.feedback("good")
         hogtrace.configure(max_event_bytes=2_000)

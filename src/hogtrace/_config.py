@@ -68,7 +68,7 @@ def _make_sink(config: Config) -> Sink:
         sinks.append(PostHogSink(config.client, ai_lane=config.capture_ai))
         _register_atexit()
     if config.console:
-        sinks.append(ConsoleSink())
+        sinks.append(ConsoleSink(releases=not sinks))
     if not sinks:
         return DropSink()
     return sinks[0] if len(sinks) == 1 else FanoutSink(sinks)

@@ -397,6 +397,14 @@ class GenerationScope(Scope):
 
     # -- the ClosedScope view -------------------------------------------------------------------
 
+    def release(self) -> None:
+        """Drop the recorded content (input, output, tools): its event has been built."""
+        super().release()
+        self.tools = None
+        self._accumulator = None
+        if self.extracted is not None and self.extracted.output is not None:
+            self.extracted = dataclasses.replace(self.extracted, output=None)
+
     def content(self) -> dict[str, Any]:
         """``$ai_input``, ``$ai_output_choices`` and ``$ai_tools`` as recorded."""
         if self._wraps_call:
@@ -498,7 +506,10 @@ def _input_argument(arguments: Mapping[str, Any]) -> Any:
 
 def _status_of(error: object) -> int | None:
     for attr in ("status_code", "code", "status"):
-        value = getattr(error, attr, None)
+        try:
+            value = getattr(error, attr, None)
+        except Exception:  # an exception class whose __getattr__ raises
+            continue
         if isinstance(value, int) and not isinstance(value, bool) and 100 <= value < 600:
             return value
     return None

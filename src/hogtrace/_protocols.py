@@ -83,6 +83,9 @@ class ClosedScope(Protocol):
     def add_properties(self, props: dict[str, Any]) -> None:
         """Add the properties only its kind has (model, tokens, stream facts, …)."""
 
+    def release(self) -> None:
+        """Drop its content once the event is built (it may stay reachable a long time)."""
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Annotation:
@@ -96,6 +99,9 @@ class Annotation:
     inherited: Mapping[str, Any]
     timestamp: datetime.datetime
     kind: str = "annotation"
+
+    def release(self) -> None:
+        """Annotations are dropped whole once sent: nothing to release."""
 
 
 #: What a sink receives.

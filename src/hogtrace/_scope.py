@@ -88,6 +88,7 @@ class Scope:
 
     __slots__ = (
         "__weakref__",
+        "_born",
         "_capture_input",
         "_capture_output",
         "_end",
@@ -159,6 +160,7 @@ class Scope:
             self.sampled = parent.sampled
             self.local_root = parent.local_root and not parent.emits
         self._learned_distinct_id: str | None = None
+        self._born = _state.forks
         self._link()
         if parent is not None and parent.trace_root is not None:
             #: The scope whose event is this trace's root in this process (``current_trace()``).
@@ -352,7 +354,10 @@ class Scope:
             if parent is not None and self.totals is not None:
                 parent.count().add(self.totals)
             if self.emits and self.sampled and _state.state.active:
-                _emit(self)
+                if self._born == _state.forks:
+                    _emit(self)
+                else:  # opened before a fork: the parent process emits it
+                    self.release()
         except Exception as err:
             log_internal_error("closing a scope", err)
 
@@ -389,6 +394,14 @@ class Scope:
 
     def add_properties(self, props: dict[str, Any]) -> None:
         """Traces and spans have no properties of their own kind."""
+
+    def release(self) -> None:
+        """Drop the recorded content: its event has been built.
+
+        A finished scope may stay reachable for a long time (a task, a timer or a generator
+        created inside it holds it as its context's current scope); its content must not.
+        """
+        self._input = self._output = MISSING
 
 
 def _emit(scope: Scope) -> None:
@@ -432,6 +445,7 @@ class StandInScope(Scope):
         self._parent = None
         self.trace_root = None
         self._learned_distinct_id = None
+        self._born = _state.forks
         self._capture_input = self._capture_output = False
         self._input = self._output = MISSING
         self._output_on_error = False

@@ -68,6 +68,7 @@ class DropSink:
 
     def emit(self, scope: Emitted, config: Config) -> None:
         stats_counters.dropped.incr()
+        scope.release()
         if not self._warned:
             self._warned = True
             log.warning(
@@ -319,6 +320,7 @@ class PostHogSink:
             stats_counters.dropped.incr()
             return
         event = build_event_or_count(scope, config, self._budget(config))
+        scope.release()
         if event is None:
             return
         try:
@@ -533,13 +535,16 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 class ConsoleSink:
     """Print each finished trace as a tree on stderr (``console=True``)."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, releases: bool = True) -> None:
         self._stream = stream
+        self._releases = releases  # False beside a PostHog sink, which builds the event later
         self._pending: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
 
     def emit(self, scope: Emitted, config: Config) -> None:
         event = build_event_or_count(scope, config)
+        if self._releases:
+            scope.release()
         if event is None:
             return
         try:

@@ -9,12 +9,13 @@ sink is looked up when a scope closes (late binding), and built on first use by 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 
 from hogtrace._options import Config, default_config
 from hogtrace._protocols import Capture, Sink
 
-__all__ = ["State", "set_resolver", "set_state", "state"]
+__all__ = ["State", "forks", "set_resolver", "set_state", "state"]
 
 
 def _unresolved() -> Sink:
@@ -56,3 +57,16 @@ def set_resolver(resolve: Callable[[], Sink]) -> None:
     """Register the function that builds the configured sink on first use (``_config``)."""
     global _resolve
     _resolve = resolve
+
+
+#: How many forks this process descends from: a scope opened before a fork is the parent's to
+#: emit, never the child's (the child inherits the open ``with`` blocks and their exits).
+forks = 0
+
+
+def _count_fork() -> None:
+    global forks
+    forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)

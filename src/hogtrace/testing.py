@@ -349,6 +349,7 @@ class _CaptureSink:
 
     def emit(self, scope: Emitted, config: Config) -> None:
         event = build_event_or_count(scope, config)
+        scope.release()
         if event is None:
             return
         with self._lock:

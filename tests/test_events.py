@@ -1,0 +1,142 @@
+"""Building events: hostile exceptions, released content, the personless distinct id."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import pytest
+
+import hogtrace
+from hogtrace import _sinks
+from hogtrace.testing import CapturedEvents, capture_events
+from tests.capture_server import CaptureServer, Clients
+
+
+class GetattrRaises(Exception):
+    """An exception whose missing attributes raise something else than AttributeError."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise KeyError(name)
+
+
+class StrRaises(Exception):
+    """An exception whose ``str()`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+HOSTILE = [GetattrRaises("boom"), StrRaises("x")]
+
+
+@hogtrace.generation(model="m")
+def failing_generation(error: Exception) -> str:
+    raise error
+
+
+class TestHostileExceptions:
+    @pytest.mark.parametrize("error", HOSTILE, ids=lambda e: type(e).__name__)
+    def test_capture_mode(self, error: Exception) -> None:
+        """The exception reaches the caller as itself and its event is still recorded."""
+        with capture_events() as events, pytest.raises(type(error)) as info:
+            failing_generation(error)
+
+        assert error is info.value
+        assert (True, type(error).__name__) == (
+            events.one().is_error,
+            events.one().properties["$ai_error_type"],
+        )
+        assert 0 == hogtrace.stats()["failed"]
+
+    @pytest.mark.parametrize("error", HOSTILE, ids=lambda e: type(e).__name__)
+    def test_console_mode(self, error: Exception, monkeypatch: pytest.MonkeyPatch) -> None:
+        """In console mode too, the caller gets its exception and the tree is printed."""
+        stream = io.StringIO()
+        monkeypatch.setattr(_sinks.sys, "stderr", stream)
+        hogtrace.configure(console=True)
+
+        with pytest.raises(type(error)) as info, hogtrace.trace("t"):
+            failing_generation(error)
+
+        assert error is info.value
+        assert f"✗ {type(error).__name__}" in stream.getvalue()
+        assert 0 == hogtrace.stats()["failed"]
+
+    @pytest.mark.parametrize("error", HOSTILE, ids=lambda e: type(e).__name__)
+    def test_real_client(
+        self, error: Exception, capture_server: CaptureServer, clients: Clients
+    ) -> None:
+        """Through the real client, the event with the error arrives at the server."""
+        hogtrace.configure(clients())
+
+        with pytest.raises(type(error)):
+            failing_generation(error)
+        hogtrace.flush(timeout=10)
+
+        (event,) = capture_server.wait_for_events(1)
+        assert type(error).__name__ == event["properties"]["$ai_error_type"]
+
+
+class TestReleasedContent:
+    def test_content_is_dropped_once_the_event_is_built(
+        self, hogtrace_events: CapturedEvents
+    ) -> None:
+        """A finished scope keeps no content, even while something inside it still runs."""
+
+        async def main() -> Any:
+            with hogtrace.span("outer") as outer:
+                outer.set_input({"doc": "x" * 100_000})
+                # A task created inside holds the scope as its context's current scope.
+                task = asyncio.get_running_loop().create_task(asyncio.sleep(0.01))
+            return outer, task
+
+        async def run() -> Any:
+            outer, task = await main()
+            kept = (outer.content(), hogtrace.current())
+            await task
+            return kept
+
+        content, _ = asyncio.run(run())
+
+        assert {} == content
+        assert 100_000 == len(hogtrace_events.one().input["doc"])
+
+    def test_generation_drops_its_response(self, hogtrace_events: CapturedEvents) -> None:
+        """A generation's input, output and tools go once sent; its totals stay."""
+        with hogtrace.generation("g") as g:
+            g.set_input([{"role": "user", "content": "hi"}])
+            g.set_output("hello")
+            g.set_usage(input_tokens=3)
+
+        assert ({}, 3) == (g.content(), g.metrics.input_tokens if g.metrics else None)
+        assert [{"role": "assistant", "content": "hello"}] == hogtrace_events.one().output
+
+
+class TestForks:
+    def test_scope_open_at_fork_is_emitted_by_the_parent_only(
+        self, capture_server: CaptureServer, clients: Clients
+    ) -> None:
+        """A span open when the process forks is emitted once, by the process that opened it."""
+        import os
+
+        hogtrace.configure(clients())
+        with hogtrace.span("around-fork"):
+            pid = os.fork()
+            if pid == 0:  # the child leaves through the with block, then exits
+                try:
+                    with hogtrace.span("in-child"):
+                        pass
+                finally:
+                    pass
+        if pid == 0:
+            hogtrace.flush(timeout=10)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        hogtrace.flush(timeout=10)
+
+        events = capture_server.wait_for_events(2)
+        assert ["around-fork", "in-child"] == sorted(
+            e["properties"]["$ai_span_name"] for e in events
+        )
