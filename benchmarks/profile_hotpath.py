@@ -62,13 +62,13 @@ def main() -> None:
     import posthog
 
     import hogtrace
-    from hogtrace import _config
+    from hogtrace import _state
     from hogtrace._sinks import PostHogSink
 
     client = posthog.Posthog("phc_profile", host="http://127.0.0.1:9", send=False)
     hogtrace.configure(client)
     keep = _Keep()
-    _config._set_state(dataclasses.replace(_config.state, sink=keep))
+    _state.set_state(dataclasses.replace(_state.state, sink=keep))
     units = args.units or (2000 if args.workload == "W4" else 20000)
     if args.workload == "W3":
         units //= 10
@@ -89,7 +89,7 @@ def main() -> None:
 
     scopes = profiled
     sink = PostHogSink(client)
-    config = _config.state.config
+    config = _state.state.config
 
     def deliver() -> None:
         for scope in scopes:

@@ -174,7 +174,7 @@ def phase_down(spans: int) -> dict[str, Any]:
     import posthog
 
     import hogtrace
-    from hogtrace import _config
+    from hogtrace import _state
     from hogtrace._stats import stats_counters
 
     logs = count_logs()
@@ -197,9 +197,9 @@ def phase_down(spans: int) -> dict[str, Any]:
     sampler.join()
     rss_after = rss_mb()
     stats = hogtrace.stats()
-    sink = _config.state.sink
+    sink = _state.state.sink
     queued_here = sink._queue.qsize() if sink is not None else 0  # type: ignore[attr-defined]
-    queued_client = client._analytics_lane.queue.qsize()
+    queued_client = client.queue.qsize()  # the public attribute (the analytics lane's queue)
     return {
         "phase": "down",
         "spans": spans,
