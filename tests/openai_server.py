@@ -8,7 +8,8 @@ Point the real SDKs at it: ``openai.OpenAI(base_url=server.openai_url, api_key="
   with empty ``choices``, then ``data: [DONE]``;
 - ``POST /v1/embeddings``: an ``embedding`` list;
 - ``POST /v1/responses``: a ``response`` (Responses API);
-- ``POST /v1/messages``: an Anthropic ``message``;
+- ``POST /v1/messages``: an Anthropic ``message``; with ``"stream": true`` its SSE events
+  (``message_start`` … ``message_stop``);
 
 with realistic bodies and fixed token counts (`USAGE`), and records every request body. A request
 whose last message contains ``"FAIL"`` gets a 429 error body, as the providers send it.
@@ -69,7 +70,10 @@ class OpenAIServer:
                 elif path == "/v1/responses":
                     self._json(200, _response(body, n))
                 elif path == "/v1/messages":
-                    self._json(200, _message(body, n))
+                    if body.get("stream"):
+                        self._events(_message_events(body, n))
+                    else:
+                        self._json(200, _message(body, n))
                 else:
                     self._json(404, {"error": {"message": f"no route {path}", "type": "invalid"}})
 
@@ -85,6 +89,16 @@ class OpenAIServer:
             def _sse(self, chunks: list[dict[str, Any]]) -> None:
                 out = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks)
                 out += b"data: [DONE]\n\n"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def _events(self, events: list[dict[str, Any]]) -> None:
+                out = b"".join(
+                    f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events
+                )
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Content-Length", str(len(out)))
@@ -282,3 +296,28 @@ def _message(body: dict[str, Any], n: int) -> dict[str, Any]:
             "cache_read_input_tokens": 0,
         },
     }
+
+
+def _message_events(body: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """The Anthropic streaming events for `_message`: the text in three deltas."""
+    message = _message(body, n)
+    completion = USAGE["messages"][1]
+    start = {**message, "content": [], "stop_reason": None}
+    start["usage"] = {**message["usage"], "output_tokens": 1}
+    third = len(ANSWER) // 3
+    pieces = [ANSWER[:third], ANSWER[third : 2 * third], ANSWER[2 * third :]]
+    return [
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        *(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}
+            for p in pieces
+        ),
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": completion},
+        },
+        {"type": "message_stop"},
+    ]

@@ -26,13 +26,13 @@ from hogtrace._generation import EmbeddingScope, GenerationOptions, GenerationSc
 from hogtrace._ids import new_id
 from hogtrace._noop import NOOP_GENERATION, NOOP_SCOPE
 from hogtrace._scope import (
-    MAX_GENERATOR_ITEMS,
     Scope,
     SessionScope,
     StandInScope,
     TraceScope,
     valid_trace_id,
 )
+from hogtrace._streams import Collector, InContext, is_stream, wrap_stream
 from hogtrace._wrapper import TracedFunction, is_traced
 
 __all__ = [
@@ -196,6 +196,13 @@ class ScopeSpec(Generic[S]):
                 scope.close(exc=exc)
                 detach(token, parent)
                 raise
+            if result is not None and type(result) not in _NOT_STREAMS:
+                mode = is_stream(result)
+                if mode is not None:
+                    # A returned stream: the scope stays open until it ends.
+                    result = _keep_open(scope, result, mode)
+                    detach(token, parent)
+                    return result
             scope.close(result)
             try:
                 reset(token)  # detach(), without a call for the common case
@@ -228,6 +235,12 @@ class ScopeSpec(Generic[S]):
                 scope.close(exc=exc)
                 detach(token, parent)
                 raise
+            if result is not None and type(result) not in _NOT_STREAMS:
+                mode = is_stream(result)
+                if mode is not None:
+                    result = _keep_open(scope, result, mode)
+                    detach(token, parent)
+                    return result
             scope.close(result)
             try:
                 reset(token)
@@ -291,6 +304,20 @@ class ScopeSpec(Generic[S]):
         return wrapper
 
 
+#: Common return types that are never streams: the check costs nothing for them.
+_NOT_STREAMS = frozenset({str, bytes, int, float, bool, dict, list, tuple, set})
+
+
+def _keep_open(scope: Scope, stream: Any, mode: str) -> Any:
+    """Hand back ``stream`` wrapped: ``scope`` (current now) ends when the stream ends."""
+    try:
+        return wrap_stream(scope, stream, contextvars.copy_context(), mode)
+    except Exception as err:
+        log_internal_error("wrapping a returned stream", err)
+        scope.close(stream)
+        return stream
+
+
 def _unrecorded(noop: Scope, wrapped: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     """Call ``wrapped`` with a no-op scope current: ``current()`` works, nothing is recorded."""
     parent = current_scope()
@@ -327,46 +354,6 @@ def _open_in(spec: ScopeSpec[Any], name: str, call: Call) -> Scope | None:
     return scope
 
 
-class _Collector:
-    """What a generator yields: chunks for a streaming generation, else the items (capped)."""
-
-    __slots__ = ("items", "more", "scope", "stream")
-
-    def __init__(self, scope: Scope | None) -> None:
-        self.scope = scope
-        self.stream = isinstance(scope, GenerationScope)
-        if self.stream:
-            cast(GenerationScope, scope).start_stream()
-        self.items: list[Any] = []
-        self.more = 0
-
-    def add(self, item: Any) -> None:
-        try:
-            if self.stream:
-                cast(GenerationScope, self.scope).stream_chunk(item)
-            elif len(self.items) < MAX_GENERATOR_ITEMS:
-                # Snapshot now: a generator may yield the same object, mutated, every time.
-                scope = self.scope
-                if scope is not None and scope.wants_output:
-                    self.items.append(scope.snapshot(item))
-            else:
-                self.more += 1
-        except Exception as err:
-            log_internal_error("recording a yielded item", err)
-
-    def close(self, exc: BaseException | None) -> None:
-        scope = self.scope
-        if scope is None:
-            return
-        if self.stream:
-            scope.close(exc=exc)
-            return
-        items = self.items
-        if self.more:
-            items = [*items, f"…[{self.more} more items]"]
-        scope.close_with_items(items, exc)
-
-
 def _traced_generator(
     spec: ScopeSpec[Any],
     name: str,
@@ -374,7 +361,7 @@ def _traced_generator(
     ctx: contextvars.Context,
     gen: Generator[Any, Any, Any] | Callable[[], Generator[Any, Any, Any]],
 ) -> Generator[Any, Any, Any]:
-    collector = _Collector(ctx.run(_open_in, spec, name, call))
+    collector = Collector(ctx.run(_open_in, spec, name, call))
     if callable(gen):  # stacked decorators: the inner generator is created inside our scope
         gen = ctx.run(gen)
     step: Callable[[Any], Any] = gen.send
@@ -404,35 +391,6 @@ def _traced_generator(
             step, value = gen.throw, exc
 
 
-class _InContext:
-    """Await ``awaitable`` with every step run inside ``ctx`` (the async generator's context)."""
-
-    __slots__ = ("_awaitable", "_ctx")
-
-    def __init__(self, ctx: contextvars.Context, awaitable: Any) -> None:
-        self._ctx = ctx
-        self._awaitable = awaitable
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        ctx = self._ctx
-        it = self._awaitable.__await__()
-        step: Callable[[Any], Any] = it.send
-        value: Any = None
-        while True:
-            try:
-                yielded = ctx.run(step, value)
-            except StopIteration as stop:
-                return stop.value
-            try:
-                value = yield yielded
-                step = it.send
-            except GeneratorExit:
-                ctx.run(it.close)
-                raise
-            except BaseException as exc:
-                step, value = it.throw, exc
-
-
 async def _traced_async_generator(
     spec: ScopeSpec[Any],
     name: str,
@@ -440,14 +398,14 @@ async def _traced_async_generator(
     ctx: contextvars.Context,
     agen: AsyncGenerator[Any, Any] | Callable[[], AsyncGenerator[Any, Any]],
 ) -> AsyncGenerator[Any, Any]:
-    collector = _Collector(ctx.run(_open_in, spec, name, call))
+    collector = Collector(ctx.run(_open_in, spec, name, call))
     if callable(agen):  # stacked decorators: the inner generator is created inside our scope
         agen = ctx.run(agen)
     step: Callable[[Any], Any] = agen.asend
     value: Any = None
     while True:
         try:
-            item = await _InContext(ctx, step(value))
+            item = await InContext(ctx, step(value))
         except StopAsyncIteration:
             collector.close(None)
             return
@@ -460,7 +418,7 @@ async def _traced_async_generator(
             step = agen.asend
         except GeneratorExit as exit_:
             try:
-                await _InContext(ctx, agen.aclose())
+                await InContext(ctx, agen.aclose())
             except BaseException as exc:
                 collector.close(exc)
                 raise

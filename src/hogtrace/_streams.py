@@ -1,0 +1,246 @@
+"""Streams: what a scope records while something yields, and a returned stream kept open.
+
+A generator function's scope (``_decorators``) and a function that *returns* a stream (an OpenAI
+or Anthropic ``Stream``, a generator, an async generator, an iterator) both feed a `Collector`:
+chunks for a streaming generation, else the yielded items. A returned stream is handed back
+wrapped in a proxy that behaves like it (same ``isinstance``, attributes, ``close()``, context
+manager) and keeps the scope open until the stream is exhausted, closed or garbage-collected.
+Each step runs in the scope's own context, so work the stream's own code does nests under it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import logging
+from collections.abc import Callable, Generator
+from typing import Any, cast
+
+import wrapt
+
+from hogtrace._errors import log_internal_error
+from hogtrace._generation import GenerationScope
+from hogtrace._scope import MAX_GENERATOR_ITEMS, Scope
+
+__all__ = ["Collector", "InContext", "is_stream", "wrap_stream"]
+
+log = logging.getLogger("hogtrace")
+
+#: Provider stream classes, recognised by module and name (their SDKs are never imported).
+_PROVIDER_STREAMS = frozenset({"Stream", "AsyncStream"})
+_PROVIDER_MODULES = ("openai", "anthropic")
+
+
+class Collector:
+    """What a generator yields: chunks for a streaming generation, else the items (capped)."""
+
+    __slots__ = ("items", "more", "scope", "stream")
+
+    def __init__(self, scope: Scope | None) -> None:
+        self.scope = scope
+        self.stream = isinstance(scope, GenerationScope)
+        if self.stream:
+            cast(GenerationScope, scope).start_stream()
+        self.items: list[Any] = []
+        self.more = 0
+
+    def add(self, item: Any) -> None:
+        try:
+            if self.stream:
+                cast(GenerationScope, self.scope).stream_chunk(item)
+            elif len(self.items) < MAX_GENERATOR_ITEMS:
+                # Snapshot now: a generator may yield the same object, mutated, every time.
+                scope = self.scope
+                if scope is not None and scope.wants_output:
+                    self.items.append(scope.snapshot(item))
+            else:
+                self.more += 1
+        except Exception as err:
+            log_internal_error("recording a yielded item", err)
+
+    def close(self, exc: BaseException | None) -> None:
+        scope = self.scope
+        if scope is None:
+            return
+        if self.stream:
+            scope.close(exc=exc)
+            return
+        items = self.items
+        if self.more:
+            items = [*items, f"…[{self.more} more items]"]
+        scope.close_with_items(items, exc)
+
+
+class InContext:
+    """Await ``awaitable`` with every step run inside ``ctx`` (the async generator's context)."""
+
+    __slots__ = ("_awaitable", "_ctx")
+
+    def __init__(self, ctx: contextvars.Context, awaitable: Any) -> None:
+        self._ctx = ctx
+        self._awaitable = awaitable
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        ctx = self._ctx
+        it = self._awaitable.__await__()
+        step: Callable[[Any], Any] = it.send
+        value: Any = None
+        while True:
+            try:
+                yielded = ctx.run(step, value)
+            except StopIteration as stop:
+                return stop.value
+            try:
+                value = yield yielded
+                step = it.send
+            except GeneratorExit:
+                ctx.run(it.close)
+                raise
+            except BaseException as exc:
+                step, value = it.throw, exc
+
+
+def is_stream(value: object) -> str | None:
+    """``"sync"`` or ``"async"`` for a stream a scope should stay open for, else ``None``."""
+    kind = type(value)
+    if kind.__name__ in _PROVIDER_STREAMS and kind.__module__.split(".", 1)[0] in _PROVIDER_MODULES:
+        return "async" if hasattr(kind, "__anext__") else "sync"
+    if hasattr(kind, "__anext__") and hasattr(kind, "__aiter__"):
+        return "async"  # async generators and async iterators
+    if hasattr(kind, "__next__") and hasattr(kind, "__iter__") and not isinstance(value, io.IOBase):
+        return "sync"  # generators and iterators (not files)
+    return None
+
+
+def wrap_stream(scope: Scope, stream: Any, ctx: contextvars.Context, mode: str) -> Any:
+    """``stream``, wrapped so that ``scope`` closes when it ends."""
+    collector = Collector(scope)
+    if mode == "async":
+        return _AsyncStreamProxy(stream, collector, ctx)
+    return _StreamProxy(stream, collector, ctx)
+
+
+class _StreamProxyBase(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """Shared by the sync and async proxies: ending the scope once, however the stream ends."""
+
+    def __init__(self, wrapped: Any, collector: Collector, ctx: contextvars.Context) -> None:
+        super().__init__(wrapped)
+        self._self_collector = collector
+        self._self_ctx = ctx
+        self._self_done = False
+
+    def _self_finish(self, exc: BaseException | None) -> None:
+        if not self._self_done:
+            self._self_done = True
+            self._self_collector.close(exc)
+
+    def __del__(self) -> None:  # dropped before the end: the scope ends (cancelled, no error)
+        try:
+            self._self_finish(GeneratorExit())
+        except Exception as err:  # pragma: no cover - interpreter teardown
+            log_internal_error("closing a dropped stream", err)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(f"cannot pickle a stream ({type(self.__wrapped__).__name__})")
+
+
+class _StreamProxy(_StreamProxyBase):
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        return self._self_step(next, self.__wrapped__)
+
+    def send(self, value: Any) -> Any:
+        return self._self_step(self.__wrapped__.send, value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._self_step(self.__wrapped__.throw, *args)
+
+    def _self_step(self, step: Callable[..., Any], *args: Any) -> Any:
+        try:
+            item = self._self_ctx.run(step, *args)
+        except StopIteration:
+            self._self_finish(None)
+            raise
+        except BaseException as exc:
+            self._self_finish(exc)
+            raise
+        self._self_collector.add(item)
+        return item
+
+    def close(self) -> Any:
+        try:
+            close = getattr(self.__wrapped__, "close", None)
+            return close() if close is not None else None
+        finally:
+            self._self_finish(GeneratorExit())
+
+    def __enter__(self) -> Any:
+        enter = getattr(self.__wrapped__, "__enter__", None)
+        if enter is not None:
+            enter()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            exit_ = getattr(self.__wrapped__, "__exit__", None)
+            return exit_(*exc_info) if exit_ is not None else None
+        finally:
+            self._self_finish(exc_info[1] if exc_info[1] is not None else GeneratorExit())
+
+
+class _AsyncStreamProxy(_StreamProxyBase):
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._self_step(self.__wrapped__.__anext__())
+
+    async def asend(self, value: Any) -> Any:
+        return await self._self_step(self.__wrapped__.asend(value))
+
+    async def athrow(self, *args: Any) -> Any:
+        return await self._self_step(self.__wrapped__.athrow(*args))
+
+    async def _self_step(self, awaitable: Any) -> Any:
+        try:
+            item = await InContext(self._self_ctx, awaitable)
+        except StopAsyncIteration:
+            self._self_finish(None)
+            raise
+        except BaseException as exc:
+            self._self_finish(exc)
+            raise
+        self._self_collector.add(item)
+        return item
+
+    async def aclose(self) -> Any:
+        try:
+            close = getattr(self.__wrapped__, "aclose", None) or getattr(
+                self.__wrapped__, "close", None
+            )
+            result: Any = close() if close is not None else None
+            if hasattr(result, "__await__"):
+                result = await result
+            return result
+        finally:
+            self._self_finish(GeneratorExit())
+
+    async def close(self) -> Any:
+        return await self.aclose()
+
+    async def __aenter__(self) -> Any:
+        enter = getattr(self.__wrapped__, "__aenter__", None)
+        if enter is not None:
+            await enter()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            exit_ = getattr(self.__wrapped__, "__aexit__", None)
+            if exit_ is None:
+                return None
+            return await exit_(*exc_info)
+        finally:
+            self._self_finish(exc_info[1] if exc_info[1] is not None else GeneratorExit())

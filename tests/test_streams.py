@@ -1,0 +1,246 @@
+"""A scope whose function *returns* a stream stays open until the stream ends.
+
+Real SDK stream types (``openai.Stream`` / ``AsyncStream``, ``anthropic.Stream``) against the
+local OpenAI/Anthropic-compatible endpoint, plain generators and iterators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+import hogtrace
+from hogtrace.testing import CapturedEvents
+from tests.openai_server import ANSWER, USAGE, OpenAIServer
+
+MESSAGES = [{"role": "user", "content": "What is PostHog?"}]
+
+
+@pytest.fixture
+def llm_server() -> Iterator[OpenAIServer]:
+    server = OpenAIServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def text_of(output: Any) -> str:
+    """The assistant text of an ``$ai_output_choices`` value."""
+    (message,) = output
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(block.get("text", "") for block in content)
+
+
+class TestOpenAIStreams:
+    def test_returned_stream_keeps_the_generation_open(
+        self, llm_server: OpenAIServer, hogtrace_events: CapturedEvents
+    ) -> None:
+        """Returning ``create(stream=True)`` records the streamed output, tokens and TTFT."""
+        client = openai.OpenAI(base_url=llm_server.openai_url, api_key="sk-test")
+
+        @hogtrace.generation
+        def chat(messages: list[dict[str, str]]) -> openai.Stream[Any]:
+            return client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+
+        stream = chat(MESSAGES)
+        assert isinstance(stream, openai.Stream)
+        assert [] == list(hogtrace_events)  # still open while unread
+        chunks = list(stream)
+
+        event = hogtrace_events.one()
+        props = event.properties
+        assert len(chunks) > 1
+        assert ANSWER == text_of(event.output)
+        assert (True, USAGE["chat"]) == (
+            props["$ai_stream"],
+            (props["$ai_input_tokens"], props["$ai_output_tokens"]),
+        )
+        assert props["$ai_time_to_first_token"] <= props["$ai_latency"]
+
+    def test_returned_stream_used_as_a_context_manager(
+        self, llm_server: OpenAIServer, hogtrace_events: CapturedEvents
+    ) -> None:
+        """``with chat(...) as stream:`` works and closes the generation on exit."""
+        client = openai.OpenAI(base_url=llm_server.openai_url, api_key="sk-test")
+
+        @hogtrace.generation
+        def chat(messages: list[dict[str, str]]) -> Any:
+            return client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+            )
+
+        with chat(MESSAGES) as stream:
+            first = next(iter(stream))
+
+        assert first.choices is not None
+        assert 1 == len(hogtrace_events)
+        assert not hogtrace_events.one().is_error
+
+    def test_async_stream(self, llm_server: OpenAIServer, hogtrace_events: CapturedEvents) -> None:
+        """An ``async def`` returning an ``AsyncStream`` records it when it is consumed."""
+
+        async def main() -> list[Any]:
+            client = openai.AsyncOpenAI(base_url=llm_server.openai_url, api_key="sk-test")
+
+            @hogtrace.generation
+            async def chat(messages: list[dict[str, str]]) -> Any:
+                return await client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=messages,  # type: ignore[arg-type]
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+
+            try:
+                stream = await chat(MESSAGES)
+                assert isinstance(stream, openai.AsyncStream)
+                return [chunk async for chunk in stream]
+            finally:
+                await client.close()
+
+        asyncio.run(main())
+
+        event = hogtrace_events.one()
+        assert (ANSWER, True) == (text_of(event.output), event.properties["$ai_stream"])
+
+
+class TestAnthropicStreams:
+    def test_returned_stream(
+        self, llm_server: OpenAIServer, hogtrace_events: CapturedEvents
+    ) -> None:
+        """Returning ``messages.create(stream=True)`` records text and usage when read."""
+        client = anthropic.Anthropic(base_url=llm_server.url, api_key="sk-ant-test")
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> Any:
+            return client.messages.create(
+                model="claude-3-5-haiku-latest",
+                max_tokens=100,
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+            )
+
+        stream = ask(MESSAGES)
+        assert isinstance(stream, anthropic.Stream)
+        for _ in stream:
+            pass
+
+        event = hogtrace_events.one()
+        props = event.properties
+        assert ANSWER == text_of(event.output)
+        assert USAGE["messages"] == (props["$ai_input_tokens"], props["$ai_output_tokens"])
+
+
+class TestReturnedGenerators:
+    def test_work_inside_the_stream_nests_under_the_scope(
+        self, hogtrace_events: CapturedEvents
+    ) -> None:
+        """A handler returning a generator (StreamingResponse style) stays open while it is
+        read; spans the generator opens are its children, spans in the reader's loop are not."""
+
+        def body() -> Iterator[str]:
+            for n in range(2):
+                with hogtrace.span(f"render-{n}"):
+                    yield f"chunk-{n}"
+
+        @hogtrace.trace
+        def handler() -> Iterator[str]:
+            return body()
+
+        with hogtrace.span("server"):
+            for chunk in handler():
+                with hogtrace.span(f"send-{chunk}"):
+                    pass
+
+        trace = hogtrace_events.one(
+            name="TestReturnedGenerators.test_work_inside_the_stream_nests_under_the_scope.handler"
+        )
+        assert ["chunk-0", "chunk-1"] == trace.output
+        for n in range(2):
+            assert trace.span_id == hogtrace_events.one(name=f"render-{n}").parent_id
+        server = hogtrace_events.one(name="server")
+        assert server.span_id == hogtrace_events.one(name="send-chunk-0").parent_id
+
+    def test_async_generator_returned(self, hogtrace_events: CapturedEvents) -> None:
+        """An async generator returned by an ``async def`` keeps its scope open too."""
+
+        async def numbers() -> AsyncIterator[int]:
+            for n in range(3):
+                yield n
+
+        @hogtrace.span("produce")
+        async def produce() -> AsyncIterator[int]:
+            return numbers()
+
+        async def main() -> list[int]:
+            return [n async for n in await produce()]
+
+        assert [0, 1, 2] == asyncio.run(main())
+        assert [0, 1, 2] == hogtrace_events.one().output
+
+    def test_dropped_unread_stream_closes_without_error(
+        self, hogtrace_events: CapturedEvents
+    ) -> None:
+        """A returned stream dropped unread ends its scope when collected, not as an error."""
+
+        @hogtrace.span("lazy")
+        def lazy() -> Iterator[int]:
+            return iter(range(3))
+
+        stream = lazy()
+        next(stream)
+        del stream
+        gc.collect()
+
+        event = hogtrace_events.one()
+        assert (False, [0]) == (event.is_error, event.output)
+
+    def test_error_mid_stream_keeps_the_items_before_it(
+        self, hogtrace_events: CapturedEvents
+    ) -> None:
+        """An exception while reading ends the scope as an error with what came before."""
+
+        def broken() -> Iterator[int]:
+            yield 1
+            raise ValueError("cut")
+
+        @hogtrace.span("read")
+        def read() -> Iterator[int]:
+            return broken()
+
+        with pytest.raises(ValueError, match="cut"):
+            list(read())
+
+        event = hogtrace_events.one()
+        assert ("ValueError: cut", [1]) == (event.error, event.output)
+
+    def test_files_and_plain_values_are_not_streams(
+        self, tmp_path: Any, hogtrace_events: CapturedEvents
+    ) -> None:
+        """A returned file, list or string closes the scope at once."""
+        path = tmp_path / "f.txt"
+        path.write_text("a\nb\n")
+
+        @hogtrace.span("open")
+        def open_file() -> Any:
+            return path.open()
+
+        with open_file() as handle:
+            assert 1 == len(hogtrace_events)
+            assert ["a\n", "b\n"] == list(handle)
