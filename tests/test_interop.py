@@ -820,3 +820,35 @@ class TestAsyncPosthogAsDestination:
                 hogtrace.configure(async_client)
         finally:
             await async_client.shutdown()
+
+
+@pytest.mark.slow
+class TestHookInstalledWhenWrappersAreUsed:
+    def test_hook_only_after_a_wrapper_is_imported(self) -> None:
+        """In a process that never imports a PostHog wrapper the client keeps its own
+        before_send (no second clean() per event); importing one installs the hook."""
+        import subprocess
+        import sys
+        import textwrap
+
+        script = textwrap.dedent(
+            """
+            import sys, posthog, hogtrace
+            client = posthog.Posthog("phc_test", host="http://127.0.0.1:9", send=False)
+            hogtrace.configure(client)
+            with hogtrace.span("before"):
+                pass
+            hogtrace.flush(timeout=5)
+            before = client.before_send
+            import posthog.ai.openai  # a wrapper is now in use
+            with hogtrace.span("after"):
+                pass
+            hogtrace.flush(timeout=5)
+            print(before is None, type(client.before_send).__name__)
+            hogtrace.shutdown()
+            """
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert "True _BeforeSend" == out.stdout.strip()

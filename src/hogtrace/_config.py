@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -18,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from hogtrace import _posthog, _state
-from hogtrace._interop import install, uninstall
+from hogtrace._interop import install_when_needed, uninstall
 from hogtrace._options import Config, default_config
 from hogtrace._protocols import Capture, Sink
 from hogtrace._sinks import ConsoleSink, DropSink, FanoutSink, PostHogSink, count_undelivered
@@ -64,8 +65,15 @@ _state.set_resolver(_resolve_sink)
 def _make_sink(config: Config) -> Sink:
     sinks: list[Sink] = []
     if config.client is not None:
-        install(config.client)
-        sinks.append(PostHogSink(config.client, ai_lane=config.capture_ai))
+        client = config.client
+        hooked = install_when_needed(client)
+        sinks.append(
+            PostHogSink(
+                client,
+                ai_lane=config.capture_ai,
+                prepare=None if hooked else functools.partial(install_when_needed, client),
+            )
+        )
         _register_atexit()
     if config.console:
         sinks.append(ConsoleSink(releases=not sinks))
@@ -248,7 +256,7 @@ def _replace(new: Config, *, retire_client: bool, rebuild: bool = False) -> None
     """Install ``new`` (keeping any active capture) and retire the old sink, within the bound."""
     old_state = _state.state
     if new.client is not None:
-        install(new.client)
+        install_when_needed(new.client)
     if old_state.capture is not None:
         # Inside hogtrace.testing.capture_events(): the old state comes back when the capture
         # ends, so nothing is retired now.

@@ -768,10 +768,11 @@ _GEMINI_PART_KEYS = frozenset(
 
 def _openai_message(message: object) -> Message:
     """As ``_format_chat_input_message``: role, content and the keys OpenAI gives meaning to."""
-    plain = _plain(message)
+    plain = message if type(message) is dict else _plain(message)  # a dict needs no copy
     if not isinstance(plain, dict):
         return {"role": "user", "content": str(plain)}
-    out: Message = {"role": plain.get("role", "user"), "content": plain.get("content")}
+    role = plain.get("role")
+    out: Message = {"role": "user" if role is None else role, "content": plain.get("content")}
     for key in ("tool_calls", "tool_call_id", "name", "audio", "refusal"):
         if plain.get(key) is not None:
             out[key] = _plain(plain[key]) if key == "audio" else plain[key]

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from hogtrace import _posthog, _state
@@ -208,9 +208,16 @@ class PostHogSink:
     """
 
     def __init__(
-        self, client: Any, *, ai_lane: bool | None = None, max_queue: int | None = None
+        self,
+        client: Any,
+        *,
+        ai_lane: bool | None = None,
+        max_queue: int | None = None,
+        prepare: Callable[[], bool] | None = None,
     ) -> None:
         self.client = client
+        #: Called before each delivery until it returns True (installs the wrapper hook late).
+        self._prepare = prepare
         self.ai_lane = _posthog.uses_ai_lane(client, ai_lane)
         self._lane_limit = _posthog.AI_LANE_LIMIT if self.ai_lane else _posthog.ANALYTICS_LANE_LIMIT
         # What the client adds to each event after hogtrace measured it: taken off the budget
@@ -314,6 +321,9 @@ class PostHogSink:
 
     def _deliver(self, scope: Emitted, config: Config) -> None:
         client = self.client
+        prepare = self._prepare
+        if prepare is not None and prepare():
+            self._prepare = None
         if getattr(client, "disabled", False) is True:
             return  # a disabled client would still spend ~22 µs enriching the event
         if not self._wait_for_room(client):
