@@ -125,7 +125,7 @@ class TestSpecNames:
     def test_pytest_plugin_registered(self) -> None:
         """The ``hogtrace_events`` fixture is registered through the ``pytest11`` entry point."""
         entry_points = importlib.metadata.entry_points(group="pytest11")
-        assert "hogtrace.pytest_plugin" in {e.value for e in entry_points if e.name == "hogtrace"}
+        assert "hogtrace_pytest" in {e.value for e in entry_points if e.name == "hogtrace"}
         from hogtrace import pytest_plugin
 
         assert hasattr(pytest_plugin, "hogtrace_events")
@@ -165,3 +165,28 @@ class TestSpecNames:
     def test_py_typed(self) -> None:
         """The package ships a ``py.typed`` marker."""
         assert (pathlib.Path(hogtrace.__file__).parent / "py.typed").is_file()
+
+
+@pytest.mark.slow
+class TestLazySubmodules:
+    def test_testing_is_an_attribute_imported_on_first_use(self) -> None:
+        """``hogtrace.testing`` works after ``import hogtrace`` alone, imported only when used."""
+        import subprocess
+        import sys
+
+        script = (
+            "import sys, hogtrace\n"
+            "before = 'hogtrace.testing' in sys.modules\n"
+            "with hogtrace.testing.capture_events() as events:\n"
+            "    hogtrace.span('s').__enter__().set_output(1)\n"
+            "print(before, 'hogtrace.testing' in sys.modules)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert "False True" == out.stdout.strip()
+
+    def test_unknown_attribute_still_raises(self) -> None:
+        """A name hogtrace does not have raises ``AttributeError``."""
+        with pytest.raises(AttributeError, match="nope"):
+            hogtrace.nope  # type: ignore[attr-defined]  # noqa: B018

@@ -222,7 +222,7 @@ class TestRestore:
                     raise RuntimeError("boom")
 
             def test_after():
-                assert BEFORE is _state.state
+                assert BEFORE.config is _state.state.config
                 assert "before" == _state.state.config.distinct_id
             """
         )
@@ -243,7 +243,8 @@ class TestRestore:
             def test_after():
                 with hogtrace.trace("t") as t:
                     pass
-                assert _state.state.capture is None
+                # Back to the session's default: events kept back from PostHog, not recorded.
+                assert "_Withheld" == type(_state.state.capture).__name__
                 assert not t.trace_id.startswith("00000000-")
             """
         )
@@ -406,3 +407,90 @@ class TestOpenScopes:
         )
 
         project.runpytest().assert_outcomes(passed=1)
+
+
+class TestOffline:
+    def test_events_outside_the_fixture_are_kept_back_and_counted(
+        self, project: pytest.Pytester, capture_server: CaptureServer
+    ) -> None:
+        """By default nothing reaches PostHog from a test run; the summary says how many."""
+        project.makepyfile(
+            f"""
+            import posthog
+            import hogtrace
+
+            client = posthog.Posthog("phc_test", host={capture_server.url!r})
+            hogtrace.configure(client)
+
+            def test_sends_nothing():
+                for _ in range(3):
+                    with hogtrace.trace("t"):
+                        pass
+                hogtrace.flush(timeout=5)
+                client.flush()
+            """
+        )
+
+        result = project.runpytest()
+
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["*hogtrace: 3 events made outside*hogtrace_send = true*"])
+        assert [] == capture_server.events
+
+    def test_ini_option_sends(
+        self, project: pytest.Pytester, capture_server: CaptureServer
+    ) -> None:
+        """With ``hogtrace_send = true`` events outside the fixture are sent."""
+        project.makeini(INI + "hogtrace_send = true\n")
+        project.makepyfile(
+            f"""
+            import posthog
+            import hogtrace
+
+            def test_sends():
+                client = posthog.Posthog("phc_test", host={capture_server.url!r})
+                hogtrace.configure(client)
+                with hogtrace.trace("t"):
+                    pass
+                hogtrace.flush(timeout=5)
+                client.shutdown()
+            """
+        )
+
+        project.runpytest().assert_outcomes(passed=1)
+        assert ["t"] == [
+            e["properties"]["$ai_span_name"] for e in capture_server.wait_for_events(1)
+        ]
+
+    def test_fixture_captures_when_tracing_is_disabled(self, project: pytest.Pytester) -> None:
+        """A conftest that turns tracing off does not stop the fixture from capturing."""
+        project.makeconftest("import hogtrace\nhogtrace.configure(enabled=False)\n")
+        project.makepyfile(
+            """
+            import hogtrace
+
+            @hogtrace.span
+            def step():
+                return 1
+
+            def test_captures(hogtrace_events):
+                step()
+                assert ["step"] == [e.name for e in hogtrace_events]
+            """
+        )
+
+        project.runpytest().assert_outcomes(passed=1)
+
+    def test_plugin_does_not_import_hogtrace(self, project: pytest.Pytester) -> None:
+        """A test run that never uses hogtrace does not import it (nor posthog)."""
+        project.makepyfile(
+            """
+            import sys
+
+            def test_nothing():
+                assert "hogtrace" not in sys.modules
+                assert "posthog" not in sys.modules
+            """
+        )
+
+        project.runpytest_subprocess().assert_outcomes(passed=1)

@@ -668,6 +668,8 @@ class TestWrapperEvents:
         self, client: posthog.Posthog, capture_server: CaptureServer
     ) -> None:
         """An ``$ai_*`` event captured through the configured client joins the scope."""
+        import posthog.ai.openai  # noqa: F401 - PostHog's wrappers in use: the hook is installed
+
         hogtrace.configure(client)
 
         with (

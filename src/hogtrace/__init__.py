@@ -29,6 +29,18 @@ from hogtrace._propagation import continue_trace, inject, posthog_properties
 from hogtrace._scope import Scope, SessionScope
 from hogtrace._version import __version__
 
+#: Submodules reachable as attributes without being imported up front (``hogtrace.testing``).
+_LAZY_SUBMODULES = frozenset({"testing", "otel", "celery", "asgi"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"hogtrace.{name}")
+    raise AttributeError(f"module 'hogtrace' has no attribute {name!r}")
+
+
 __all__ = [
     # scopes
     "session",

@@ -29,6 +29,8 @@ from hogtrace._stats import stats_counters
 __all__ = [
     "configure",
     "end_capture",
+    "end_hold_back",
+    "hold_back",
     "flush",
     "reset",
     "shutdown",
@@ -388,6 +390,19 @@ def start_capture(capture: Capture) -> State:
         previous = _state.state
         set_state(dataclasses.replace(previous, capture=capture, active=True))
         return previous
+
+
+def hold_back(capture: Capture) -> None:
+    """Route events to ``capture`` for good, tracing on or off as configured (pytest's default)."""
+    with _lock:
+        set_state(dataclasses.replace(_state.state, capture=capture))
+
+
+def end_hold_back(capture: Capture) -> None:
+    """Undo `hold_back` (if ``capture`` is still the destination)."""
+    with _lock:
+        if _state.state.capture is capture:
+            set_state(dataclasses.replace(_state.state, capture=None))
 
 
 def end_capture(previous: State) -> None:

@@ -5,7 +5,7 @@ properties, redaction, privacy mode and size limit), synchronously, and recorded
 instead of being sent. Ids are deterministic inside it (the same workflow gives the same ids on
 every run), and under ``freezegun.freeze_time`` timestamps are the frozen time and latencies
 exactly what the test ticked. This module does not import pytest; the pytest fixture is
-``hogtrace_events`` (``hogtrace.pytest_plugin``, registered through the ``pytest11`` entry
+``hogtrace_events`` (``hogtrace_pytest``, registered through the ``pytest11`` entry
 point).
 
 Example:

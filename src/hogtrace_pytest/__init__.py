@@ -1,0 +1,175 @@
+"""The ``hogtrace_events`` pytest fixture (registered through the ``pytest11`` entry point).
+
+When a test that uses the fixture fails, the report gets a "Captured hogtrace events" section
+with the tree of what was captured. At teardown, a scope the test left open fails it.
+
+Under pytest nothing reaches PostHog unless asked: events made outside the fixture are kept
+back (counted, and reported in one line of the terminal summary) unless the ini option
+``hogtrace_send = true`` is set. This module imports hogtrace only once a test session has
+imported it, so the plugin costs nothing to projects that have hogtrace installed but unused.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from hogtrace.testing import CapturedEvents
+
+__all__ = ["hogtrace_events"]
+
+_EVENTS = pytest.StashKey["CapturedEvents"]()
+_CALL_FAILED = pytest.StashKey[bool]()
+_SEND_OPTION = "hogtrace_send"
+
+
+class _Withheld:
+    """Where hogtrace's events go under pytest, outside the fixture: nowhere, counted."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def emit(self, scope: Any, config: Any) -> None:
+        self.count += 1
+        scope.release()
+
+    def opened(self, scope: object) -> None:
+        pass
+
+    def wrapper_event(self, msg: dict[str, Any]) -> bool:
+        return False  # the user's own client sends PostHog's wrapper events as it would
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        pass
+
+
+_SEND = pytest.StashKey[bool]()
+_WITHHELD = pytest.StashKey[_Withheld]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register the ``hogtrace_send`` ini option."""
+    parser.addini(
+        _SEND_OPTION,
+        "send hogtrace events made outside the hogtrace_events fixture to PostHog",
+        type="bool",
+        default=False,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Remember whether events may be sent in this session."""
+    config.stash[_SEND] = bool(config.getini(_SEND_OPTION))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop keeping events back (pytest may run again in the same process: pytester)."""
+    withheld = config.stash.get(_WITHHELD, None)
+    if withheld is not None:
+        from hogtrace import _config
+
+        _config.end_hold_back(withheld)
+        del config.stash[_WITHHELD]
+
+
+def _hold_back(config: pytest.Config) -> None:
+    """Keep hogtrace's events from PostHog once hogtrace is imported (not before: no cost)."""
+    if config.stash.get(_SEND, True) or _WITHHELD in config.stash:
+        return
+    if "hogtrace._config" not in sys.modules:
+        return
+    from hogtrace import _config
+
+    withheld = config.stash[_WITHHELD] = _Withheld()
+    _config.hold_back(withheld)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Test modules that import hogtrace have been imported now."""
+    _hold_back(session.config)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test may import hogtrace late: check before each test (a dict lookup)."""
+    _hold_back(item.config)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Say how many events were kept back, and how to send them."""
+    withheld = config.stash.get(_WITHHELD, None)
+    if withheld is not None and withheld.count:
+        terminalreporter.write_line(
+            f"hogtrace: {withheld.count} events made outside the hogtrace_events fixture were"
+            " not sent to PostHog (set `hogtrace_send = true` in your pytest ini options to"
+            " send them)"
+        )
+
+
+@pytest.fixture
+def hogtrace_events(request: pytest.FixtureRequest) -> Iterator[CapturedEvents]:
+    """Record the events hogtrace emits during the test instead of sending them.
+
+    Ids are deterministic and nothing reaches the network; the previous configuration comes
+    back after the test, also when it fails. A scope still open at teardown (an unfinished
+    generator that something still holds, a task still running, a ``with`` block never
+    exited) fails the test with its name.
+
+    Example:
+        ```py
+        def test_answer(hogtrace_events):
+            answer("What is PostHog?")
+            assert "answer" == hogtrace_events.one("trace").name
+        ```
+    """
+    from hogtrace._context import attach, current_scope
+    from hogtrace.testing import capture_events
+
+    outer = current_scope()
+    with capture_events() as events:
+        request.node.stash[_EVENTS] = events
+        yield events
+        left_open = events.open_scopes()
+    if current_scope() is not outer:
+        # A ``with`` entered and never exited leaves its scope current for every later test.
+        attach(outer)
+    if left_open and not request.node.stash.get(_CALL_FAILED, False):
+        pytest.fail(_open_message(left_open), pytrace=False)
+
+
+def _describe(scope: Any) -> str:
+    trace = f", trace {scope.trace_id}" if scope.trace_id not in (None, scope.id) else ""
+    return f"{scope.kind} {scope.name!r} (id {scope.id}{trace})"
+
+
+def _open_message(scopes: list[Any]) -> str:
+    count = "1 scope was" if len(scopes) == 1 else f"{len(scopes)} scopes were"
+    lines = [f"hogtrace: {count} still open at the end of the test:"]
+    lines.extend(f"  - {_describe(s)}" for s in scopes)
+    lines.append(
+        "Finish or close generators (gen.close(), or `with contextlib.closing(gen)`), await"
+        " tasks, and exit every `with` block before the test ends."
+    )
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Add the tree of captured events to the report of a failed test that used the fixture."""
+    report = yield
+    events = item.stash.get(_EVENTS, None)
+    if events is not None and report.failed:
+        if report.when == "call":
+            item.stash[_CALL_FAILED] = True
+        report.sections.append(
+            (f"Captured hogtrace events {report.when}", events.tree() or "(no events)")
+        )
+    return report
