@@ -125,11 +125,6 @@ class TestLanes:
         assert "x" * HUGE == event["properties"]["$ai_input_state"]["messages"]
         assert MAX_MSG_SIZE < wire_size(event) <= AI_MAX_MSG_SIZE
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Scope.snapshot cuts non-scalar content to max_event_bytes (800,000) when the"
-        " scope opens, before the sink knows it sends on the AI lane (8 MiB)",
-    )
     def test_ai_lane_takes_a_message_list_above_the_analytics_limit(
         self, capture_server: CaptureServer, clients: Clients
     ) -> None:
@@ -143,16 +138,11 @@ class TestLanes:
         assert huge_messages() == event["properties"]["$ai_input_state"]["messages"]
         assert MAX_MSG_SIZE < wire_size(event) <= AI_MAX_MSG_SIZE
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="content cut by Scope.snapshot (to max_event_bytes) that then fits the AI lane's"
-        " budget is sent with a truncation marker but without $ai_truncated",
-    )
     def test_ai_lane_event_cut_anywhere_is_marked(
         self, capture_server: CaptureServer, clients: Clients
     ) -> None:
         """An event whose content was cut carries $ai_truncated, whichever step cut it."""
-        hogtrace.configure(clients(), capture_ai=True)
+        hogtrace.configure(clients(), capture_ai=True, max_event_bytes=100_000)
 
         chat(huge_messages())
         [event] = flushed(capture_server)
@@ -160,6 +150,7 @@ class TestLanes:
 
         assert content.endswith("chars]")
         assert event["properties"].get("$ai_truncated") is True
+        assert wire_size(event) <= 100_000
 
     @pytest.mark.parametrize("huge", ["string", "messages"])
     def test_analytics_lane_truncates_to_the_default_limit(

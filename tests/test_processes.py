@@ -59,19 +59,6 @@ def traces(server: CaptureServer) -> collections.Counter[str]:
     )
 
 
-#: In a fork-started child the at-fork hook runs before ``multiprocessing`` records the parent,
-#: so the sink never learns it is in a child.
-FORK_BUG = (
-    "PostHogSink.after_fork runs from os.register_at_fork, before multiprocessing's"
-    " Process._bootstrap sets parent_process(), so _in_multiprocessing_child() is False: no"
-    " Finalize flush at the child's os._exit and no per-trace flush (and a sink first built in"
-    " the child never calls after_fork at all)"
-)
-#: A sink built in a spawned child (from the environment) never calls ``after_fork``.
-SPAWN_BUG = (
-    "a sink built in a spawned child (_config._resolve_sink) never sets _in_child (only"
-    " after_fork does), so pool workers terminated by Pool.__exit__ lose their queued events"
-)
 
 
 @pytest.fixture
@@ -114,7 +101,7 @@ def start_methods(**bugs: str) -> Any:
 
 
 class TestProcess:
-    @start_methods(**{"fork": FORK_BUG, "fork-warm": FORK_BUG})
+    @start_methods()
     def test_process_delivers_without_flush(
         self, destination: Any, capture_server: CaptureServer
     ) -> None:
@@ -128,7 +115,7 @@ class TestProcess:
 
 
 class TestPool:
-    @start_methods(**{"fork": FORK_BUG, "fork-warm": FORK_BUG})
+    @start_methods()
     def test_pool_closed_and_joined(self, destination: Any, capture_server: CaptureServer) -> None:
         """Every trace a pool worker made arrives after close() and join()."""
         pool = destination.Pool(2)
@@ -142,7 +129,7 @@ class TestPool:
         assert [2 * i for i in range(ITEMS)] == doubled
         assert {"work": ITEMS, "step": ITEMS} == traces(capture_server)
 
-    @start_methods(**{"fork": FORK_BUG, "fork-warm": FORK_BUG, "spawn": SPAWN_BUG})
+    @start_methods()
     def test_pool_as_context_manager(self, destination: Any, capture_server: CaptureServer) -> None:
         """Every trace arrives whole though leaving the with block terminates the workers."""
         with destination.Pool(3) as pool:

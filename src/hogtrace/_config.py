@@ -308,16 +308,25 @@ def _retire_client(config: Config, deadline: _Deadline) -> None:
         return
     uninstall(client)
     if config.owns_client:
-        _bounded(_posthog.shutdown_client, client, deadline.left(), "shutting down")
+        _bounded(_posthog.shutdown_client, client, deadline.left(), "shutting down", lost=True)
     else:
+        # The user's client keeps its queue and may still deliver it: logged, not counted.
         _bounded(_posthog.flush_client, client, deadline.left(), "flushing", deadline.left())
 
 
-def _bounded(step: Callable[..., Any], client: Any, timeout: float, what: str, *args: Any) -> None:
+def _bounded(
+    step: Callable[..., Any],
+    client: Any,
+    timeout: float,
+    what: str,
+    *args: Any,
+    lost: bool = False,
+) -> None:
     """Run a client step that may block (PostHog unreachable) for at most ``timeout`` seconds.
 
     It runs in a daemon thread; if it has not finished in time it is left to finish on its own
-    and what the client still holds is counted as undelivered (and logged once).
+    and what the client still holds is logged (and, when ``lost``, counted as undelivered: a
+    client hogtrace retires is not used again).
     """
 
     def run() -> None:
@@ -332,8 +341,9 @@ def _bounded(step: Callable[..., Any], client: Any, timeout: float, what: str, *
     if thread.is_alive():
         queue = _posthog.client_queue(client)
         waiting = queue.qsize() if queue is not None else 0
-        for _ in range(waiting):
-            stats_counters.undelivered.incr()
+        if lost:
+            for _ in range(waiting):
+                stats_counters.undelivered.incr()
         log.warning(
             "hogtrace: %s the PostHog client did not finish within %.1f s (PostHog unreachable?);"
             " %d queued events may not be delivered. See hogtrace.stats()['undelivered'].",

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from hogtrace._posthog import AI_LANE_LIMIT, uses_ai_lane
+
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -50,10 +52,18 @@ class Config:
 
     #: Privacy mode from hogtrace or from the PostHog client's own ``privacy_mode`` (derived).
     content_hidden: bool = dataclasses.field(init=False, default=False)
+    #: The size an event may have: ``max_event_bytes``, or the AI lane's when events go there
+    #: and ``max_event_bytes`` was left at its default (derived). Snapshots stop there.
+    event_limit: int = dataclasses.field(init=False, default=DEFAULT_MAX_EVENT_BYTES)
 
     def __post_init__(self) -> None:
         hidden = self.privacy_mode or bool(getattr(self.client, "privacy_mode", False))
         object.__setattr__(self, "content_hidden", hidden)
+        limit = self.max_event_bytes
+        default = limit == DEFAULT_MAX_EVENT_BYTES
+        if default and self.client is not None and uses_ai_lane(self.client, self.capture_ai):
+            limit = AI_LANE_LIMIT
+        object.__setattr__(self, "event_limit", limit)
 
 
 def env_flag(name: str, default: bool) -> bool:

@@ -311,7 +311,7 @@ class Scope:
             return None  # never serialised: privacy mode sends content keys as null
         try:
             # Bounded by what can be sent: a huge argument is cut here, not copied whole.
-            return to_json_safe(value, config.max_event_bytes)
+            return to_json_safe(value, config.event_limit)
         except Exception as err:  # to_json_safe never raises; this guards against our own bugs
             log_internal_error("serializing content", err)
             return "<unserializable>"

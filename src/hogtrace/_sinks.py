@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from hogtrace import _posthog, _state
 from hogtrace._errors import RateLimit, log_internal_error
 from hogtrace._events import Event, build_event
-from hogtrace._options import DEFAULT_MAX_EVENT_BYTES, Config
+from hogtrace._options import Config
 from hogtrace._protocols import Annotation, Emitted, Sink
 from hogtrace._stats import stats_counters
 from hogtrace._tree import render_tree
@@ -233,6 +233,7 @@ class PostHogSink:
         self._stall_warning = RateLimit()
         self._refused_warning = RateLimit()
         self._in_child = False  # a multiprocessing child: deliver each trace as it ends
+        self._child_checked = False
         _live_sinks.add(self)
 
     # -- the calling thread ---------------------------------------------------------------
@@ -250,12 +251,28 @@ class PostHogSink:
                 q.wake()
             if self._thread is None:
                 self._start()
+            if not self._child_checked:
+                self._check_child()
             if self._in_child and getattr(scope, "local_root", False):
                 # Pool workers may be terminated without any exit hook: deliver per trace.
                 self.flush(config.shutdown_timeout)
         except Exception as err:
             stats_counters.failed.incr()
             log_internal_error("queueing an event", err)
+
+    def _check_child(self) -> None:
+        """In a multiprocessing child (Process target, Pool worker), deliver without atexit.
+
+        Such children leave through ``os._exit`` (or are terminated, as a ``with Pool()``
+        block does to its workers), so no exit hook runs: each finished trace is flushed at
+        once (bounded by ``shutdown_timeout``), and a multiprocessing finalizer flushes at exit.
+        Checked at the first event in the process, when multiprocessing has set itself up (it
+        has not yet when the fork hooks run).
+        """
+        self._child_checked = True
+        self._in_child = _in_multiprocessing_child()
+        if self._in_child:
+            _finalize_in_child(self)
 
     def wrapper_event(self, msg: dict[str, Any]) -> bool:
         return False  # PostHog's own wrapper events go out through the client as they are
@@ -313,10 +330,8 @@ class PostHogSink:
             self._deliver(*item)
 
     def _budget(self, config: Config) -> int:
-        limit = config.max_event_bytes
-        if self.ai_lane and limit == DEFAULT_MAX_EVENT_BYTES:
-            limit = self._lane_limit  # the AI lane takes far larger events
-        limit = min(limit, self._lane_limit)
+        """The bytes hogtrace's own properties may take: the limit, less what the client adds."""
+        limit = min(config.event_limit, self._lane_limit)
         return max(1000, limit - self._client_bytes)
 
     def _deliver(self, scope: Emitted, config: Config) -> None:
@@ -499,9 +514,7 @@ class PostHogSink:
         self._thread = None
         self._start_lock = threading.Lock()
         self._abandon = threading.Event()
-        self._in_child = _in_multiprocessing_child()
-        if self._in_child:
-            _finalize_in_child(self)
+        self._child_checked = False  # multiprocessing sets itself up after the fork hooks
 
 
 def _in_multiprocessing_child() -> bool:
