@@ -308,3 +308,37 @@ class TestShutdown:
         hogtrace.flush(timeout=10)
 
         assert ["step", "work"] == names(capture_server.events)
+
+
+class TestRedactPatterns:
+    def test_own_patterns_redact_content_and_errors(self) -> None:
+        """Matches of the user's patterns become ``[REDACTED]`` in content and error text."""
+        import hogtrace.testing
+
+        hogtrace.configure(redact_patterns=[r"(?<=acct=)[0-9]+"])
+
+        with hogtrace.testing.capture_events() as events, hogtrace.span("charge") as s:
+            s.set_input("acct=12345")
+            s.set_error(ValueError("bad acct=98765"))
+
+        event = events.one()
+        assert ("acct=[REDACTED]", "ValueError: bad acct=[REDACTED]") == (event.input, event.error)
+
+    def test_bad_pattern_raises_at_configure(self) -> None:
+        """A pattern that does not compile raises ``re.error`` from ``configure()``."""
+        import re
+
+        with pytest.raises(re.error):
+            hogtrace.configure(redact_patterns=["(unclosed"])
+
+    def test_reset_removes_them(self) -> None:
+        """``reset()`` (or ``redact_patterns=None``) removes the user's patterns."""
+        import hogtrace.testing
+
+        hogtrace.configure(redact_patterns=[r"secret-\d+"])
+        hogtrace.reset()
+
+        with hogtrace.testing.capture_events() as events, hogtrace.span("s") as s:
+            s.set_input("secret-42")
+
+        assert "secret-42" == events.one().input

@@ -12,9 +12,10 @@ import dataclasses
 import functools
 import logging
 import os
+import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -22,6 +23,7 @@ from hogtrace import _posthog, _state
 from hogtrace._interop import install_when_needed, uninstall
 from hogtrace._options import Config, default_config
 from hogtrace._protocols import Capture, Sink
+from hogtrace._redact import add_secret_patterns, reset_secret_patterns
 from hogtrace._sinks import ConsoleSink, DropSink, FanoutSink, PostHogSink, count_undelivered
 from hogtrace._state import State, set_state
 from hogtrace._stats import stats_counters
@@ -138,6 +140,7 @@ def configure(
     properties: Mapping[str, Any] | None = UNSET,
     capture_ai: bool | None = UNSET,
     shutdown_timeout: float = UNSET,
+    redact_patterns: Iterable[str | re.Pattern[str]] | None = UNSET,
 ) -> None:
     """Set where events go and how. Only the options given change; the rest stay as they were.
 
@@ -161,6 +164,9 @@ def configure(
         shutdown_timeout: ``shutdown()``, ``reset()`` and ``configure()`` return within this
             many seconds whatever PostHog does (default 10); what is not delivered by then is
             counted and logged.
+        redact_patterns: regular expressions (strings or compiled) for secrets of your own:
+            every match in any content string, error or feedback text becomes ``[REDACTED]``,
+            besides the built-in patterns. ``None`` or ``()`` removes them.
 
     Example:
         ```py
@@ -214,6 +220,9 @@ def configure(
         _check_type("shutdown_timeout", shutdown_timeout, (int, float), allow_none=False)
         if shutdown_timeout < 0:
             raise ValueError("hogtrace.configure(): shutdown_timeout must be >= 0")
+    patterns: tuple[str, ...] | None = None
+    if redact_patterns is not UNSET:
+        patterns = _pattern_sources(redact_patterns)
     if properties is not UNSET and properties is not None and not isinstance(properties, Mapping):
         raise TypeError(f"hogtrace.configure(): properties must be a mapping, got {properties!r}")
     if client is not UNSET and client is not None and api_key not in (UNSET, None):
@@ -248,15 +257,41 @@ def configure(
                 changes[name] = value
         if properties is not UNSET:
             changes["properties"] = MappingProxyType(dict(properties or {}))
+        if patterns is not None:
+            changes["redact_patterns"] = patterns
         new = dataclasses.replace(old, **changes)
         client_changed = "client" in changes and changes["client"] is not old.client
         rebuild = client_changed or "capture_ai" in changes
         _replace(new, retire_client=client_changed, rebuild=rebuild)
 
 
+def _pattern_sources(patterns: Any) -> tuple[str, ...]:
+    """Regex sources from ``redact_patterns``; ``re.error`` / ``TypeError`` for bad ones."""
+    if patterns is None:
+        return ()
+    if isinstance(patterns, (str, re.Pattern)):
+        patterns = (patterns,)
+    sources: list[str] = []
+    for pattern in patterns:
+        if isinstance(pattern, re.Pattern):
+            pattern = pattern.pattern
+        if not isinstance(pattern, str):
+            raise TypeError(
+                f"hogtrace.configure(): redact_patterns must be strings or compiled patterns,"
+                f" got {pattern!r}"
+            )
+        re.compile(pattern)  # raises re.error now, not when an event is built
+        sources.append(pattern)
+    return tuple(sources)
+
+
 def _replace(new: Config, *, retire_client: bool, rebuild: bool = False) -> None:
     """Install ``new`` (keeping any active capture) and retire the old sink, within the bound."""
     old_state = _state.state
+    if new.redact_patterns != old_state.config.redact_patterns:
+        reset_secret_patterns()
+        if new.redact_patterns:
+            add_secret_patterns(value_patterns=new.redact_patterns)
     if new.client is not None:
         install_when_needed(new.client)
     if old_state.capture is not None:

@@ -49,6 +49,8 @@ class Config:
     #: Send through the client's AI lane (``capture_ai``); ``None``: as the client is set up.
     capture_ai: bool | None = None
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    #: The user's own secret patterns (regex sources), besides the built-in ones.
+    redact_patterns: tuple[str, ...] = ()
 
     #: Privacy mode from hogtrace or from the PostHog client's own ``privacy_mode`` (derived).
     content_hidden: bool = dataclasses.field(init=False, default=False)
