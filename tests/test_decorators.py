@@ -1492,3 +1492,38 @@ class TestInternalFailures:
 
 def _explode(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("internal")
+
+
+class TestContextManagerFactories:
+    def test_decorating_a_contextmanager_function_warns_once(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A scope over a ``@contextmanager`` function says it times only the creation."""
+        import contextlib
+
+        @hogtrace.span
+        @contextlib.contextmanager
+        def session_of(user: str) -> Iterator[str]:
+            yield user
+
+        with session_of("u") as user:
+            assert "u" == user
+
+        warnings = [r for r in caplog.records if "@contextmanager" in r.getMessage()]
+        assert 1 == len(warnings)
+
+    def test_decorator_below_contextmanager_times_the_block(
+        self, hogtrace_events: CapturedEvents, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Below ``@contextmanager`` the scope is the generator's: it ends with the block."""
+        import contextlib
+
+        @contextlib.contextmanager
+        @hogtrace.span("connection")
+        def connection() -> Iterator[str]:
+            yield "conn"
+
+        with connection() as conn:
+            assert [] == list(hogtrace_events)  # still open inside the block
+        assert ("conn", ["conn"]) == (conn, hogtrace_events.one().output)
+        assert not [r for r in caplog.records if "@contextmanager" in r.getMessage()]

@@ -158,6 +158,7 @@ class ScopeSpec(Generic[S]):
         if not callable(target):
             raise TypeError(f"hogtrace.{self.kind}() decorates callables, got {func!r}")
         name = self.name or default_name(func) or self.kind
+        _warn_if_context_manager_factory(self.kind, name, target)
         binder = Binder(target)
         stacked = is_traced(func) or is_traced(target)
         if inspect.isasyncgenfunction(target):
@@ -302,6 +303,25 @@ class ScopeSpec(Generic[S]):
             return traced(spec, name, (binder, instance, args, kwargs), ctx, gen)
 
         return wrapper
+
+
+def _warn_if_context_manager_factory(kind: str, name: str, target: Any) -> None:
+    """A scope over a ``@contextlib.contextmanager`` function times only the manager's creation.
+
+    Said once, at decoration time, with what to do instead.
+    """
+    inner = getattr(target, "__wrapped__", None)
+    if inner is None or inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+        return
+    if inspect.isgeneratorfunction(inner) or inspect.isasyncgenfunction(inner):
+        log.warning(
+            "hogtrace.%s on %r, a @contextmanager function, times only the creation of its"
+            " context manager, not the with block. Put the decorator below @contextmanager (on"
+            " the generator), or open `with hogtrace.%s(...)` inside it.",
+            kind,
+            name,
+            kind,
+        )
 
 
 #: Common return types that are never streams: the check costs nothing for them.
