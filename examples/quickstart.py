@@ -81,13 +81,13 @@ def main() -> None:
         print("Sending events to PostHog and printing them here.\n")
     hogtrace.configure(console=True)
 
-    print("Trace trees (what PostHog's LLM analytics shows):\n")
+    print("Trace trees (what PostHog's AI Observability shows):\n")
     conversation("conv-1", ["What does pricing look like?", "How do sessions work?"])
     hogtrace.flush()
 
-    print("\nThe events of one more turn, as PostHog receives them:\n")
+    print("\nThe events of one more turn of the conversation, as PostHog receives them:\n")
     with capture_events() as events:
-        answer("How do sessions work?")
+        conversation("conv-1", ["How do sessions work?"])
     for event in events:
         print(
             json.dumps(
