@@ -140,3 +140,21 @@ class TestForks:
         assert ["around-fork", "in-child"] == sorted(
             e["properties"]["$ai_span_name"] for e in events
         )
+
+
+class TestPoisonProperties:
+    def test_huge_integer_property_arrives(
+        self, capture_server: CaptureServer, clients: Clients
+    ) -> None:
+        """A property the client could not serialise is made JSON-safe: the event arrives."""
+        hogtrace.configure(clients(), properties={"big": 10**5000})
+
+        with hogtrace.span("s", properties={"obj": object(), "n": 2**60}):
+            pass
+        hogtrace.flush(timeout=10)
+
+        (event,) = capture_server.wait_for_events(1)
+        props = event["properties"]
+        assert (str(2**60), True) == (props["n"], props["obj"].startswith("<object object"))
+        assert isinstance(props["big"], str)
+        assert 0 == hogtrace.stats()["undelivered"]

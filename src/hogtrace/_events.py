@@ -17,6 +17,7 @@ from hogtrace._names import ANNOTATION_CONTENT, CONTENT_KEYS, PRIVATE_CONTENT
 from hogtrace._options import Config
 from hogtrace._protocols import Annotation, ClosedScope
 from hogtrace._redact import redact_secrets
+from hogtrace._serialize import to_json_safe
 from hogtrace._version import __version__
 
 __all__ = ["Event", "build_event", "error_type", "format_error"]
@@ -67,6 +68,26 @@ def _prepare_content(content: dict[str, Any], config: Config) -> dict[str, Any]:
     return content
 
 
+#: Exact types of property values the client serialises as they are.
+_PLAIN = frozenset({str, bool, type(None)})
+_JS_INT = 2**53
+
+
+def _json_safe_properties(props: dict[str, Any]) -> None:
+    """Make the user's properties JSON-safe, in place.
+
+    The client drops an event it cannot serialise (an integer too large for JSON, say) after
+    ``capture()`` returned, with only a log line.
+    """
+    for key, value in props.items():
+        kind = type(value)
+        if kind in _PLAIN or (kind is int and -_JS_INT < value < _JS_INT):
+            continue
+        if kind is float and value == value and value not in (float("inf"), float("-inf")):
+            continue
+        props[key] = to_json_safe(value)
+
+
 def _identify(distinct_id: str | None, fallback: str, props: dict[str, Any]) -> str:
     """The event's distinct id; with none known, ``fallback`` and a personless event."""
     if distinct_id is None:
@@ -90,6 +111,8 @@ def build_event(
     own = scope.own_properties
     if own:
         props.update(own)
+    if props:
+        _json_safe_properties(props)
     trace_id = scope.trace_id
     assert trace_id is not None
     props["$ai_trace_id"] = trace_id
