@@ -59,8 +59,6 @@ def traces(server: CaptureServer) -> collections.Counter[str]:
     )
 
 
-
-
 @pytest.fixture
 def destination(
     request: pytest.FixtureRequest,
