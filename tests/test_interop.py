@@ -852,3 +852,30 @@ class TestHookInstalledWhenWrappersAreUsed:
             [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
         )
         assert "True _BeforeSend" == out.stdout.strip()
+
+
+class TestWrapperInsideAGeneration:
+    def test_model_call_counts_once(self, oai: OpenAI, capture_server: CaptureServer) -> None:
+        """A generation whose body calls PostHog's wrapper is sent as the span around the
+        wrapper's generation: one $ai_generation, tokens counted once in metrics."""
+
+        @hogtrace.generation(model="gpt-4o-mini")
+        def chat(messages: list[dict[str, str]]) -> Any:
+            return oai.chat.completions.create(model="gpt-4o-mini", messages=messages)
+
+        with hogtrace.trace("answer") as trace:
+            chat(MESSAGES)
+
+        events = delivered(capture_server)
+        generation = one(events, "$ai_generation")
+        outer = [
+            e
+            for e in by_kind(events, "$ai_span")
+            if e["properties"]["$ai_span_name"].endswith("chat")
+        ]
+        assert 1 == len(outer)
+        span = outer[0]["properties"]
+        assert span["$ai_span_id"] == generation["properties"]["$ai_parent_id"]
+        assert ("$ai_input_tokens" in span, "$ai_model" in span) == (False, False)
+        assert trace.metrics is not None
+        assert (1, USAGE["chat"][0]) == (trace.metrics.generations, trace.metrics.input_tokens)
