@@ -126,3 +126,36 @@ class TestErrorType:
 
         props = hogtrace_events.one().properties
         assert ("KeyError", "KeyError: 'k'") == (props["$ai_error_type"], props["$ai_error"])
+
+
+class TestBaseUrl:
+    def test_wrapped_sdk_method_sends_its_clients_base_url(
+        self, hogtrace_events: CapturedEvents
+    ) -> None:
+        """Wrapping ``client.chat.completions.create`` sends the client's ``$ai_base_url``."""
+        import openai
+
+        from tests.openai_server import OpenAIServer
+
+        server = OpenAIServer()
+        client = openai.OpenAI(base_url=server.openai_url, api_key="sk-test")
+        try:
+            create = hogtrace.generation(client.chat.completions.create)
+            create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        finally:
+            client.close()
+            server.close()
+
+        props = hogtrace_events.one().properties
+        assert (f"{server.openai_url}/", "gpt-4o-mini") == (
+            props["$ai_base_url"],
+            props["$ai_model"],
+        )
+        assert {"role": "user", "content": "hi"} == props["$ai_input"][0]
+
+    def test_embedding_has_http_status(self, hogtrace_events: CapturedEvents) -> None:
+        """Embeddings send ``$ai_http_status`` as generations do."""
+        with hogtrace.embedding("e") as e:
+            e.set_output({"object": "list", "data": [], "usage": {"prompt_tokens": 2}})
+
+        assert 200 == hogtrace_events.one().properties["$ai_http_status"]

@@ -10,6 +10,7 @@ staticmethods in either decorator order.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import inspect
 import logging
@@ -492,6 +493,23 @@ def _resolve(kind: str, what: str, value: Any, call: Call | None) -> str | None:
     return result
 
 
+def _sdk_base_url(func: Any) -> str | None:
+    """The base URL of the SDK client a bound method belongs to (``client.chat...create``).
+
+    OpenAI's and Anthropic's resource objects keep their client as ``_client`` (those SDKs are
+    not dependencies of hogtrace: read defensively, never required).
+    """
+    owner = getattr(func, "__self__", None)
+    if owner is None:
+        return None
+    try:
+        client = getattr(owner, "_client", owner)
+        base_url = getattr(client, "base_url", None)
+    except Exception:
+        return None
+    return str(base_url) if base_url else None
+
+
 _session_warnings = RateLimit()
 
 
@@ -647,6 +665,21 @@ class GenerationSpec(ScopeSpec[GenerationScope]):
         self.properties = _check_properties(self.kind, properties)
         self.capture_input = _check_flag(self.kind, "capture_input", capture_input)
         self.capture_output = _check_flag(self.kind, "capture_output", capture_output)
+
+    def __call__(self, func: F) -> F:
+        """Decorate ``func``; an SDK method bound to its client also gives ``$ai_base_url``."""
+        if self.options.base_url is None:
+            base_url = _sdk_base_url(func)
+            if base_url is not None:
+                spec = type(self)(
+                    self.name,
+                    options=dataclasses.replace(self.options, base_url=base_url),
+                    properties=self.properties,
+                    capture_input=self.capture_input,
+                    capture_output=self.capture_output,
+                )
+                return ScopeSpec.__call__(spec, func)
+        return super().__call__(func)
 
     def _make(self, name: str, parent: Scope | None, call: Call | None) -> GenerationScope:
         return self._scope_class(
