@@ -705,3 +705,31 @@ class TestChatLoopExample:
         assert expected == (result.returncode, result.stderr.partition("Traceback")[1])
         assert with_sdks == _session_line(result.stdout)
         assert "title [generation" in result.stderr  # the console tree
+
+
+class TestAnnotationsPostHogShows:
+    def test_zero_metric_is_sent_as_a_string(self, hogtrace_events: CapturedEvents) -> None:
+        """0 and False, which PostHog's trace view hides, are sent as "0" and "false"."""
+        with hogtrace.trace("t"):
+            hogtrace.metric("errors", 0)
+            hogtrace.metric("passed", False)
+            hogtrace.metric("score", 0.5)
+
+        values = [e.properties["$ai_metric_value"] for e in hogtrace_events.metrics]
+        assert ["0", "false", 0.5] == values
+
+    def test_distinct_id_for_late_feedback(self, hogtrace_events: CapturedEvents) -> None:
+        """Feedback sent later, outside the trace, can name its user."""
+        hogtrace.feedback("great", trace_id="trace-1", distinct_id="user-9")
+        hogtrace.metric("stars", 5, trace_id="trace-1", distinct_id="user-9")
+
+        assert [("user-9", None)] * 2 == [
+            (e.distinct_id, e.properties.get("$process_person_profile")) for e in hogtrace_events
+        ]
+
+    def test_inherits_the_scopes_distinct_id(self, hogtrace_events: CapturedEvents) -> None:
+        """Without ``distinct_id=``, an annotation goes to the current scope's person."""
+        with hogtrace.trace("t", distinct_id="alice"):
+            hogtrace.feedback("ok")
+
+        assert "alice" == hogtrace_events.feedback.one().distinct_id

@@ -560,8 +560,15 @@ def propagate(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def _annotate(
-    event: str, payload: dict[str, Any], trace_id: str | None, session_id: str | None, what: str
+    event: str,
+    payload: dict[str, Any],
+    trace_id: str | None,
+    session_id: str | None,
+    distinct_id: str | None,
+    what: str,
 ) -> None:
+    if distinct_id is not None and not isinstance(distinct_id, str):
+        raise TypeError(f"hogtrace.{what}(): distinct_id must be a string, got {distinct_id!r}")
     if trace_id is not None and not isinstance(trace_id, str):
         raise TypeError(f"hogtrace.{what}(): trace_id must be a string, got {trace_id!r}")
     if session_id is not None and not isinstance(session_id, str):
@@ -576,7 +583,9 @@ def _annotate(
         stats_counters.dropped.incr()
         return
     try:
-        note = _annotation(event, payload, parent, target, session_id, state.config.sample_rate)
+        note = _annotation(
+            event, payload, parent, target, session_id, distinct_id, state.config.sample_rate
+        )
     except Exception as err:
         log_internal_error(f"hogtrace.{what}()", err)
         return
@@ -596,6 +605,7 @@ def _annotation(
     parent: Scope | None,
     trace_id: str,
     session_id: str | None,
+    distinct_id: str | None,
     rate: float,
 ) -> Annotation | None:
     """The annotation record, or ``None`` when its trace is not sampled."""
@@ -614,25 +624,34 @@ def _annotation(
         payload=payload,
         trace_id=trace_id,
         session_id=session_id,
-        distinct_id=parent.distinct_id if parent is not None else None,
+        distinct_id=distinct_id or (parent.distinct_id if parent is not None else None),
         inherited=parent.inherited if parent is not None else {},
         timestamp=utc_now(),
     )
 
 
 def metric(
-    name: str, value: Any, *, trace_id: str | None = None, session_id: str | None = None
+    name: str,
+    value: Any,
+    *,
+    trace_id: str | None = None,
+    session_id: str | None = None,
+    distinct_id: str | None = None,
 ) -> None:
     """Send ``$ai_metric`` (an evaluation score) on the current trace, or on ``trace_id``.
 
     Args:
         name: ``$ai_metric_name``.
-        value: ``$ai_metric_value``, sent as given.
+        value: ``$ai_metric_value``, sent as given, except a value PostHog's trace view would
+            hide (``0``, ``0.0``, ``False``): that is sent as a string (``"0"``, ``"false"``),
+            as PostHog's JS SDKs send every value.
         trace_id: the trace to annotate (default: the current one). Outside any trace and
             without it, nothing is sent (a warning is logged).
         session_id: the trace's session, when annotating it from outside that session (a
             later request): sets ``$ai_session_id`` and, with ``sample_rate`` below 1, makes the
             same keep/drop decision as the session's traces.
+        distinct_id: the person the annotation goes to (default: the current scope's, so
+            feedback sent later, from another request, can name its user).
 
     Example:
         ```py
@@ -641,11 +660,26 @@ def metric(
     """
     if not isinstance(name, str):
         raise TypeError(f"hogtrace.metric(): name must be a string, got {name!r}")
-    payload = {"$ai_metric_name": name, "$ai_metric_value": value}
-    _annotate("$ai_metric", payload, trace_id, session_id, "metric")
+    payload = {"$ai_metric_name": name, "$ai_metric_value": _visible(value)}
+    _annotate("$ai_metric", payload, trace_id, session_id, distinct_id, "metric")
 
 
-def feedback(text: str, *, trace_id: str | None = None, session_id: str | None = None) -> None:
+def _visible(value: Any) -> Any:
+    """A metric value PostHog shows: its trace view drops values that are falsy in JavaScript."""
+    if value is False:
+        return "false"
+    if type(value) in (int, float) and value == 0:
+        return "0"
+    return value
+
+
+def feedback(
+    text: str,
+    *,
+    trace_id: str | None = None,
+    session_id: str | None = None,
+    distinct_id: str | None = None,
+) -> None:
     """Send ``$ai_feedback`` (a user's feedback text) on the current trace, or on ``trace_id``.
 
     Args:
@@ -653,6 +687,7 @@ def feedback(text: str, *, trace_id: str | None = None, session_id: str | None =
         trace_id: the trace to annotate (default: the current one).
         session_id: the trace's session, when annotating it from outside that session (see
             ``metric``).
+        distinct_id: the person the feedback comes from (default: the current scope's).
 
     Example:
         ```py
@@ -661,14 +696,17 @@ def feedback(text: str, *, trace_id: str | None = None, session_id: str | None =
     """
     if not isinstance(text, str):
         raise TypeError(f"hogtrace.feedback(): text must be a string, got {text!r}")
-    _annotate("$ai_feedback", {"$ai_feedback_text": text}, trace_id, session_id, "feedback")
+    payload = {"$ai_feedback_text": text}
+    _annotate("$ai_feedback", payload, trace_id, session_id, distinct_id, "feedback")
 
 
 def stats() -> dict[str, int]:
-    """Counters since start (or ``reset()``): ``emitted``, ``dropped``, ``failed`` events.
+    """Counters since start (or ``reset()``): ``emitted``, ``dropped``, ``failed``, ``undelivered``.
 
     ``emitted`` counts events made by scopes; ``dropped`` those hogtrace dropped (nothing
-    configured, a full queue); ``failed`` those that could not be built or handed to the client.
+    configured, a full queue); ``failed`` those that could not be built or handed to the
+    client; ``undelivered`` those the PostHog client refused or reported lost (see the docs for
+    what is visible for a client you pass in).
 
     Example:
         ```py
