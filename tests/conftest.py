@@ -9,6 +9,7 @@ import pytest
 import hogtrace
 from hogtrace import _errors
 from tests.capture_server import CaptureServer, Clients
+from tests.openai_server import OpenAIServer
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +26,16 @@ def _clean_hogtrace() -> Iterator[None]:
 def capture_server() -> Iterator[CaptureServer]:
     """A recording PostHog capture server on 127.0.0.1 (stdlib only)."""
     server = CaptureServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def llm_server() -> Iterator[OpenAIServer]:
+    """The local OpenAI/Anthropic-compatible endpoint on 127.0.0.1 (stdlib only)."""
+    server = OpenAIServer()
     try:
         yield server
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -71,16 +71,6 @@ def run_bounded(step: Callable[[], None]) -> threading.Thread:
     thread.start()
     thread.join(BOUND)
     return thread
-
-
-@pytest.fixture
-def llm_server() -> Iterator[OpenAIServer]:
-    """The local OpenAI-compatible endpoint."""
-    server = OpenAIServer()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 class TestLanes:

@@ -36,16 +36,6 @@ MESSAGES = [{"role": "user", "content": "What is PostHog?"}]
 
 
 @pytest.fixture
-def llm_server() -> Iterator[OpenAIServer]:
-    """The local OpenAI/Anthropic-compatible endpoint."""
-    server = OpenAIServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
 def client(capture_server: CaptureServer) -> Iterator[posthog.Posthog]:
     """A real PostHog client delivering to the local capture server."""
     ph = posthog.Posthog("phc_test", host=capture_server.url)

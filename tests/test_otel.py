@@ -74,16 +74,6 @@ def _agent(tracer: Tracer, name: str, **attributes: Any) -> Any:
 
 
 @pytest.fixture
-def llm_server() -> Iterator[OpenAIServer]:
-    """The local OpenAI-compatible endpoint."""
-    server = OpenAIServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
 def make_provider() -> Callable[..., TracerProvider]:
     """A private TracerProvider with hogtrace's processor (options passed through)."""
 

@@ -22,15 +22,6 @@ from tests.openai_server import ANSWER, USAGE, OpenAIServer
 MESSAGES = [{"role": "user", "content": "What is PostHog?"}]
 
 
-@pytest.fixture
-def llm_server() -> Iterator[OpenAIServer]:
-    server = OpenAIServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def text_of(output: Any) -> str:
     """The assistant text of an ``$ai_output_choices`` value."""
     (message,) = output

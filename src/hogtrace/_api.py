@@ -11,7 +11,7 @@ import contextvars
 import functools
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from hogtrace import _state
 from hogtrace._context import current_scope
@@ -257,26 +257,43 @@ def span(
     return spec(func) if func is not None else spec
 
 
-@overload
-def tool(name: Callable[P, R], /) -> Callable[P, R]: ...
-@overload
-def tool(
-    name: str | None = None,
-    /,
-    *,
-    properties: Mapping[str, Any] | None = None,
-    capture_input: bool = True,
-    capture_output: bool = True,
-) -> SpanSpec: ...
-@overload
-def tool(
-    *,
-    name: str | None = None,
-    properties: Mapping[str, Any] | None = None,
-    capture_input: bool = True,
-    capture_output: bool = True,
-) -> SpanSpec: ...
-def tool(*args: Any, **options: Any) -> Any:
+class SpanShorthand(Protocol):
+    """``hogtrace.tool`` / ``hogtrace.agent``: ``span`` with its *kind* set."""
+
+    @overload
+    def __call__(self, name: Callable[P, R], /) -> Callable[P, R]: ...
+    @overload
+    def __call__(
+        self,
+        name: str | None = None,
+        /,
+        *,
+        properties: Mapping[str, Any] | None = None,
+        capture_input: bool = True,
+        capture_output: bool = True,
+    ) -> SpanSpec: ...
+    @overload
+    def __call__(
+        self,
+        *,
+        name: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        capture_input: bool = True,
+        capture_output: bool = True,
+    ) -> SpanSpec: ...
+
+
+def _shorthand(kind: str, doc: str) -> SpanShorthand:
+    def shorthand(*args: Any, **options: Any) -> Any:
+        return span(*args, kind=kind, **options)
+
+    shorthand.__name__ = shorthand.__qualname__ = kind
+    shorthand.__doc__ = doc
+    return cast(SpanShorthand, shorthand)
+
+
+tool = _shorthand(
+    "tool",
     """A tool call: ``span(..., kind="tool")``, shown by PostHog as a tool step.
 
     Example:
@@ -284,30 +301,10 @@ def tool(*args: Any, **options: Any) -> Any:
         @hogtrace.tool
         def get_weather(city: str) -> dict: ...
         ```
-    """
-    return span(*args, kind="tool", **options)
-
-
-@overload
-def agent(name: Callable[P, R], /) -> Callable[P, R]: ...
-@overload
-def agent(
-    name: str | None = None,
-    /,
-    *,
-    properties: Mapping[str, Any] | None = None,
-    capture_input: bool = True,
-    capture_output: bool = True,
-) -> SpanSpec: ...
-@overload
-def agent(
-    *,
-    name: str | None = None,
-    properties: Mapping[str, Any] | None = None,
-    capture_input: bool = True,
-    capture_output: bool = True,
-) -> SpanSpec: ...
-def agent(*args: Any, **options: Any) -> Any:
+    """,
+)
+agent = _shorthand(
+    "agent",
     """An agent run: ``span(..., kind="agent")``.
 
     Example:
@@ -315,8 +312,8 @@ def agent(*args: Any, **options: Any) -> Any:
         @hogtrace.agent("support-bot")
         def run_agent(task: str) -> str: ...
         ```
-    """
-    return span(*args, kind="agent", **options)
+    """,
+)
 
 
 @overload

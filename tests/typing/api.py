@@ -279,3 +279,19 @@ def use_current_accessors() -> None:
     root.set_properties(plan="pro")
     root.set_input({"q": "hi"})
     root.set_output("hello")
+
+
+def use_span_kinds() -> None:
+    @hogtrace.tool
+    def lookup(city: str) -> int:
+        return len(city)
+
+    @hogtrace.agent("bot")
+    def run(task: str, /) -> str:
+        return task
+
+    assert_type(lookup(city="x"), int)  # the parameter names are kept
+    assert_type(lookup("x"), int)
+    assert_type(run("t"), str)
+    with hogtrace.span("s", kind="retriever") as s:
+        s.set_output(1)
