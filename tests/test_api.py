@@ -117,3 +117,31 @@ class TestRunningTrace:
 
         sessions: dict[str, Any] = {e.name: e.session_id for e in hogtrace_events}
         assert {"request": "conv-7", "step": "conv-7"} == sessions
+
+
+class TestRunningTraceEdges:
+    def test_session_with_a_person_opened_inside_a_trace(
+        self, hogtrace_events: CapturedEvents
+    ) -> None:
+        """A session with a distinct id opened inside a trace gives the root that person too."""
+        with (
+            hogtrace.trace("handle"),
+            hogtrace.session("conv-1", distinct_id="user-7"),
+            hogtrace.span("answer"),
+        ):
+            pass
+
+        assert {"user-7"} == {e.distinct_id for e in hogtrace_events}
+
+    def test_person_set_after_the_root_closed_is_ignored(
+        self, hogtrace_events: CapturedEvents
+    ) -> None:
+        """A scope outliving its trace cannot change the person of the already-closed root."""
+        with hogtrace.trace("handle", distinct_id="anon-1"):
+            late = hogtrace.span("late")
+            scope = late.__enter__()
+        scope.set_distinct_id("user-42")
+        late.__exit__(None, None, None)
+
+        people = {e.name: e.distinct_id for e in hogtrace_events}
+        assert ("anon-1", "user-42") == (people["handle"], people["late"])

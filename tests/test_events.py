@@ -158,3 +158,26 @@ class TestPoisonProperties:
         assert (str(2**60), True) == (props["n"], props["obj"].startswith("<object object"))
         assert isinstance(props["big"], str)
         assert 0 == hogtrace.stats()["undelivered"]
+
+
+class TestReleasedErrors:
+    def test_traceback_is_not_kept_after_the_event(self, hogtrace_events: CapturedEvents) -> None:
+        """A failed scope keeps its error's text, not the exception and its frames' locals."""
+        import weakref
+
+        class Big:
+            pass
+
+        def fail() -> None:
+            local = Big()
+            refs.append(weakref.ref(local))
+            raise ValueError("boom")
+
+        refs: list[Any] = []
+        with pytest.raises(ValueError, match="boom"), hogtrace.span("s") as s:
+            fail()
+        import gc
+
+        gc.collect()
+        assert (None, "ValueError: boom") == (refs[0](), s.error)
+        assert "ValueError: boom" == hogtrace_events.one().error

@@ -107,7 +107,7 @@ class TestOpenAIStreams:
 
         asyncio.run(main())
 
-        event = hogtrace_events.one()
+        event = hogtrace_events.generations.one()
         assert (ANSWER, True) == (text_of(event.output), event.properties["$ai_stream"])
 
 
@@ -235,3 +235,78 @@ class TestReturnedGenerators:
         with open_file() as handle:
             assert 1 == len(hogtrace_events)
             assert ["a\n", "b\n"] == list(handle)
+
+
+class TestStreamEdges:
+    def test_threads_reading_one_returned_iterator(self, hogtrace_events: CapturedEvents) -> None:
+        """Several threads may read one returned thread-safe iterator, as without hogtrace."""
+        import threading
+
+        class Jobs:
+            def __init__(self, n: int) -> None:
+                self._it = iter(range(n))
+                self._lock = threading.Lock()
+
+            def __iter__(self) -> Jobs:
+                return self
+
+            def __next__(self) -> int:
+                with self._lock:
+                    return next(self._it)
+
+        @hogtrace.span("jobs")
+        def jobs() -> Jobs:
+            return Jobs(200)
+
+        work = jobs()
+        seen: list[int] = []
+
+        def drain() -> None:
+            seen.extend(work)
+
+        threads = [threading.Thread(target=drain) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+
+        assert list(range(200)) == sorted(seen)
+        assert not hogtrace_events.one().is_error
+
+    def test_mock_return_value_is_not_a_stream(self, hogtrace_events: CapturedEvents) -> None:
+        """A ``MagicMock`` (it fakes every dunder) is returned as it is, not as a stream."""
+        from unittest import mock
+
+        response = mock.MagicMock()
+
+        @hogtrace.generation("chat")
+        def chat() -> Any:
+            return response
+
+        assert response is chat()
+        assert 1 == len(hogtrace_events)
+
+    def test_sync_close_of_an_async_iterator(self, hogtrace_events: CapturedEvents) -> None:
+        """An async iterator with a plain ``close()`` is closed at once through the proxy."""
+
+        class Feed:
+            closed = False
+
+            def __aiter__(self) -> Feed:
+                return self
+
+            async def __anext__(self) -> int:
+                raise StopAsyncIteration
+
+            def close(self) -> None:
+                self.closed = True
+
+        feed = Feed()
+
+        @hogtrace.span("feed")
+        async def open_feed() -> Feed:
+            return feed
+
+        stream = asyncio.run(open_feed())
+        assert stream.close() is None
+        assert (True, 1) == (feed.closed, len(hogtrace_events))

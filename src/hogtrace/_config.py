@@ -23,7 +23,7 @@ from hogtrace import _posthog, _state
 from hogtrace._interop import install_when_needed, uninstall
 from hogtrace._options import Config, default_config
 from hogtrace._protocols import Capture, Sink
-from hogtrace._redact import add_secret_patterns, reset_secret_patterns
+from hogtrace._redact import set_secret_patterns
 from hogtrace._sinks import ConsoleSink, DropSink, FanoutSink, PostHogSink, count_undelivered
 from hogtrace._state import State, set_state
 from hogtrace._stats import stats_counters
@@ -262,7 +262,9 @@ def configure(
         new = dataclasses.replace(old, **changes)
         client_changed = "client" in changes and changes["client"] is not old.client
         rebuild = client_changed or "capture_ai" in changes
-        _replace(new, retire_client=client_changed, rebuild=rebuild)
+        retiring = _replace(new, retire_client=client_changed, rebuild=rebuild)
+    # Outside the lock: scopes closing on other threads resolve the new sink meanwhile.
+    _retire(*retiring)
 
 
 def _pattern_sources(patterns: Any) -> tuple[str, ...]:
@@ -285,20 +287,28 @@ def _pattern_sources(patterns: Any) -> tuple[str, ...]:
     return tuple(sources)
 
 
-def _replace(new: Config, *, retire_client: bool, rebuild: bool = False) -> None:
-    """Install ``new`` (keeping any active capture) and retire the old sink, within the bound."""
+_NOTHING_TO_RETIRE = (None, False)
+
+
+def _sync_patterns(old: Config, new: Config) -> None:
+    """Make the user's secret patterns in force those of ``new``."""
+    if new.redact_patterns != old.redact_patterns:
+        set_secret_patterns(new.redact_patterns)
+
+
+def _replace(
+    new: Config, *, retire_client: bool, rebuild: bool = False
+) -> tuple[State | None, bool]:
+    """Install ``new`` (keeping any active capture); return what `_retire` must stop."""
     old_state = _state.state
-    if new.redact_patterns != old_state.config.redact_patterns:
-        reset_secret_patterns()
-        if new.redact_patterns:
-            add_secret_patterns(value_patterns=new.redact_patterns)
+    _sync_patterns(old_state.config, new)
     if new.client is not None:
         install_when_needed(new.client)
     if old_state.capture is not None:
         # Inside hogtrace.testing.capture_events(): the old state comes back when the capture
         # ends, so nothing is retired now.
         set_state(State(config=new, sink=None, active=new.enabled, capture=old_state.capture))
-        return
+        return _NOTHING_TO_RETIRE
     keep_sink = (
         old_state.sink is not None
         and not retire_client
@@ -313,13 +323,16 @@ def _replace(new: Config, *, retire_client: bool, rebuild: bool = False) -> None
             capture=old_state.capture,
         )
     )
-    if not keep_sink:
-        _retire(old_state, retire_client, old_state.config.shutdown_timeout)
+    if keep_sink:
+        return _NOTHING_TO_RETIRE
+    return old_state, retire_client
 
 
-def _retire(old: State, retire_client: bool, timeout: float) -> None:
-    """Flush and stop ``old``'s sink (and its client, if retired), within ``timeout`` seconds."""
-    deadline = _Deadline(timeout)
+def _retire(old: State | None, retire_client: bool) -> None:
+    """Flush and stop ``old``'s sink (and its client, if retired), within its shutdown_timeout."""
+    if old is None:
+        return
+    deadline = _Deadline(old.config.shutdown_timeout)
     if old.sink is not None:
         old.sink.flush(timeout=deadline.left())
         old.sink.shutdown(deadline.left())
@@ -391,8 +404,9 @@ def _bounded(
 def reset() -> None:
     """Return every option to its default and turn tracing back on (after ``shutdown()``)."""
     with _lock:
-        _replace(default_config(), retire_client=True)
-        stats_counters.reset()
+        retiring = _replace(default_config(), retire_client=True)
+    _retire(*retiring)
+    stats_counters.reset()
 
 
 def flush(timeout: float | None = None) -> None:
@@ -426,7 +440,7 @@ def shutdown() -> None:
         current = _state.state
         config = dataclasses.replace(current.config, client=None, owns_client=False)
         set_state(State(config=config, sink=None, active=False, capture=current.capture))
-        _retire(current, True, current.config.shutdown_timeout)
+    _retire(current, True)
 
 
 def start_capture(capture: Capture) -> State:
@@ -453,6 +467,7 @@ def end_hold_back(capture: Capture) -> None:
 def end_capture(previous: State) -> None:
     """Restore the configuration that was in place when the capture started."""
     with _lock:
+        _sync_patterns(_state.state.config, previous.config)
         set_state(previous)
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "set_secret_patterns",
     "REDACTED",
     "SECRET_VALUE_PATTERNS",
     "add_secret_patterns",
@@ -259,6 +260,11 @@ def add_secret_patterns(
     for pattern in keys + values:
         re.compile(pattern)
     _compile(_extra_key_sources + keys, _extra_value_sources + values)
+
+
+def set_secret_patterns(value_patterns: Iterable[str]) -> None:
+    """Make ``value_patterns`` the user's value patterns, in one step (no window without them)."""
+    _compile(list(_extra_key_sources), list(value_patterns))
 
 
 def reset_secret_patterns() -> None:

@@ -65,6 +65,13 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 MAX_GENERATOR_ITEMS = 1000
 
 
+def _text_of(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # an exception whose __str__ raises
+        return "<unprintable message>"
+
+
 def valid_trace_id(value: object) -> bool:
     """PostHog's rule for ``$ai_trace_id`` (and session ids): letters, digits, ``-_~.@()!':|``."""
     return isinstance(value, str) and is_valid_id(value)
@@ -285,7 +292,9 @@ class Scope:
                 self._learned_distinct_id = distinct_id
 
     def learn_distinct_id(self, distinct_id: str, *, explicit: bool) -> None:
-        """The trace's person became known inside it (the root only)."""
+        """The trace's person became known inside it (the root only; not once it closed)."""
+        if self._end is not None:
+            return
         if explicit:
             self._learned_distinct_id = self.distinct_id = distinct_id
         elif self.distinct_id is None:
@@ -402,6 +411,10 @@ class Scope:
         created inside it holds it as its context's current scope); its content must not.
         """
         self._input = self._output = MISSING
+        error = self.error
+        if isinstance(error, BaseException):
+            # The exception holds its traceback and every local of its frames: keep its text.
+            self.error = f"{type(error).__name__}: {_text_of(error)}"
 
 
 def _emit(scope: Scope) -> None:
@@ -527,12 +540,12 @@ class SessionScope(_InheritingScope):
             self.inherited = {**self.inherited, **properties}
         root = self.trace_root
         if root is not None and root.session_id is None and root.closed is False:
-            # A session opened inside a running trace that had none: the trace belongs to it,
-            # and is kept or dropped with it.
+            # A session opened inside a running trace that had none: the trace belongs to it
+            # (its root carries the session id and, if given, the person). The trace keeps its
+            # own sampling decision: events may already have gone out under it.
             root.session_id = session_id
-            rate = _state.state.config.sample_rate
-            if rate < 1.0:
-                root.sampled = self.sampled = sampled(session_id, rate)
+            if distinct_id is not None:
+                root.learn_distinct_id(distinct_id, explicit=False)
 
     def _link(self) -> None:
         # A session is not a node of the trace tree: it keeps its parent's position.

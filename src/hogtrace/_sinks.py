@@ -42,6 +42,8 @@ log = logging.getLogger("hogtrace")
 
 #: Closed scopes waiting for the worker. Past this, new ones are dropped and counted.
 MAX_QUEUE = 10_000
+#: In a multiprocessing child, how long a finished trace waits at most for its delivery.
+CHILD_FLUSH_TIMEOUT = 0.5
 #: How often a waiting worker (client queue full) or flush (worker busy) looks again.
 _POLL = 0.05
 #: The attribute that marks an exception already sent to PostHog error tracking.
@@ -254,8 +256,9 @@ class PostHogSink:
             if not self._child_checked:
                 self._check_child()
             if self._in_child and getattr(scope, "local_root", False):
-                # Pool workers may be terminated without any exit hook: deliver per trace.
-                self.flush(config.shutdown_timeout)
+                # Pool workers may be terminated without any exit hook: deliver per trace,
+                # waiting a short, fixed time at most (PostHog may be slow or down).
+                self.flush(min(CHILD_FLUSH_TIMEOUT, config.shutdown_timeout))
         except Exception as err:
             stats_counters.failed.incr()
             log_internal_error("queueing an event", err)
@@ -340,17 +343,20 @@ class PostHogSink:
         if prepare is not None and prepare():
             self._prepare = None
         if getattr(client, "disabled", False) is True:
+            scope.release()
             return  # a disabled client would still spend ~22 µs enriching the event
         if not self._wait_for_room(client):
+            scope.release()
             stats_counters.dropped.incr()
             return
         event = build_event_or_count(scope, config, self._budget(config))
+        error = None if isinstance(scope, Annotation) else scope.error
         scope.release()
         if event is None:
             return
         try:
-            if not isinstance(scope, Annotation) and scope.error is not None:
-                self._link_exception(scope.error, event, config)
+            if error is not None:
+                self._link_exception(error, event, config)
             accepted = _posthog.capture(
                 client,
                 self.ai_lane,

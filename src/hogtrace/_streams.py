@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import io
 import logging
+import sys
 from collections.abc import Callable, Generator
 from typing import Any, cast
 
@@ -100,9 +101,32 @@ class InContext:
                 step, value = it.throw, exc
 
 
+def _run_in(ctx: contextvars.Context, step: Callable[..., Any], *args: Any) -> Any:
+    """``ctx.run(step, *args)``; in a copy when another thread is inside ``ctx`` right now.
+
+    A thread-safe iterator may be read by several threads at once; a context can be entered
+    by one thread at a time.
+    """
+    try:
+        return ctx.run(step, *args)
+    except RuntimeError as err:
+        if "cannot enter context" not in str(err):
+            raise
+    return ctx.copy().run(step, *args)
+
+
+def _is_mock(value: object) -> bool:
+    """A ``unittest.mock`` object: it fakes every dunder, streams included (tests return them)."""
+    mock = sys.modules.get("unittest.mock")
+    # type(), not isinstance(): isinstance() asks the object for __class__, which may raise.
+    return mock is not None and issubclass(type(value), mock.NonCallableMock)
+
+
 def is_stream(value: object) -> str | None:
     """``"sync"`` or ``"async"`` for a stream a scope should stay open for, else ``None``."""
     kind = type(value)
+    if _is_mock(value):
+        return None
     if kind.__name__ in _PROVIDER_STREAMS and kind.__module__.split(".", 1)[0] in _PROVIDER_MODULES:
         return "async" if hasattr(kind, "__anext__") else "sync"
     if hasattr(kind, "__anext__") and hasattr(kind, "__aiter__"):
@@ -159,7 +183,7 @@ class _StreamProxy(_StreamProxyBase):
 
     def _self_step(self, step: Callable[..., Any], *args: Any) -> Any:
         try:
-            item = self._self_ctx.run(step, *args)
+            item = _run_in(self._self_ctx, step, *args)
         except StopIteration:
             self._self_finish(None)
             raise
@@ -227,8 +251,20 @@ class _AsyncStreamProxy(_StreamProxyBase):
         finally:
             self._self_finish(GeneratorExit())
 
-    async def close(self) -> Any:
-        return await self.aclose()
+    def close(self) -> Any:
+        """The stream's own ``close()``: awaitable if the stream's is, else done now."""
+        close = getattr(self.__wrapped__, "close", None)
+        result = close() if close is not None else None
+        if hasattr(result, "__await__"):
+            return self._self_closing(result)
+        self._self_finish(GeneratorExit())
+        return result
+
+    async def _self_closing(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        finally:
+            self._self_finish(GeneratorExit())
 
     async def __aenter__(self) -> Any:
         enter = getattr(self.__wrapped__, "__aenter__", None)

@@ -101,6 +101,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     _hold_back(item.config)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """A fixture may have imported hogtrace (and configured a client): check again."""
+    _hold_back(item.config)
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Say how many events were kept back, and how to send them."""
     withheld = config.stash.get(_WITHHELD, None)
