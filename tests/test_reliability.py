@@ -369,7 +369,9 @@ class TestLoad:
         hogtrace.flush(timeout=30)
 
         assert thread_keys | task_keys == set(returned)
-        events = capture_server.events
+        # A batch the client retried (a slow answer under this load) arrives twice; PostHog
+        # keeps one event per uuid, and so does this count.
+        events = list({e["uuid"]: e for e in capture_server.events}.values())
         assert 4 * 280 == len(events)
         check_sessions_apart(events, thread_keys | task_keys)
         assert {"emitted": 4 * 280, "dropped": 0, "failed": 0, "undelivered": 0} == hogtrace.stats()
