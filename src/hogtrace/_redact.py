@@ -162,7 +162,7 @@ def redact_text(text: str) -> str:
         ``text`` itself when it holds no secret, else a copy with each secret replaced.
     """
     out = text
-    for gate, regex in _scanners:
+    for gate, regex in _scanners or _compile_scanners():
         if gate in text and regex.search(out) is not None:
             out = regex.sub(_replace_secret, out)
     if _extra_values is not None:
@@ -236,7 +236,15 @@ _extra_keys: re.Pattern[str] | None = None
 _extra_values: re.Pattern[str] | None = None
 _extra_key_sources: list[str] = []
 _extra_value_sources: list[str] = []
-_scanners = tuple((gate, re.compile(regex)) for _, regex, gate in SECRET_VALUE_PATTERNS)
+#: The built-in value patterns, compiled on first use (not at import: ``import hogtrace`` is
+#: kept cheap, and most processes redact nothing before their first event is built).
+_scanners: tuple[tuple[str, re.Pattern[str]], ...] = ()
+
+
+def _compile_scanners() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    global _scanners
+    _scanners = tuple((gate, re.compile(regex)) for _, regex, gate in SECRET_VALUE_PATTERNS)
+    return _scanners
 
 
 def add_secret_patterns(
