@@ -209,6 +209,27 @@ class TestErrorTracking:
         )
         assert "ValueError" == exception["properties"]["$exception_list"][0]["type"]
 
+    def test_exception_the_app_captured_is_not_sent_again(
+        self, capture_server: CaptureServer, clients: Clients
+    ) -> None:
+        """An exception the app already sent to error tracking is not sent a second time."""
+        client = clients(enable_exception_autocapture=True)
+        hogtrace.configure(client)
+
+        def handle() -> None:
+            with hogtrace.span("s"):
+                try:
+                    raise ValueError("boom")
+                except ValueError as err:
+                    client.capture_exception(err, distinct_id="user-1")
+                    raise
+
+        with pytest.raises(ValueError, match="boom"):
+            handle()
+        events = flushed(capture_server)
+
+        assert 1 == sum(e["event"] == "$exception" for e in events)
+
     def test_each_exception_is_sent_once(
         self, capture_server: CaptureServer, clients: Clients
     ) -> None:

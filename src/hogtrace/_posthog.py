@@ -25,6 +25,7 @@ __all__ = [
     "client_queue",
     "context_distinct_id",
     "enriched_size",
+    "exception_already_captured",
     "flush_client",
     "is_async_client",
     "shutdown_client",
@@ -101,6 +102,16 @@ def capture_exception(
     """``client.capture_exception()``: the ``$exception`` event's uuid, or ``None``."""
     result = client.capture_exception(exc, distinct_id=distinct_id, properties=properties)
     return result if isinstance(result, str) else None
+
+
+def exception_already_captured(exc: BaseException) -> bool:
+    """True if posthog already sent ``exc`` to error tracking (the app, or its excepthook)."""
+    try:
+        from posthog.exception_utils import exception_is_already_captured
+
+        return bool(exception_is_already_captured(exc))
+    except Exception:
+        return False
 
 
 def client_queue(client: Any) -> Any:

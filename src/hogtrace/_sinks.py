@@ -391,8 +391,13 @@ class PostHogSink:
         if not _posthog.wants_exception_capture(client):
             return
         props = event.properties
-        event_id = getattr(error, _EXCEPTION_ID, None)
+        try:
+            event_id = getattr(error, _EXCEPTION_ID, None)
+        except Exception:  # an exception class whose __getattr__ raises
+            event_id = None
         if not isinstance(event_id, str):
+            if _posthog.exception_already_captured(error):
+                return  # the app (or posthog's excepthook) sent it: not a second $exception
             linked: dict[str, Any] = {
                 key: props[key]
                 for key in ("$ai_trace_id", "$ai_span_id", "$ai_session_id", "$ai_span_name")
