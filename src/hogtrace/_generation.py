@@ -311,7 +311,7 @@ class GenerationScope(Scope):
         """Read the call's messages, model, parameters and tools."""
         if self.sampled:
             if self._capture_input:
-                self._input = self.snapshot(self._input_value(arguments))
+                self._input = self._input_snapshot(arguments)
             params = {k: arguments[k] for k in MODEL_PARAMETERS if k in arguments}
             if params:
                 # The call's own arguments are what was used: they win over decorator defaults.
@@ -322,10 +322,17 @@ class GenerationScope(Scope):
             if tools:
                 self.tools = to_json_safe(tools)
 
-    def _input_value(self, arguments: Mapping[str, Any]) -> Any:
-        """The shape posthog-python's own wrappers send as ``$ai_input`` for the same call."""
+    def _input_snapshot(self, arguments: Mapping[str, Any]) -> Any:
+        """``$ai_input``: the shape posthog-python's own wrappers send for the same call."""
         formatted = format_input(self.provider, arguments)
-        return formatted if formatted is not None else _input_argument(arguments)
+        if formatted is None:
+            return self.snapshot(_input_argument(arguments))
+        config = _state.state.config
+        if config.content_hidden:
+            return None
+        if _fresh_text_messages(formatted, config.event_limit):
+            return formatted  # fresh dicts of immutable strings, within the limit: a snapshot
+        return self.snapshot(formatted)
 
     def start_stream(self) -> None:
         """The generation is a (async) generator: a stream, even if it yields nothing."""
@@ -475,9 +482,9 @@ class EmbeddingScope(GenerationScope):
         """``$ai_embedding``."""
         return "$ai_embedding"
 
-    def _input_value(self, arguments: Mapping[str, Any]) -> Any:
+    def _input_snapshot(self, arguments: Mapping[str, Any]) -> Any:
         """The ``input`` argument as given (PostHog's wrappers send it unchanged)."""
-        return _input_argument(arguments)
+        return self.snapshot(_input_argument(arguments))
 
     def _extract(self, result: Any) -> Extracted | None:
         return extract_embedding(result)
@@ -495,6 +502,23 @@ class EmbeddingScope(GenerationScope):
     def add_properties(self, props: dict[str, Any]) -> None:
         """Model, provider, tokens, cost and status."""
         self._add_model_properties(props)
+
+
+def _fresh_text_messages(messages: list[Any], limit: int) -> bool:
+    """True if ``messages`` (made by ``format_input``) hold only strings, within ``limit``.
+
+    Such a list is already what a snapshot would copy it to: its dicts are new, and strings
+    cannot change. Anything else (content blocks, numbers, nested values) is snapshotted.
+    """
+    size = 0
+    for message in messages:
+        if type(message) is not dict:
+            return False
+        for key, value in message.items():
+            if type(value) is not str or type(key) is not str:
+                return False
+            size += len(key) + len(value) + 8
+    return size < limit
 
 
 def _input_argument(arguments: Mapping[str, Any]) -> Any:
