@@ -198,19 +198,7 @@ class ScopeSpec(Generic[S]):
                 scope.close(exc=exc)
                 detach(token, parent)
                 raise
-            if result is not None and type(result) not in _NOT_STREAMS:
-                mode = is_stream(result)
-                if mode is not None:
-                    # A returned stream: the scope stays open until it ends.
-                    result = _keep_open(scope, result, mode)
-                    detach(token, parent)
-                    return result
-            scope.close(result)
-            try:
-                reset(token)  # detach(), without a call for the common case
-            except ValueError:
-                detach(token, parent)
-            return result
+            return _finish(scope, result, token, parent)
 
         return wrapper
 
@@ -237,18 +225,7 @@ class ScopeSpec(Generic[S]):
                 scope.close(exc=exc)
                 detach(token, parent)
                 raise
-            if result is not None and type(result) not in _NOT_STREAMS:
-                mode = is_stream(result)
-                if mode is not None:
-                    result = _keep_open(scope, result, mode)
-                    detach(token, parent)
-                    return result
-            scope.close(result)
-            try:
-                reset(token)
-            except ValueError:
-                detach(token, parent)
-            return result
+            return _finish(scope, result, token, parent)
 
         def wrapper(
             wrapped: Callable[..., Any],
@@ -327,6 +304,26 @@ def _warn_if_context_manager_factory(kind: str, name: str, target: Any) -> None:
 
 #: Common return types that are never streams: the check costs nothing for them.
 _NOT_STREAMS = frozenset({str, bytes, int, float, bool, dict, list, tuple, set})
+
+
+def _finish(scope: Scope, result: Any, token: contextvars.Token[Any], parent: Scope | None) -> Any:
+    """End a decorated call that returned ``result`` (sync and ``async def`` alike).
+
+    Closes the scope and makes ``parent`` current again; a returned stream is handed back
+    wrapped, with the scope still open until the stream ends.
+    """
+    if result is not None and type(result) not in _NOT_STREAMS:
+        mode = is_stream(result)
+        if mode is not None:
+            result = _keep_open(scope, result, mode)
+            detach(token, parent)
+            return result
+    scope.close(result)
+    try:
+        reset(token)  # detach(), without a call for the common case
+    except ValueError:
+        detach(token, parent)
+    return result
 
 
 def _keep_open(scope: Scope, stream: Any, mode: str) -> Any:
