@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hogtrace import _limits
 from hogtrace._limits import LIST_TRUNCATION_MARKER, TRUNCATION_MARKER, _bound, fit_event
 
 CONTENT_KEYS = frozenset(
@@ -260,3 +261,45 @@ class TestEarlierCuts:
         assert floats[: len(cut) - 1] == cut[:-1]
         assert cut[-1].startswith("…[truncated 19")
         assert 50_000 >= size(result) > 49_000
+
+
+number_lists = st.lists(
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(1e-6, 1e-4)
+    | st.integers(-(2**53), 2**53),
+    min_size=65,
+    max_size=400,
+)
+
+
+class TestNumberLists:
+    """Long lists of numbers are measured from pydantic-core's output, not float by float."""
+
+    @settings(max_examples=150, deadline=None)
+    @given(number_lists, st.booleans())
+    def test_item_sizes_are_what_json_writes(self, numbers: list[Any], cut: bool) -> None:
+        """Each number's size is its json.dumps size, also "1e-05" and "1e+16" forms."""
+        items = [*numbers, LIST_TRUNCATION_MARKER.format(n="5")] if cut else numbers
+        expected = [size(item) for item in items]
+        assert expected == _limits._item_sizes(items)
+        assert size(items) == _limits._measure({"args": [items]}) - len('{"args": []}')
+
+    def test_other_lists_are_measured_by_json(self) -> None:
+        """Mixed types, bools and non-finite floats are left to json."""
+        for items in ([1.0] * 70 + [True], [1.0] * 70 + [math.nan], ["a"] * 70, [1.0, "a"] * 40):
+            assert _limits._item_sizes(items) is None
+
+    @settings(max_examples=60, deadline=None)
+    @given(number_lists, st.integers(1000, 6000))
+    def test_cut_is_the_one_json_measuring_makes(self, numbers: list[Any], max_bytes: int) -> None:
+        """fit_event cuts a number list exactly as when every item is measured with json."""
+        props = event(input={"args": [numbers * 5]})
+        fast = fit_event(props, max_bytes, CONTENT_KEYS)
+        real = _limits._item_sizes
+        _limits._item_sizes = lambda items: None  # measure everything with json
+        try:
+            slow = fit_event(props, max_bytes, CONTENT_KEYS)
+        finally:
+            _limits._item_sizes = real
+        assert slow == fast
+        assert size(fast[0]) <= max_bytes

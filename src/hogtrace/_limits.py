@@ -17,8 +17,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Collection
+from itertools import accumulate
 from typing import Any
+
+from pydantic_core import to_json
 
 from hogtrace._serialize import LIST_TRUNCATION_MARKER, TRUNCATION_MARKER, to_json_safe
 
@@ -74,6 +78,8 @@ def fit_event(
     except Exception:
         keys = set(content_keys)
         return {k: _UNKNOWN if k in keys else v for k, v in properties.items()}, True
+    finally:
+        _remember((), [])  # do not keep the event's content alive
 
 
 def _bound(value: Any, room: int, depth: int) -> int:
@@ -128,7 +134,16 @@ def _bound(value: Any, room: int, depth: int) -> int:
 
 def _property_sizes(properties: dict[str, Any]) -> dict[str, int]:
     """Measure each property's value once, so cutting need not measure the content again."""
-    return {key: _size(value) for key, value in properties.items()}
+    return {key: _measure(value) for key, value in properties.items()}
+
+
+def _total(out: dict[str, Any], properties: dict[str, Any], measured: dict[str, int]) -> int:
+    """The JSON size of ``out``, a copy of ``properties`` (measured) with some values replaced."""
+    sizes = {
+        key: measured[key] if value is properties.get(key) else _measure(value)
+        for key, value in out.items()
+    }
+    return _dict_size(out, sizes)
 
 
 def _dict_size(properties: dict[str, Any], sizes: dict[str, int]) -> int:
@@ -156,13 +171,13 @@ def _fit(
         for key, value_size in zip(keys, sizes, strict=True):
             if value_size > cap:
                 out[key] = _shrink(properties[key], cap, value_size)
-        total = _size(out)
+        total = _total(out, properties, measured)
         if total <= max_bytes:
             return out
         budget -= total - max_bytes
     for key, value_size in zip(keys, sizes, strict=True):
         out[key] = _whole_marker(properties[key], value_size)
-    total = _size(out)
+    total = _total(out, properties, measured)
     if total <= max_bytes:
         return out
     # The other properties alone are too big (a huge user property): cut them as well,
@@ -213,28 +228,33 @@ def _shrink_dict(value: dict[Any, Any], budget: int, size: int) -> Any:
 def _shrink_list(value: list[Any] | tuple[Any, ...], budget: int, size: int) -> list[Any]:
     """Cut the largest items of a list or, if there are too many, keep a prefix and a marker."""
     sizes = _child_sizes(value, size - 2 * len(value))
-    cap = _cap(sizes, budget - (size - sum(sizes)))
-    if cap >= _MIN_ITEM:
-        return [
-            _shrink(item, cap, item_size) if item_size > cap else item
-            for item, item_size in zip(value, sizes, strict=True)
-        ]
+    # Items all below _MIN_ITEM cannot be cut to a cap of at least _MIN_ITEM (the list would
+    # fit whole): keep a prefix, without sorting the sizes for the cap.
+    if max(sizes) >= _MIN_ITEM:
+        cap = _cap(sizes, budget - (size - sum(sizes)))
+        if cap >= _MIN_ITEM:
+            return [
+                _shrink(item, cap, item_size) if item_size > cap else item
+                for item, item_size in zip(value, sizes, strict=True)
+            ]
     earlier = _earlier_cut(value[-1], _LIST_MARKER)
     if earlier:
         value = value[:-1]
         sizes = sizes[:-1]
     marker_size = _size(LIST_TRUNCATION_MARKER.format(n=f"{len(value) + earlier:,}"))
     room = budget - 2 - marker_size  # brackets, then the marker item
-    kept: list[Any] = []
-    for item, item_size in zip(value, sizes, strict=True):
-        room -= item_size + 2  # the item and the ", " after it
-        if room < 0:
-            partial = room + item_size
-            if partial >= _MIN_ITEM:
-                kept.append(_shrink(item, partial, item_size))
-            break
-        kept.append(item)
-    kept.append(LIST_TRUNCATION_MARKER.format(n=f"{len(value) - len(kept) + earlier:,}"))
+    # Each item takes its size and the ", " after it: keep those whose running total fits.
+    ends = list(accumulate(size + 2 for size in sizes))
+    count = bisect_right(ends, room)
+    kept = list(value[:count])
+    if count < len(value):
+        partial = room - (ends[count - 1] if count else 0) - 2
+        if partial >= _MIN_ITEM:
+            kept.append(_shrink(value[count], partial, sizes[count]))
+    marker = LIST_TRUNCATION_MARKER.format(n=f"{len(value) - len(kept) + earlier:,}")
+    kept.append(marker)
+    if len(kept) == count + 1 and len(kept) > _FEW:  # whole items: their sizes are known
+        _remember(kept, [*sizes[:count], _size(marker)])
     return kept
 
 
@@ -251,19 +271,11 @@ def _child_sizes(items: list[Any] | tuple[Any, ...], total: int) -> list[int]:
 
     The longest item (a wrapped argument list, say) is not measured but is what remains of
     ``total``, so cutting a value nested in a few wrappers does not encode it once per wrapper;
-    a long list of floats is measured without a call per item.
+    a long list of numbers is measured without encoding each number in Python.
     """
     if len(items) > _FEW:
-        head = items[:-1]
-        if (
-            type(items[0]) is float
-            and all(type(item) is float for item in head)
-            and math.isfinite(sum(head))
-        ):
-            sizes = list(map(len, map(float.__repr__, head)))  # what json writes for a float
-            sizes.append(total - sum(sizes))  # the last: a float, or the cut's marker
-            return sizes
-        return [_size(item) for item in items]
+        sizes = _item_sizes(items)
+        return sizes if sizes is not None else [_size(item) for item in items]
     longest = max(range(len(items)), key=lambda index: _rough_length(items[index]))
     sizes = [0 if index == longest else _size(item) for index, item in enumerate(items)]
     sizes[longest] = total - sum(sizes)
@@ -328,6 +340,92 @@ def _size(value: Any) -> int:
         return len(float.__repr__(value))
     text = _ENCODE(value)
     return len(text) if text.isascii() else _utf8_len(text)
+
+
+def _measure(value: Any, depth: int = 0) -> int:
+    """`_size`, without encoding a long list of numbers nested in a few wrappers in Python.
+
+    ``json`` spells a float with ``float.__repr__``, about a microsecond each, so a cut array of
+    40,000 floats takes 50 ms to encode; `_item_sizes` measures it in a few.
+    """
+    kind = type(value)
+    if kind is list and len(value) > _FEW:
+        sizes = _item_sizes(value)
+        if sizes is not None:
+            return sum(sizes) + 2 * len(value)  # brackets, and ", " between items
+    elif (kind is list or kind is dict) and value and depth < _MAX_BOUND_DEPTH:
+        # A few wrappers ({"args": [array]}): measure the longest child the same way.
+        children = list(value.values()) if kind is dict else value
+        longest = max(range(len(children)), key=lambda index: _rough_length(children[index]))
+        child = children[longest]
+        if type(child) is list or type(child) is dict:
+            total = _measure(child, depth + 1) + sum(
+                _size(item) for index, item in enumerate(children) if index != longest
+            )
+            if kind is dict:
+                return total + _dict_size(value, dict.fromkeys(value, 0))
+            return total + 2 * len(value)
+    return _size(value)
+
+
+_NUMBERS = frozenset({float, int})
+
+
+def _item_sizes(items: list[Any] | tuple[Any, ...]) -> list[int] | None:
+    """The JSON size of each item of a long list of numbers (and a final marker), or None.
+
+    pydantic-core's writer spells finite floats as ``repr()`` does whenever it uses neither an
+    exponent nor "0.0000" (where ``repr()`` switches to an exponent), and ints exactly; its
+    output split at the commas gives every item's size at C speed. The few floats it spells
+    otherwise are measured with ``repr()``.
+    """
+    known = _known
+    if known is not None and known[0] is items:
+        return known[1]
+    last = items[-1]
+    head = items[:-1] if type(last) is str else items  # a list cut by to_json_safe
+    if not head or not set(map(type, head)) <= _NUMBERS:
+        return None
+    try:
+        text = to_json(head)
+    except Exception:  # an int too large for pydantic-core
+        return None
+    if b"n" in text or b"N" in text or b"I" in text:  # null (NaN, infinities), NaN, Infinity
+        return None
+    parts = text[1:-1].split(b",")
+    sizes = list(map(len, parts))
+    if b"e" in text or b"0.0000" in text:  # a few tiny or huge floats: measure those as json
+        index, start = 0, 1
+        for at in _positions(text, b"e", b"0.0000"):
+            index += text.count(b",", start, at)
+            start = at
+            sizes[index] = len(float.__repr__(head[index]))  # twice for "1e-05": harmless
+    if head is not items:
+        sizes.append(_size(last))
+    _remember(items, sizes)
+    return sizes
+
+
+#: The item sizes `_item_sizes` found last, with their list: cutting the list of an event
+#: needs them three times (the event's size, the cut, the cut list's size).
+_known: tuple[list[Any] | tuple[Any, ...], list[int]] | None = None
+
+
+def _remember(items: list[Any] | tuple[Any, ...], sizes: list[int]) -> None:
+    global _known
+    _known = (items, sizes)
+
+
+def _positions(text: bytes, *needles: bytes) -> list[int]:
+    """Where ``needles`` occur in ``text``, in order (``bytes.find`` is far faster than a regex)."""
+    found: list[int] = []
+    for needle in needles:
+        at = text.find(needle)
+        while at >= 0:
+            found.append(at)
+            at = text.find(needle, at + 1)
+    found.sort()
+    return found
 
 
 def _utf8_len(text: str) -> int:
