@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hogtrace import _redact
 from hogtrace._redact import (
     REDACTED,
     add_secret_patterns,
@@ -300,3 +301,55 @@ class TestRedactProperties:
         result = redact_secrets(value)
         assert before == value
         assert not contains_unredacted_secret(result)
+
+
+texts_with_secrets = st.sampled_from([text for text, _ in FREE_TEXT] + NOT_SECRETS) | st.text(
+    max_size=12
+)
+content_values = st.recursive(
+    st.none() | st.floats(allow_nan=False) | texts_with_secrets,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(st.floats(allow_nan=False), min_size=65, max_size=70).map(
+            lambda numbers: [*numbers, "…[truncated 9 items]"]
+        )
+        | st.dictionaries(
+            st.sampled_from(SECRET_KEYS[:3] + PUBLIC_KEYS) | st.text(max_size=8), children
+        )
+    ),
+    max_leaves=25,
+)
+
+
+class TestWholeValueCheck:
+    """redact_secrets first checks the whole value at once; the result is the same."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(content_values)
+    def test_same_result_as_redacting_each_string(self, value: Any) -> None:
+        """Checking all strings joined finds every secret that checking each one finds."""
+        expected = (
+            _redact._redact_dict(value, 0)
+            if type(value) is dict
+            else _redact._redact_list(value, 0)
+            if type(value) is list
+            else redact_text(value)
+            if type(value) is str
+            else value
+        )
+        assert expected == redact_secrets(value)
+
+    def test_content_without_secrets_is_returned_as_is(self) -> None:
+        """Messages without secrets are not copied."""
+        messages = [
+            {"role": "user", "content": f"message {i}: see http://x.io/a-b_c"} for i in range(50)
+        ]
+        assert redact_secrets(messages) is messages
+
+    def test_one_secret_among_many_messages(self) -> None:
+        """A key in the 40th of 50 messages is found and only that message changes."""
+        messages = [{"role": "user", "content": f"message {i}"} for i in range(50)]
+        messages[40]["content"] = "my key is sk-proj-abc123def456ghi"
+        result = redact_secrets(messages)
+        assert f"my key is {REDACTED}" == result[40]["content"]
+        assert result[39] is messages[39]

@@ -143,13 +143,18 @@ def redact_secrets(value: Any) -> Any:
         The redacted value.
     """
     kind = type(value)
-    if kind is dict:
-        return _redact_dict(value, 0)
-    if kind is list:
-        return _redact_list(value, 0)
     if kind is str:
         return redact_text(value)
-    return value
+    if kind is not dict and kind is not list:
+        return value
+    if _extra_values is None:
+        # Most content holds no secret: gather its strings, and if no key is secret and no
+        # pattern matches the strings joined by newlines, nothing changes. No built-in
+        # pattern matches across a newline, so a match there is a match in one string.
+        texts: list[str] = []
+        if _gather(value, texts, 0) and not _has_secret("\n".join(texts)):
+            return value
+    return _redact_dict(value, 0) if kind is dict else _redact_list(value, 0)
 
 
 def redact_text(text: str) -> str:
@@ -168,6 +173,49 @@ def redact_text(text: str) -> str:
     if _extra_values is not None:
         out = _extra_values.sub(REDACTED, out)
     return text if out == text else out
+
+
+def _has_secret(text: str) -> bool:
+    """True if a built-in value pattern matches somewhere in ``text``."""
+    for gate, regex in _scanners or _compile_scanners():
+        if gate in text and regex.search(text) is not None:
+            return True
+    return False
+
+
+def _gather(value: Any, texts: list[str], depth: int) -> bool:
+    """Append the strings in ``value`` to ``texts``; False if a key (or a pair) is secret.
+
+    Also False where `_redact_dict` and `_redact_list` would not descend (too deep), so the
+    caller then takes their path.
+    """
+    if depth >= _MAX_DEPTH:
+        return False
+    if type(value) is dict:
+        for key, item in value.items():
+            secret = _decisions.get(key) if type(key) is str else False
+            if secret is None:
+                secret = is_secret_key(key)
+            if secret:
+                return False
+            kind = type(item)
+            if kind is str:
+                texts.append(item)
+            elif (kind is dict or kind is list) and not _gather(item, texts, depth + 1):
+                return False
+        return True
+    if len(value) == 2 and type(value[0]) is str and len(value[0]) <= 64:
+        if is_secret_key(value[0]):
+            return False
+    elif len(value) > _LONG and _NUMBERS.issuperset(map(type, value[:-1])):
+        value = value[-1:]  # an embedding or a series (see _redact_list)
+    for item in value:
+        kind = type(item)
+        if kind is str:
+            texts.append(item)
+        elif (kind is dict or kind is list) and not _gather(item, texts, depth + 1):
+            return False
+    return True
 
 
 def _replace_secret(match: re.Match[str]) -> str:
@@ -211,8 +259,14 @@ def _redact_list(value: list[Any], depth: int) -> list[Any]:
         and is_secret_key(value[0])
     ):
         return value if value[1] == REDACTED else [value[0], REDACTED]
-    if len(value) > _LONG and _NUMBERS.issuperset(map(type, value)):
-        return value  # an embedding or a series: nothing to scan, and no loop over it
+    if len(value) > _LONG and _NUMBERS.issuperset(map(type, value[:-1])):
+        # An embedding or a series, maybe cut by the snapshot (its last item is then the
+        # marker): nothing to scan, and no loop over it.
+        last = value[-1]
+        if type(last) is not str:
+            return value if type(last) in _NUMBERS else [*value[:-1], *_redact_list([last], depth)]
+        new_last = redact_text(last)
+        return value if new_last is last else [*value[:-1], new_last]
     copy: list[Any] | None = None
     for index, item in enumerate(value):
         if type(item) is str:
