@@ -780,6 +780,30 @@ class TestDelivery:
         assert LIST_CUT.fullmatch(events["huge_list"]["properties"]["$ai_output_state"][-1])
         assert "$ai_truncated" not in events["after"]["properties"]
 
+    def test_huge_numpy_argument_arrives_as_it_was_at_the_call(
+        self, client: Any, capture_server: CaptureServer
+    ) -> None:
+        """A 10 MB array is copied at the call and converted by the worker: the event shows
+        the values of the call even when the caller overwrites the array right after it."""
+        np = pytest.importorskip("numpy")
+        values = np.arange(1_250_000, dtype=np.float64) / 7
+
+        @hogtrace.span("embed")
+        def embed(values: Any) -> int:
+            return 1
+
+        embed(values)
+        values[:] = -1.0  # the caller reuses its buffer before the event is built
+
+        event = delivered(client, capture_server)["embed"]
+        sent = event["properties"]["$ai_input_state"]["values"]
+        kept = len(sent) - 1
+        assert kept > 10_000
+        assert (np.arange(kept, dtype=np.float64) / 7).tolist() == sent[:-1]
+        assert f"…[truncated {1_250_000 - kept:,} items]" == sent[-1]
+        assert event["properties"]["$ai_truncated"] is True
+        assert wire_size(event) <= POSTHOG_LIMIT
+
     def test_many_huge_events_in_one_flush(
         self, client: Any, capture_server: CaptureServer
     ) -> None:

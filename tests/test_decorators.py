@@ -1364,7 +1364,7 @@ class TestDisabled:
 TARGETS = [
     "hogtrace._scope.new_id",
     "hogtrace._scope.monotonic_ns",
-    "hogtrace._scope.to_json_safe",
+    "hogtrace._scope.snapshot",
     "hogtrace._scope._emit",
     "hogtrace._scope.utc_now",
     "hogtrace._sinks.build_event",

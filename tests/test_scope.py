@@ -947,13 +947,13 @@ class TestCallingThread:
     ) -> None:
         """Scalar arguments and return values need no JSON-safe copy: they cannot change."""
         calls: list[object] = []
-        real = _scope.to_json_safe
+        real = _scope.snapshot
 
-        def counting(value: object, budget: int | None = None) -> Any:
+        def counting(value: object, budget: int) -> Any:
             calls.append(value)
             return real(value, budget)
 
-        monkeypatch.setattr(_scope, "to_json_safe", counting)
+        monkeypatch.setattr(_scope, "snapshot", counting)
 
         @hogtrace.span(name="step")
         def step(a: int, b: str, c: float = 0.5, d: bool | None = None) -> str:
@@ -991,15 +991,15 @@ class TestCallingThread:
     def test_huge_or_non_finite_numbers_go_through_the_serializer(
         self, value: object, monkeypatch: pytest.MonkeyPatch, hogtrace_events: Any
     ) -> None:
-        """Only numbers JavaScript holds exactly skip to_json_safe; to_json_safe does the rest."""
+        """Only numbers JavaScript holds exactly skip the serializer; it does the rest."""
         calls: list[object] = []
-        real = _scope.to_json_safe
+        real = _scope.snapshot
 
-        def counting(item: object, budget: int | None = None) -> Any:
+        def counting(item: object, budget: int) -> Any:
             calls.append(item)
             return real(item, budget)
 
-        monkeypatch.setattr(_scope, "to_json_safe", counting)
+        monkeypatch.setattr(_scope, "snapshot", counting)
 
         @hogtrace.span
         def number() -> object:

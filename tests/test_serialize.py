@@ -27,6 +27,9 @@ from hogtrace._serialize import (
     MAX_DEPTH_MARKER,
     MAX_SAFE_INTEGER,
     TRUNCATION_MARKER,
+    Deferred,
+    snapshot,
+    thaw,
     to_json_safe,
 )
 from tests.hostile import FakeArray, Hostile, HostileList
@@ -526,3 +529,97 @@ class TestBudget:
         if size(full) <= budget:
             assert full == cut
         assert roundtrip(cut) == cut
+
+
+class TestNumberChunks:
+    """Long lists of numbers are sized a chunk at a time; the cut is the one item by item."""
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=17, max_size=3000)
+        | st.lists(st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER), min_size=17, max_size=3000),
+        st.integers(0, 30_000),
+    )
+    def test_keeps_a_prefix_at_least_as_large_as_the_budget(
+        self, numbers: list[Any], budget: int
+    ) -> None:
+        """What fits is kept whole; a cut list keeps a prefix whose JSON exceeds the budget.
+
+        Sizes are lower bounds ("1e16" for "1e+16"), so a list a little over the budget may be
+        kept whole: fit_event makes the exact cut.
+        """
+        result = to_json_safe(numbers, budget)
+        if size(numbers) <= budget or numbers == result:
+            assert numbers == result
+            assert size(numbers) - len(numbers) <= budget  # one character a number at most
+            return
+        kept = len(result) - 1
+        expected = (numbers[:kept], LIST_TRUNCATION_MARKER.format(n=f"{len(numbers) - kept:,}"))
+        assert expected == (result[:-1], result[-1])
+        assert size(result[:-1]) > budget  # nothing fit_event could keep was dropped
+
+    def test_tiny_floats_are_measured_as_json_writes_them(self) -> None:
+        """ "1e-05" is shorter in JSON than pydantic-core's "0.00001": the cut still holds all."""
+        numbers = [1.5e-5 + i * 1e-9 for i in range(100_000)]
+        result = to_json_safe(numbers, BUDGET)
+        kept = len(result) - 1
+        assert numbers[:kept] == result[:-1]
+        assert size(result[:-1]) > BUDGET
+
+
+class TestDeferredArrays:
+    """A large numeric array is copied on the calling thread and converted by the worker."""
+
+    def test_large_numeric_arrays_are_copied_not_converted(self) -> None:
+        """snapshot() keeps a private copy of the rows that may be sent; thaw() converts it."""
+        np = pytest.importorskip("numpy")
+        flat = np.arange(1_250_000, dtype=np.float64) / 7
+        copy, deferred = snapshot({"x": flat}, BUDGET)
+        assert deferred
+        assert isinstance(copy["x"], Deferred)
+        assert copy["x"].head.size < flat.size
+        assert not np.shares_memory(copy["x"].head, flat)
+
+    @pytest.mark.parametrize("dtype", ["float64", "float32", "int64", "uint8", "bool"])
+    def test_thawed_copy_is_the_budgeted_snapshot(self, dtype: str) -> None:
+        """Converting later gives exactly what converting at once would have."""
+        np = pytest.importorskip("numpy")
+        flat = (np.arange(1_250_000) % 251).astype(dtype)
+        matrix = flat.reshape(2_500, 500)
+        for value in ({"args": [flat]}, {"args": [matrix]}, [flat, "text", matrix]):
+            copy, deferred = snapshot(value, BUDGET)
+            assert deferred
+            assert to_json_safe(value, BUDGET) == thaw(copy, BUDGET)
+
+    def test_changes_after_the_snapshot_are_not_seen(self) -> None:
+        """The caller may reuse its array as soon as the call returns."""
+        np = pytest.importorskip("numpy")
+        flat = np.arange(1_000_000, dtype=np.float64)
+        expected = to_json_safe(flat, BUDGET)
+        copy, _ = snapshot(flat, BUDGET)
+        flat[:] = -1.0
+        assert expected == thaw(copy, BUDGET)
+
+    def test_small_and_object_arrays_are_converted_at_once(self) -> None:
+        """Only arrays too large to send whole, of booleans and numbers, are deferred."""
+        np = pytest.importorskip("numpy")
+        objects = np.array([{"k": i} for i in range(100_000)], dtype=object)
+        for value in (np.arange(10.0), objects, SlicedArray(10_000_000), [1.0] * 100_000):
+            copy, deferred = snapshot(value, BUDGET)
+            assert not deferred
+            assert to_json_safe(value, BUDGET) == copy
+
+    def test_a_deferred_copy_made_safe_without_budget(self) -> None:
+        """to_json_safe (no budget) converts a Deferred within the budget it was made with."""
+        np = pytest.importorskip("numpy")
+        flat = np.arange(1_000_000, dtype=np.int64)
+        copy, _ = snapshot(flat, 10_000)
+        assert to_json_safe(flat, 10_000) == to_json_safe(copy)
+
+    @settings(max_examples=100, deadline=None)
+    @given(values, st.integers(0, 400))
+    def test_without_arrays_snapshot_is_to_json_safe(self, value: Any, budget: int) -> None:
+        """With no large numeric array, snapshot() is to_json_safe() with the budget."""
+        copy, deferred = snapshot(value, budget)
+        assert not deferred
+        assert to_json_safe(value, budget) == copy

@@ -17,7 +17,7 @@ from hogtrace._names import ANNOTATION_CONTENT, CONTENT_KEYS, PRIVATE_CONTENT
 from hogtrace._options import Config
 from hogtrace._protocols import Annotation, ClosedScope
 from hogtrace._redact import redact_secrets
-from hogtrace._serialize import to_json_safe
+from hogtrace._serialize import thaw, to_json_safe
 from hogtrace._version import __version__
 
 __all__ = ["Event", "build_event", "error_type", "format_error"]
@@ -129,6 +129,8 @@ def build_event(
 
     privacy = config.content_hidden
     content = scope.content()
+    if scope.has_deferred:  # large numeric arrays, copied on the calling thread
+        content = {key: thaw(value, limit) for key, value in content.items()}
     error = scope.error
     if error is not None:
         content["$ai_error"] = format_error(error, privacy)

@@ -77,6 +77,10 @@ class ClosedScope(Protocol):
     def local_root(self) -> bool:
         """True when no scope around it in this process emits an event."""
 
+    @property
+    def has_deferred(self) -> bool:
+        """True when its snapshots hold arrays still to convert (``_serialize.thaw``)."""
+
     def content(self) -> dict[str, Any]:
         """Its content properties (input, output, tools), as snapshots."""
 

@@ -22,7 +22,7 @@ from hogtrace._metrics import Metrics, Totals
 from hogtrace._posthog import context_distinct_id
 from hogtrace._protocols import Sink
 from hogtrace._sampling import sampled
-from hogtrace._serialize import to_json_safe
+from hogtrace._serialize import snapshot
 from hogtrace._stats import stats_counters
 from hogtrace._w3c import is_valid_id
 
@@ -108,6 +108,7 @@ class Scope:
         "child_parent_id",
         "distinct_id",
         "error",
+        "has_deferred",
         "id",
         "inherited",
         "is_root",
@@ -143,6 +144,7 @@ class Scope:
         self._input: Any = MISSING
         self._output: Any = MISSING
         self._output_on_error = False
+        self.has_deferred = False
         self.error: BaseException | str | None = None
         self.own_properties: dict[str, Any] | None = dict(properties) if properties else None
         self.totals: Totals | None = None
@@ -312,18 +314,24 @@ class Scope:
         log.warning("hogtrace: %s() on %r after it closed is ignored", what, self)
         return False
 
-    @staticmethod
-    def snapshot(value: Any) -> Any:
-        """``value`` as a JSON-safe copy taken now (``None`` under privacy mode)."""
+    def snapshot(self, value: Any) -> Any:
+        """``value`` as a JSON-safe copy taken now (``None`` under privacy mode).
+
+        Large numeric arrays are copied but converted only when the event is built (see
+        `hogtrace._serialize.Deferred`); `has_deferred` then tells the event builder.
+        """
         config = _state.state.config
         if config.content_hidden:
             return None  # never serialised: privacy mode sends content keys as null
         try:
             # Bounded by what can be sent: a huge argument is cut here, not copied whole.
-            return to_json_safe(value, config.event_limit)
-        except Exception as err:  # to_json_safe never raises; this guards against our own bugs
+            copy, deferred = snapshot(value, config.event_limit)
+        except Exception as err:  # snapshot never raises; this guards against our own bugs
             log_internal_error("serializing content", err)
             return "<unserializable>"
+        if deferred:
+            self.has_deferred = True
+        return copy
 
     def capture_call(self, arguments: dict[str, Any]) -> None:
         """Snapshot the decorated function's bound arguments as they are when the scope opens.

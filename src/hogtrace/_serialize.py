@@ -23,10 +23,11 @@ import enum
 import math
 import types
 import uuid
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence, ValuesView
 from collections.abc import Set as AbstractSet
 from decimal import Decimal
-from itertools import islice
+from itertools import accumulate, islice
 from pathlib import PurePath
 from typing import Any
 
@@ -41,6 +42,8 @@ __all__ = [
     "MAX_DEPTH_MARKER",
     "MAX_SAFE_INTEGER",
     "TRUNCATION_MARKER",
+    "Deferred",
+    "snapshot",
     "to_json_safe",
 ]
 
@@ -81,7 +84,9 @@ _SEQUENCES = (Sequence, AbstractSet, ValuesView)  # lists, tuples, sets, deques,
 # Categories of types, decided once per type. Those from _CONTAINERS on can nest.
 _OTHER, _FLOAT, _ENUM, _STR, _INT, _BYTES, _PYDANTIC_LEAF = range(7)
 _CONTAINERS = 7
-_MAPPING, _SEQUENCE, _MODEL, _DATACLASS, _TOLIST, _FIELDS = range(_CONTAINERS, _CONTAINERS + 6)
+_MAPPING, _SEQUENCE, _MODEL, _DATACLASS, _TOLIST, _FIELDS, _DEFERRED = range(
+    _CONTAINERS, _CONTAINERS + 7
+)
 _categories: dict[type, int] = {}
 _MAX_CACHED_TYPES = 2048
 
@@ -128,6 +133,49 @@ def to_json_safe(value: object, budget: int | None = None) -> Any:
     except Exception:  # anything odd falls through to the careful walker
         pass
     return _walk(value, 0, set())
+
+
+class Deferred:
+    """The head of a large numeric array, copied on the calling thread to convert later.
+
+    Copying the numbers an event might hold is a ``memcpy``; converting them to Python
+    numbers and measuring their JSON costs far more, so `snapshot` leaves that to the event
+    builder, which calls `to_json_safe` (or `thaw`) off the calling thread. Only arrays of
+    booleans and numbers are deferred: their copy shares nothing the caller can change.
+    """
+
+    __slots__ = ("head", "length", "room")
+
+    def __init__(self, head: Any, length: int, room: int) -> None:
+        self.head = head  # a private copy of the first rows
+        self.length = length  # rows in the original, for the truncation marker
+        self.room = room  # the budget the array had
+
+    def __repr__(self) -> str:
+        return f"<deferred array of {self.length:,} rows>"
+
+
+class _Deferring(set[int]):
+    """The set of containers on the current path, for a walk that may defer arrays."""
+
+    deferred = False
+
+
+def snapshot(value: object, budget: int) -> tuple[Any, bool]:
+    """`to_json_safe` with ``budget``, except that large numeric arrays may stay `Deferred`.
+
+    Returns:
+        ``(copy, deferred)``: when ``deferred`` is True the copy holds `Deferred` values and
+        must go through `thaw` before it is JSON-safe.
+    """
+    walk = _Deferring()
+    copy = _bwalk(value, 0, walk, max(budget, 0))[0]
+    return copy, walk.deferred
+
+
+def thaw(value: Any, budget: int) -> Any:
+    """Convert the `Deferred` arrays in a `snapshot` copy, within ``budget``."""
+    return _bwalk(value, 0, set(), max(budget, 0))[0]
 
 
 def _is_fast(value: object, depth: int) -> bool:
@@ -191,6 +239,8 @@ def _walk(value: object, depth: int, active: set[int]) -> Any:
 
 def _categorize(kind: type) -> int:
     """Return the category of a type; the order of the checks matters (IntEnum is an int)."""
+    if kind is Deferred:
+        return _DEFERRED
     if issubclass(kind, types.SimpleNamespace) or (
         issubclass(kind, tuple) and isinstance(getattr(kind, "_fields", None), tuple)
     ):
@@ -266,6 +316,8 @@ def _convert_container(value: Any, category: int, depth: int, active: set[int]) 
             }
         if category == _FIELDS:
             return {_key(k): _walk(v, depth + 1, active) for k, v in _fields(value)}
+        if category == _DEFERRED:
+            return _btolist(value.head, depth, active, value.room, value.length)[0]
         return _walk(value.tolist(), depth, active)
     finally:
         active.discard(id(value))
@@ -488,6 +540,8 @@ def _bcontainer(
         if category == _FIELDS:
             items = _fields(value)
             return _bmapping(iter(items), len(items), depth, active, room)
+        if category == _DEFERRED:
+            return _btolist(value.head, depth, active, min(room, value.room), value.length)
         return _btolist(value, depth, active, room)
     finally:
         active.discard(id(value))
@@ -530,8 +584,13 @@ def _bmodel(model: Any, depth: int, active: set[int], room: int) -> tuple[Any, i
     return _bwalk(dumped, depth, active, room)
 
 
-def _btolist(value: Any, depth: int, active: set[int], room: int) -> tuple[Any, int]:
-    """Convert a numpy-like array, slicing a large one instead of calling ``tolist()`` whole."""
+def _btolist(
+    value: Any, depth: int, active: set[int], room: int, length: int | None = None
+) -> tuple[Any, int]:
+    """Convert a numpy-like array, slicing a large one instead of calling ``tolist()`` whole.
+
+    ``length`` is the number of rows of the array ``value`` is the head of (a `Deferred`).
+    """
     shape = getattr(value, "shape", None)
     # Every element takes at least 3 bytes ("0, "), so a smaller array is converted whole.
     if (
@@ -541,6 +600,11 @@ def _btolist(value: Any, depth: int, active: set[int], room: int) -> tuple[Any, 
         and math.prod(shape) * 3 > room
     ):
         rows: int = shape[0]
+        if type(active) is _Deferring and length is None:
+            deferred = _defer(value, shape, room)
+            if deferred is not None:
+                active.deferred = True
+                return deferred, math.prod(shape) * 3
         value[0:0]  # raises here, before anything is converted, if it cannot be sliced
         chunks: Iterable[Sequence[Any]]
         if len(shape) == 1:
@@ -548,8 +612,28 @@ def _btolist(value: Any, depth: int, active: set[int], room: int) -> tuple[Any, 
             chunks = (value[i : i + step].tolist() for i in range(0, rows, step))
         else:  # one row (a smaller array) at a time
             chunks = ([value[i]] for i in range(rows))
-        return _bsequence(chunks, rows, depth, active, room)
+        return _bsequence(chunks, rows if length is None else length, depth, active, room)
     return _bwalk(value.tolist(), depth, active, room)
+
+
+_NUMERIC_KINDS = ("b", "i", "u", "f")
+"""numpy ``dtype.kind`` of booleans, ints, unsigned ints and floats."""
+
+
+def _defer(value: Any, shape: tuple[int, ...], room: int) -> Deferred | None:
+    """A `Deferred` copy of the rows of a numeric array that may fit in ``room``, else None."""
+    try:
+        if getattr(getattr(value, "dtype", None), "kind", None) not in _NUMERIC_KINDS:
+            return None
+        # A row takes at least 3 bytes an element ("0, "), and a row cut short at least 26
+        # (its marker, brackets and ", "): rows after these are certainly cut.
+        per_row = max(math.prod(shape[1:]), 1)
+        head = value[: room // min(3 * per_row, 26) + 2].copy()
+        if type(head) is not type(value) or getattr(head, "shape", None) is None:
+            return None
+        return Deferred(head, shape[0], room)
+    except Exception:  # not a numpy-like array after all: convert it now
+        return None
 
 
 def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int, bool | None]:
@@ -641,6 +725,28 @@ def _scalars_size(items: Sequence[Any], room: int) -> int:
     return size if size <= room else _TOO_BIG
 
 
+def _numbers_prefix(chunk: Sequence[Any], room: int) -> tuple[int, int]:
+    """How many items of a chunk of floats or ints of one type `_bsequence` keeps within ``room``.
+
+    Returns ``(count, size)``, the items kept and their size with separators (lower bounds,
+    as `_scalars_size`), or ``(-1, 0)`` when the chunk is not such a chunk. As item by item,
+    items are kept until their total exceeds ``room``: the one that crosses it is kept too.
+    """
+    kinds = set(map(type, chunk))
+    kind = kinds.pop() if len(kinds) == 1 else None
+    if kind is not float and kind is not int:
+        return -1, 0
+    if kind is int and not (min(chunk) >= -MAX_SAFE_INTEGER and max(chunk) <= MAX_SAFE_INTEGER):
+        return -1, 0
+    text = to_json(chunk)
+    # NaN and infinities, and "0.00001" where repr() writes the shorter "1e-05".
+    if b"N" in text or b"I" in text or b"0.0000" in text:
+        return -1, 0
+    ends = list(accumulate(len(part) + 2 for part in text[1:-1].split(b",")))
+    keep = min(len(chunk), bisect_right(ends, room) + 1)
+    return keep, ends[keep - 1]
+
+
 def _bsequence(
     chunks: Iterable[Sequence[Any]], count: int, depth: int, active: set[int], room: int
 ) -> tuple[list[Any], int]:
@@ -668,6 +774,11 @@ def _bsequence(
                 spent += size
                 capped += capped_size
                 continue
+            if size == _TOO_BIG and flat is None:  # numbers: the prefix that fits, at C speed
+                keep, kept_size = _numbers_prefix(chunk, room - capped)
+                if keep >= 0:
+                    out.extend(chunk[:keep])
+                    return _end_list(out, count, spent + kept_size)
             vectors = size != _NOT_PLAIN
         for item in chunk:
             if capped > room:
@@ -678,6 +789,8 @@ def _bsequence(
             capped += min(size, _MIN_ITEM) + 2
         if capped > room:
             return _end_list(out, count, spent)
+    if count > len(out):  # the head of a longer array (a `Deferred`)
+        return _end_list(out, count, spent)
     return out, (spent if out else 2)
 
 
