@@ -114,11 +114,25 @@ def _bound(value: Any, room: int, depth: int) -> int:
             return -1
         total = 1
         for item in value:
-            size = (
-                2 + 12 * len(item) if type(item) is str else _bound(item, room - total, depth + 1)
-            )
-            if size < 0:
-                return -1
+            item_kind = type(item)
+            if item_kind is str:
+                size = 2 + 12 * len(item)
+            elif item_kind is dict and len(item) <= _MAX_BOUND_ITEMS and depth < _MAX_BOUND_DEPTH:
+                size = 2  # a message: bounded here, as the dict branch would, without a call
+                for key, field in item.items():
+                    if type(key) is not str:
+                        return -1
+                    if type(field) is str:
+                        size += 8 + 12 * (len(key) + len(field))
+                    else:
+                        field_size = _bound(field, room - total - size, depth + 2)
+                        if field_size < 0:
+                            return -1
+                        size += 6 + 12 * len(key) + field_size
+            else:
+                size = _bound(item, room - total, depth + 1)
+                if size < 0:
+                    return -1
             total += size + 2  # and ", "
             if total > room:
                 return -1
