@@ -574,7 +574,7 @@ class TestDeferredArrays:
         """snapshot() keeps a private copy of the rows that may be sent; thaw() converts it."""
         np = pytest.importorskip("numpy")
         flat = np.arange(1_250_000, dtype=np.float64) / 7
-        copy, deferred = snapshot({"x": flat}, BUDGET)
+        copy, _, deferred = snapshot({"x": flat}, BUDGET)
         assert deferred
         assert isinstance(copy["x"], Deferred)
         assert copy["x"].head.size < flat.size
@@ -587,7 +587,7 @@ class TestDeferredArrays:
         flat = (np.arange(1_250_000) % 251).astype(dtype)
         matrix = flat.reshape(2_500, 500)
         for value in ({"args": [flat]}, {"args": [matrix]}, [flat, "text", matrix]):
-            copy, deferred = snapshot(value, BUDGET)
+            copy, _, deferred = snapshot(value, BUDGET)
             assert deferred
             assert to_json_safe(value, BUDGET) == thaw(copy, BUDGET)
 
@@ -596,7 +596,7 @@ class TestDeferredArrays:
         np = pytest.importorskip("numpy")
         flat = np.arange(1_000_000, dtype=np.float64)
         expected = to_json_safe(flat, BUDGET)
-        copy, _ = snapshot(flat, BUDGET)
+        copy, _, _ = snapshot(flat, BUDGET)
         flat[:] = -1.0
         assert expected == thaw(copy, BUDGET)
 
@@ -605,7 +605,7 @@ class TestDeferredArrays:
         np = pytest.importorskip("numpy")
         objects = np.array([{"k": i} for i in range(100_000)], dtype=object)
         for value in (np.arange(10.0), objects, SlicedArray(10_000_000), [1.0] * 100_000):
-            copy, deferred = snapshot(value, BUDGET)
+            copy, _, deferred = snapshot(value, BUDGET)
             assert not deferred
             assert to_json_safe(value, BUDGET) == copy
 
@@ -613,13 +613,13 @@ class TestDeferredArrays:
         """to_json_safe (no budget) converts a Deferred within the budget it was made with."""
         np = pytest.importorskip("numpy")
         flat = np.arange(1_000_000, dtype=np.int64)
-        copy, _ = snapshot(flat, 10_000)
+        copy, _, _ = snapshot(flat, 10_000)
         assert to_json_safe(flat, 10_000) == to_json_safe(copy)
 
     @settings(max_examples=100, deadline=None)
     @given(values, st.integers(0, 400))
     def test_without_arrays_snapshot_is_to_json_safe(self, value: Any, budget: int) -> None:
         """With no large numeric array, snapshot() is to_json_safe() with the budget."""
-        copy, deferred = snapshot(value, budget)
+        copy, _, deferred = snapshot(value, budget)
         assert not deferred
         assert to_json_safe(value, budget) == copy

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -201,6 +202,30 @@ class TestReturnedGenerators:
 
         event = hogtrace_events.one()
         assert (False, [0]) == (event.is_error, event.output)
+
+    def test_long_stream_of_large_items_holds_about_the_limit(
+        self, hogtrace_events: CapturedEvents
+    ) -> None:
+        """Yielded items are kept within the event's size limit, not each one whole."""
+
+        @hogtrace.span("many")
+        def many() -> Iterator[str]:
+            for index in range(1000):
+                yield f"{index:05}" + "x" * 10_000
+
+        items = many()
+        tracemalloc.start()
+        try:
+            for _ in range(1000):
+                next(items)
+            held = tracemalloc.get_traced_memory()[0]  # what the open scope holds
+        finally:
+            tracemalloc.stop()
+        assert list(items) == []
+        assert held < 2_500_000  # every item whole: 10 MB; the event limit is 800 KB
+        output = hogtrace_events.one().properties["$ai_output_state"]
+        assert [f"{index:05}" for index in range(1000)] == [item[:5] for item in output]
+        assert all(item.endswith(" chars]") for item in output)
 
     def test_error_mid_stream_keeps_the_items_before_it(
         self, hogtrace_events: CapturedEvents

@@ -320,18 +320,21 @@ class Scope:
         Large numeric arrays are copied but converted only when the event is built (see
         `hogtrace._serialize.Deferred`); `has_deferred` then tells the event builder.
         """
-        config = _state.state.config
-        if config.content_hidden:
-            return None  # never serialised: privacy mode sends content keys as null
+        return self.snapshot_within(value, _state.state.config.event_limit)[0]
+
+    def snapshot_within(self, value: Any, budget: int) -> tuple[Any, int]:
+        """`snapshot`, cut at ``budget`` bytes of JSON; also a lower bound of its size."""
+        if _state.state.config.content_hidden:
+            return None, 0  # never serialised: privacy mode sends content keys as null
         try:
             # Bounded by what can be sent: a huge argument is cut here, not copied whole.
-            copy, deferred = snapshot(value, config.event_limit)
+            copy, size, deferred = snapshot(value, budget)
         except Exception as err:  # snapshot never raises; this guards against our own bugs
             log_internal_error("serializing content", err)
-            return "<unserializable>"
+            return "<unserializable>", 16
         if deferred:
             self.has_deferred = True
-        return copy
+        return copy, size
 
     def capture_call(self, arguments: dict[str, Any]) -> None:
         """Snapshot the decorated function's bound arguments as they are when the scope opens.

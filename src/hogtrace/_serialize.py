@@ -41,6 +41,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_DEPTH_MARKER",
     "MAX_SAFE_INTEGER",
+    "MIN_ITEM",
     "TRUNCATION_MARKER",
     "Deferred",
     "snapshot",
@@ -98,7 +99,7 @@ _CHUNK = 1024
 """Items of a long list examined at a time: one type scan and one Rust call per chunk."""
 _VECTOR_MIN = 16
 """Chunks shorter than this are scanned item by item."""
-_MIN_ITEM = 256
+_MIN_ITEM = MIN_ITEM = 256
 """`hogtrace._limits` cuts a list item by item only while each item may keep this many bytes."""
 _MIN_CUT = 48
 """`hogtrace._limits` keeps a dict's keys only while each value may keep this many bytes."""
@@ -161,16 +162,17 @@ class _Deferring(set[int]):
     deferred = False
 
 
-def snapshot(value: object, budget: int) -> tuple[Any, bool]:
+def snapshot(value: object, budget: int) -> tuple[Any, int, bool]:
     """`to_json_safe` with ``budget``, except that large numeric arrays may stay `Deferred`.
 
     Returns:
-        ``(copy, deferred)``: when ``deferred`` is True the copy holds `Deferred` values and
-        must go through `thaw` before it is JSON-safe.
+        ``(copy, size, deferred)``: ``size`` is a lower bound of the copy's JSON size; when
+        ``deferred`` is True the copy holds `Deferred` values and must go through `thaw`
+        before it is JSON-safe.
     """
     walk = _Deferring()
-    copy = _bwalk(value, 0, walk, max(budget, 0))[0]
-    return copy, walk.deferred
+    copy, size = _bwalk(value, 0, walk, max(budget, 0))
+    return copy, size, walk.deferred
 
 
 def thaw(value: Any, budget: int) -> Any:

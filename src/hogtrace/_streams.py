@@ -19,9 +19,11 @@ from typing import Any, cast
 
 import wrapt
 
+from hogtrace import _state
 from hogtrace._errors import log_internal_error
 from hogtrace._generation import GenerationScope
 from hogtrace._scope import MAX_GENERATOR_ITEMS, Scope
+from hogtrace._serialize import MIN_ITEM
 
 __all__ = ["Collector", "InContext", "is_stream", "wrap_stream"]
 
@@ -33,9 +35,16 @@ _PROVIDER_MODULES = ("openai", "anthropic")
 
 
 class Collector:
-    """What a generator yields: chunks for a streaming generation, else the items (capped)."""
+    """What a generator yields: chunks for a streaming generation, else the items (capped).
 
-    __slots__ = ("items", "more", "scope", "stream")
+    Items are kept as the snapshot of a list would keep them (`hogtrace._serialize`): each
+    within what the earlier ones left of the event's size limit (at least an equal share of
+    it for `MAX_GENERATOR_ITEMS` items, and `MIN_ITEM` bytes), until that limit is certainly
+    spent, and at most `MAX_GENERATOR_ITEMS`; the rest are counted. A long stream of large
+    items holds about the limit, not every item.
+    """
+
+    __slots__ = ("capped", "items", "more", "room", "scope", "spent", "stream")
 
     def __init__(self, scope: Scope | None) -> None:
         self.scope = scope
@@ -44,16 +53,23 @@ class Collector:
             cast(GenerationScope, scope).start_stream()
         self.items: list[Any] = []
         self.more = 0
+        self.room = _state.state.config.event_limit
+        self.spent = self.capped = 0
 
     def add(self, item: Any) -> None:
         try:
             if self.stream:
                 cast(GenerationScope, self.scope).stream_chunk(item)
-            elif len(self.items) < MAX_GENERATOR_ITEMS:
+            elif len(self.items) < MAX_GENERATOR_ITEMS and self.capped <= self.room:
                 # Snapshot now: a generator may yield the same object, mutated, every time.
                 scope = self.scope
                 if scope is not None and scope.wants_output:
-                    self.items.append(scope.snapshot(item))
+                    # An equal share of the limit at least, as for a list of known length.
+                    budget = max(self.room - self.spent, self.room // MAX_GENERATOR_ITEMS, MIN_ITEM)
+                    copy, size = scope.snapshot_within(item, budget)
+                    self.items.append(copy)
+                    self.spent += size + 2
+                    self.capped += min(size, MIN_ITEM) + 2
             else:
                 self.more += 1
         except Exception as err:
