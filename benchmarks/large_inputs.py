@@ -84,7 +84,7 @@ def large(reps: int) -> None:
         call_before = best(lambda a=args: to_json_safe(a), slow_reps)
         call_after = best(lambda a=args: snapshot(a, LIMIT), reps)
         whole = to_json_safe(args)
-        bounded, deferred = snapshot(args, LIMIT)
+        bounded, _, deferred = snapshot(args, LIMIT)
         worker_before = best(lambda w=whole: worker(w), slow_reps)
         worker_after = best(lambda b=bounded, d=deferred: worker(b, d), reps)
         print(
