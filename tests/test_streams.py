@@ -7,6 +7,7 @@ local OpenAI/Anthropic-compatible endpoint, plain generators and iterators.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
@@ -214,6 +215,39 @@ class TestReturnedGenerators:
 
         event = hogtrace_events.one()
         assert (False, [0]) == (event.is_error, event.output)
+
+    @pytest.mark.parametrize("suppress", [False, True])
+    def test_stream_whose_exit_swallows_the_error(
+        self, suppress: bool, hogtrace_events: CapturedEvents
+    ) -> None:
+        """An error its own ``__exit__`` suppresses is not the scope's error."""
+
+        class Rows:
+            def __init__(self) -> None:
+                self.items = iter([1, 2, 3])
+
+            def __iter__(self) -> Rows:
+                return self
+
+            def __next__(self) -> int:
+                return next(self.items)
+
+            def __enter__(self) -> Rows:
+                return self
+
+            def __exit__(self, *exc_info: object) -> bool:
+                return suppress
+
+        @hogtrace.span("rows")
+        def rows() -> Rows:
+            return Rows()
+
+        with contextlib.suppress(ValueError), rows() as stream:
+            next(stream)
+            raise ValueError("stop reading")
+
+        event = hogtrace_events.one()
+        assert (not suppress, [1]) == (event.is_error, event.output)
 
     def test_long_stream_of_large_items_holds_about_the_limit(
         self, hogtrace_events: CapturedEvents

@@ -160,6 +160,11 @@ def wrap_stream(scope: Scope, stream: Any, ctx: contextvars.Context, mode: str) 
     return _StreamProxy(stream, collector, ctx)
 
 
+def _ending(error: BaseException | None, suppressed: object) -> BaseException:
+    """How a stream used as a context manager ended: its error, unless ``__exit__`` swallowed it."""
+    return error if error is not None and not suppressed else GeneratorExit()
+
+
 class _StreamProxyBase(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """Shared by the sync and async proxies: ending the scope once, however the stream ends."""
 
@@ -223,11 +228,14 @@ class _StreamProxy(_StreamProxyBase):
         return self
 
     def __exit__(self, *exc_info: Any) -> Any:
+        exit_ = getattr(self.__wrapped__, "__exit__", None)
         try:
-            exit_ = getattr(self.__wrapped__, "__exit__", None)
-            return exit_(*exc_info) if exit_ is not None else None
-        finally:
-            self._self_finish(exc_info[1] if exc_info[1] is not None else GeneratorExit())
+            suppressed = exit_(*exc_info) if exit_ is not None else None
+        except BaseException as raised:
+            self._self_finish(raised)
+            raise
+        self._self_finish(_ending(exc_info[1], suppressed))
+        return suppressed
 
 
 class _AsyncStreamProxy(_StreamProxyBase):
@@ -289,10 +297,11 @@ class _AsyncStreamProxy(_StreamProxyBase):
         return self
 
     async def __aexit__(self, *exc_info: Any) -> Any:
+        exit_ = getattr(self.__wrapped__, "__aexit__", None)
         try:
-            exit_ = getattr(self.__wrapped__, "__aexit__", None)
-            if exit_ is None:
-                return None
-            return await exit_(*exc_info)
-        finally:
-            self._self_finish(exc_info[1] if exc_info[1] is not None else GeneratorExit())
+            suppressed = None if exit_ is None else await exit_(*exc_info)
+        except BaseException as raised:
+            self._self_finish(raised)
+            raise
+        self._self_finish(_ending(exc_info[1], suppressed))
+        return suppressed
