@@ -59,9 +59,13 @@ from pydantic import BaseModel
 from hogtrace._extract import (
     Extracted,
     StreamAccumulator,
+    _openai_message,
+    _openai_messages,
+    _text_size,
     extract_embedding,
     extract_generation,
     format_input,
+    format_input_sized,
 )
 
 
@@ -1815,3 +1819,128 @@ class TestFormatInput:
     def test_nothing_to_format_gives_none(self, provider: str | None, arguments: Any) -> None:
         """Arguments without the provider's input keys (or unreadable ones) give None."""
         assert None is format_input(provider, arguments)
+
+
+class Role(str, enum.Enum):
+    USER = "user"
+
+
+class Key(str, enum.Enum):
+    ROLE = "role"
+
+
+class Text(str):
+    pass
+
+
+def plain_and_near_misses() -> list[Any]:
+    """Plain ``{"role": str, "content": str}`` messages, and messages that only look like them."""
+    return [
+        {"role": "user", "content": "hi"},
+        {"content": "hi", "role": "user"},
+        {"role": "system", "content": ""},
+        {"role": "", "content": "hi"},
+        {"role": "user", "content": "hi", "name": "ann"},
+        {"role": "user", "content": "hi", "name": None},
+        {"role": "tool", "content": "sunny", "tool_call_id": "call_1"},
+        {"role": "assistant", "content": "", "tool_calls": CHAT_TOOL_CALLS},
+        {"role": "assistant", "content": "no", "refusal": "no"},
+        {"role": "assistant", "content": "hi", "audio": {"id": "a1", "data": None}},
+        {"role": None, "content": "hi"},
+        {"content": "hi"},
+        {"role": "user"},
+        {"role": "user", "content": None},
+        {},
+        {"role": 1, "content": "hi"},
+        {"role": Role.USER, "content": "hi"},
+        {"role": "user", "content": Text("hi")},
+        {Key.ROLE: "user", "content": "hi"},
+        {"role": "user", "content": ["hi"]},
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "user", "content": {"type": "text", "text": "hi"}},
+        {"role": "user", "content": 3},
+        HostileMapping(role="user", content="hi"),
+        ChatCompletion.model_validate(CHAT).choices[0].message,
+        SimpleNamespace(role="user", content="hi"),
+        "hi",
+        None,
+    ]
+
+
+CHAT_TOOL_CALLS = CHAT["choices"][0]["message"]["tool_calls"]  # type: ignore[index]
+
+
+def items(messages: list[dict[str, Any]] | None) -> Any:
+    """Messages as lists of (key, value) pairs: equal only with the keys in the same order."""
+    return None if messages is None else [list(message.items()) for message in messages]
+
+
+class TestPlainMessages:
+    """The fast path for plain chat messages gives what the general path gives."""
+
+    @pytest.mark.parametrize("message", plain_and_near_misses())
+    def test_one_message_as_the_general_path(self, message: Any) -> None:
+        """Each message formats to the same keys, in the same order, with the same values."""
+        out, size = _openai_messages([message])
+        assert items([_openai_message(message)]) == items(out)
+        assert size is None or size == _text_size(out)
+
+    @pytest.mark.parametrize("message", plain_and_near_misses())
+    def test_one_message_as_posthog(self, message: Any) -> None:
+        """Each message reads as posthog's own converter reads it (a message it can read)."""
+        kwargs = {"messages": [{"role": "user", "content": "first"}, message]}
+        try:
+            expected = merge_system_prompt(kwargs, "openai")
+        except Exception:
+            pytest.skip("posthog's converter does not read this message")
+        assert expected == format_input("openai", kwargs)
+
+    def test_sizes_match_the_general_walk(self) -> None:
+        """A size is given exactly when every message is text, and it is the general walk's."""
+        plain = [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi"},
+            {"content": "yo", "role": "assistant"},
+        ]
+        tool = {"role": "tool", "content": "sunny", "tool_call_id": "call_1"}
+        name_none = {"role": "user", "content": "hi", "name": None}
+        enum_role = {"role": Role.USER, "content": "hi"}
+        blocks = {"role": "user", "content": [{"type": "text", "text": "hi"}]}
+        cases: list[tuple[str | None, dict[str, Any]]] = [
+            ("openai", {"messages": plain}),
+            ("openai", {"messages": tuple(plain)}),
+            ("openai", {"messages": [*plain, name_none]}),
+            ("openai", {"messages": [*plain, tool]}),
+            ("openai", {"messages": [tool, *plain]}),
+            ("openai", {"messages": [*plain, enum_role]}),
+            ("openai", {"messages": [*plain, blocks]}),
+            ("openai", {"messages": []}),
+            ("openai", {"messages": plain, "system": "Be brief."}),
+            ("openai", {"messages": plain[1:], "system": "Be brief."}),
+            ("openai", {"messages": plain[1:], "system": ["Be brief."]}),
+            ("openai", {"messages": plain, "instructions": "Be brief."}),
+            ("openai", {"messages": plain, "input": "more"}),
+            ("openai", {"input": "hi"}),
+            (None, {"messages": plain}),
+            ("anthropic", {"messages": plain[1:], "system": "Be brief."}),
+            ("gemini", {"contents": "hi"}),
+            ("openai", {"prompt": "hi"}),
+        ]
+        for provider, arguments in cases:
+            formatted = format_input(provider, arguments)
+            size = None if formatted is None else _text_size(formatted)
+            expected = (items(formatted), size)
+            got, got_size = format_input_sized(provider, arguments)
+            assert expected == (items(got), got_size), (provider, arguments)
+        expected_size = 2 * (len("role") + len("content") + 16) + len("userassistant") + len("hiyo")
+        assert expected_size == format_input_sized("openai", {"messages": plain[1:]})[1]
+
+    def test_formatted_messages_are_new(self) -> None:
+        """The formatted messages share no dict with the caller's messages."""
+        messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+        out, _ = _openai_messages(messages)
+        assert not any(a is b for a, b in zip(out, messages, strict=True))
+        messages[0]["content"] = "changed"
+        messages[1]["name"] = "ann"
+        expected = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+        assert expected == out

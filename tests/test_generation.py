@@ -533,6 +533,26 @@ class TestGenerationInput:
         expected = USER
         assert expected == events.one().properties["$ai_input"]
 
+    def test_input_messages_are_a_snapshot(self, events: CapturedEvents) -> None:
+        """Changing the message dicts in the call or after it does not change the input."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> str:
+            messages[0]["content"] = "changed in the call"
+            messages[1]["name"] = "ann"
+            return "hi"
+
+        history = [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {"role": "tool", "content": "sunny", "tool_call_id": "call_1"},
+        ]
+        expected = [dict(message) for message in history]
+        ask(history)
+        history[1]["content"] = "changed after the call"
+        history[2]["content"] = "rain"
+        assert expected == events.one().properties["$ai_input"]
+
     def test_model_parameters_from_arguments(self, events: CapturedEvents) -> None:
         """The usual request keywords become $ai_model_parameters; other arguments do not."""
 

@@ -46,6 +46,7 @@ __all__ = [
     "extract_embedding",
     "extract_generation",
     "format_input",
+    "format_input_sized",
 ]
 
 Message = dict[str, Any]
@@ -766,6 +767,12 @@ _GEMINI_PART_KEYS = frozenset(
 )
 
 
+#: What `_text_size` adds for each key and value besides their lengths.
+_TEXT_ITEM_SIZE = 8
+#: The `_text_size` of ``{"role": "", "content": ""}``.
+_PLAIN_MESSAGE_SIZE = len("role") + len("content") + 2 * _TEXT_ITEM_SIZE
+
+
 def _openai_message(message: object) -> Message:
     """As ``_format_chat_input_message``: role, content and the keys OpenAI gives meaning to."""
     plain = message if type(message) is dict else _plain(message)  # a dict needs no copy
@@ -779,6 +786,31 @@ def _openai_message(message: object) -> Message:
     return out
 
 
+def _openai_messages(messages: Iterable[Any]) -> tuple[list[Message], int | None]:
+    """The messages as `_openai_message` formats them, and their `_text_size` when known here.
+
+    A plain ``{"role": str, "content": str}`` dict, the usual chat message, is formatted to a dict
+    of the same two keys without the general path's reads of the optional keys, and its size is
+    counted on the way (None as soon as another message takes the general path).
+    """
+    out: list[Message] = []
+    append = out.append
+    chars, plain = 0, True
+    for message in messages:
+        if (
+            type(message) is dict
+            and len(message) == 2  # with both keys below set: no other key
+            and type(role := message.get("role")) is str
+            and type(content := message.get("content")) is str
+        ):
+            append({"role": role, "content": content})
+            chars += len(role) + len(content)
+        else:
+            append(_openai_message(message))
+            plain = False
+    return out, chars + _PLAIN_MESSAGE_SIZE * len(out) if plain else None
+
+
 def _openai_input_item(item: object) -> Message:
     """As ``_format_response_input_item``: a Responses API input item."""
     if not isinstance(item, (dict, str)):
@@ -790,16 +822,19 @@ def _openai_input_item(item: object) -> Message:
     return {"role": "user", "content": item if isinstance(item, str) else str(item)}
 
 
-def _openai_input(args: Mapping[str, Any]) -> list[Message] | None:
+def _openai_input(args: Mapping[str, Any]) -> tuple[list[Message] | None, int | None]:
+    """The input, and its `_text_size` when known without a second walk (else None)."""
     if "messages" not in args and "input" not in args:
-        return None
+        return None, None
     messages, data = args.get("messages"), args.get("input")
-    out = [_openai_message(m) for m in messages] if messages is not None else []
+    out, size = _openai_messages(messages) if messages is not None else ([], None)
+    system, instructions = args.get("system"), args.get("instructions")
+    if data is None and system is None and instructions is None:
+        return out, size
     if isinstance(data, list):
         out.extend(_openai_input_item(item) for item in data)
     elif data is not None:
         out.append({"role": "user", "content": data if isinstance(data, str) else str(data)})
-    system, instructions = args.get("system"), args.get("instructions")
     if system is not None and not any(m.get("role") == "system" for m in out):
         out.insert(0, {"role": "system", "content": system})
     if instructions is not None:
@@ -808,7 +843,7 @@ def _openai_input(args: Mapping[str, Any]) -> list[Message] | None:
             out.insert(0, {"role": "system", "content": instructions})
         else:
             out[at]["content"] = f"{out[at].get('content', '')}\n\n{instructions}"
-    return out
+    return out, None
 
 
 def _anthropic_input(args: Mapping[str, Any]) -> list[Message] | None:
@@ -914,24 +949,63 @@ def format_input(provider: str | None, arguments: Mapping[str, Any]) -> list[Mes
         The messages, or None when the arguments hold nothing the provider's input is made
         of (the caller then keeps the input it has). Never raises.
     """
+    return format_input_sized(provider, arguments)[0]
+
+
+def format_input_sized(
+    provider: str | None, arguments: Mapping[str, Any]
+) -> tuple[list[Message] | None, int | None]:
+    """`format_input`, and the messages' `_text_size` (None: not only strings, or no messages).
+
+    The usual chat input, plain role and content strings, is sized while it is formatted;
+    anything else is walked once more by `_text_size`. Never raises.
+    """
     try:
         messages, data = arguments.get("messages"), arguments.get("input")
         if messages is not None and not isinstance(messages, (list, tuple)):
-            return None  # not a list of messages (an iterator must not be consumed here)
+            return None, None  # not a list of messages (an iterator must not be consumed here)
         if data is not None and not isinstance(data, (list, tuple, str)):
-            return None
-        if (lc := _lc_messages(messages)) is not None:
-            return [_lc_message(message) for message in lc]
-        hint = provider.lower() if isinstance(provider, str) else None
-        if hint == "anthropic":
-            return _anthropic_input(arguments)
-        if hint in ("gemini", "google", "vertex", "vertex_ai") or (
-            hint is None and "contents" in arguments
+            return None, None
+        out: list[Message] | None
+        # A dict first is never a LangChain message (nor a list of them, one per prompt).
+        if (
+            messages
+            and type(messages[0]) is not dict
+            and (lc := _lc_messages(messages)) is not None
         ):
-            return _gemini_input(arguments)
-        return _openai_input(arguments)
+            out = [_lc_message(message) for message in lc]
+        else:
+            hint = provider.lower() if isinstance(provider, str) else None
+            if hint == "anthropic":
+                out = _anthropic_input(arguments)
+            elif hint in ("gemini", "google", "vertex", "vertex_ai") or (
+                hint is None and "contents" in arguments
+            ):
+                out = _gemini_input(arguments)
+            else:
+                out, size = _openai_input(arguments)
+                if size is not None:
+                    return out, size
+        return out, None if out is None else _text_size(out)
     except Exception:
-        return None
+        return None, None
+
+
+def _text_size(messages: list[Any]) -> int | None:
+    """The size of messages of only strings: each key and value's length, plus 8 an item.
+
+    None when a message is not a dict, or a key or value is not a ``str``. Such messages are
+    fresh dicts of immutable strings: `format_input` made them, nothing else can change them.
+    """
+    size = 0
+    for message in messages:
+        if type(message) is not dict:
+            return None
+        for key, value in message.items():
+            if type(value) is not str or type(key) is not str:
+                return None
+            size += len(key) + len(value) + _TEXT_ITEM_SIZE
+    return size
 
 
 # --- streams --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from hogtrace._extract import (
     StreamAccumulator,
     extract_embedding,
     extract_generation,
-    format_input,
+    format_input_sized,
 )
 from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._sampling import sampled
@@ -324,13 +324,13 @@ class GenerationScope(Scope):
 
     def _input_snapshot(self, arguments: Mapping[str, Any]) -> Any:
         """``$ai_input``: the shape posthog-python's own wrappers send for the same call."""
-        formatted = format_input(self.provider, arguments)
-        if formatted is None:
-            return self.snapshot(_input_argument(arguments))
         config = _state.state.config
         if config.content_hidden:
-            return None
-        if _fresh_text_messages(formatted, config.event_limit):
+            return None  # what a snapshot of anything is under privacy mode
+        formatted, size = format_input_sized(self.provider, arguments)
+        if formatted is None:
+            return self.snapshot(_input_argument(arguments))
+        if size is not None and size < config.event_limit:
             return formatted  # fresh dicts of immutable strings, within the limit: a snapshot
         return self.snapshot(formatted)
 
@@ -502,23 +502,6 @@ class EmbeddingScope(GenerationScope):
     def add_properties(self, props: dict[str, Any]) -> None:
         """Model, provider, tokens, cost and status."""
         self._add_model_properties(props)
-
-
-def _fresh_text_messages(messages: list[Any], limit: int) -> bool:
-    """True if ``messages`` (made by ``format_input``) hold only strings, within ``limit``.
-
-    Such a list is already what a snapshot would copy it to: its dicts are new, and strings
-    cannot change. Anything else (content blocks, numbers, nested values) is snapshotted.
-    """
-    size = 0
-    for message in messages:
-        if type(message) is not dict:
-            return False
-        for key, value in message.items():
-            if type(value) is not str or type(key) is not str:
-                return False
-            size += len(key) + len(value) + 8
-    return size < limit
 
 
 def _input_argument(arguments: Mapping[str, Any]) -> Any:
