@@ -61,39 +61,47 @@ _USAGE_FIELDS = (
     "cache_creation_input_tokens",
     "reasoning_tokens",
 )
+Paths = tuple[tuple[str, ...] | None, ...]
+
+
+def _paths(*dotted: str | None) -> Paths:
+    return tuple(None if path is None else tuple(path.split(".")) for path in dotted)
+
+
 _MERGED_FIELDS = ("model", "provider", *_USAGE_FIELDS, "stop_reason", "cache_reporting_exclusive")
-# Where each provider reports the `_USAGE_FIELDS`, as dotted paths (None: never reported).
+# Where each provider reports the `_USAGE_FIELDS`, as dotted paths (None: never reported);
+# `_usage` reads them split (`_paths`).
 # OpenAI's newer `*_tokens_details.cache_write_tokens` is not read: posthog 7.91.1 ignores it too.
-_CHAT = (
+_CHAT = _paths(
     "prompt_tokens",
     "completion_tokens",
     "prompt_tokens_details.cached_tokens",
     None,
     "completion_tokens_details.reasoning_tokens",
 )
-_RESPONSES = (
+_RESPONSES = _paths(
     "input_tokens",
     "output_tokens",
     "input_tokens_details.cached_tokens",
     None,
     "output_tokens_details.reasoning_tokens",
 )
-_ANTHROPIC = (*_USAGE_FIELDS[:4], "output_tokens_details.thinking_tokens")
-_GEMINI = (
+_ANTHROPIC = _paths(*_USAGE_FIELDS[:4], "output_tokens_details.thinking_tokens")
+_GEMINI = _paths(
     "prompt_token_count",
     "candidates_token_count",
     "cached_content_token_count",
     None,
     "thoughts_token_count",
 )
-_GEMINI_CAMEL = (
+_GEMINI_CAMEL = _paths(
     "promptTokenCount",
     "candidatesTokenCount",
     "cachedContentTokenCount",
     None,
     "thoughtsTokenCount",
 )
-_LANGCHAIN = (
+_LANGCHAIN = _paths(
     "input_tokens",
     "output_tokens",
     "input_token_details.cache_read",
@@ -167,6 +175,8 @@ def _seq(value: object) -> list[Any]:
 
 
 def _int(value: object) -> int | None:
+    if type(value) is int:
+        return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
@@ -184,7 +194,7 @@ def _reason(value: object) -> str | None:
     return name if isinstance(name, str) else _str(value)
 
 
-def _usage(ex: Extracted, usage: object, paths: tuple[str | None, ...], add: bool = False) -> None:
+def _usage(ex: Extracted, usage: object, paths: Paths, add: bool = False) -> None:
     """Set (or with `add`, add to) the counts `usage` reports at `paths`; others are kept."""
     if usage is None:
         return
@@ -192,11 +202,16 @@ def _usage(ex: Extracted, usage: object, paths: tuple[str | None, ...], add: boo
         if path is None:
             continue
         raw: Any = usage
-        for key in path.split("."):
+        for key in path:
             raw = _get(raw, key)
-        if (value := _int(raw)) is not None:
-            old = getattr(ex, field)
-            setattr(ex, field, old + value if add and old is not None else value)
+            if raw is None:
+                break
+        else:  # a count was reported (a plain int, usually)
+            value = raw if type(raw) is int else _int(raw)
+            if value is not None:
+                if add and (old := getattr(ex, field)) is not None:
+                    value += old
+                setattr(ex, field, value)
 
 
 def _merge(ex: Extracted, new: Extracted) -> None:
@@ -313,9 +328,9 @@ def _chat_items(message: object, content: object) -> list[Block]:
     return items
 
 
-def _chat(result: object) -> Extracted:
+def _chat(result: object, choices: list[Any]) -> Extracted:
+    """A chat completion whose ``choices`` the dispatch has read."""
     ex = Extracted(model=_str(_get(result, "model")), provider="openai")
-    choices = _seq(_get(result, "choices"))
     role: object = "assistant"
     content: list[Block] = []
     for choice in choices:  # every choice goes into one message, as posthog sends it
@@ -330,7 +345,7 @@ def _chat(result: object) -> Extracted:
     return ex
 
 
-def _openai_usage(ex: Extracted, usage: object, paths: tuple[str | None, ...]) -> None:
+def _openai_usage(ex: Extracted, usage: object, paths: Paths) -> None:
     _usage(ex, usage, paths)
     if ex.cache_read_input_tokens:  # cached tokens are counted inside the input tokens
         ex.cache_reporting_exclusive = False
@@ -692,12 +707,13 @@ def _lc_result(result: object) -> Extracted | None:
 def _generation(result: object) -> Extracted | None:
     if isinstance(result, str):
         return Extracted(output=[{"role": "assistant", "content": result}])
-    kind, typ = _get(result, "object"), _get(result, "type")
+    kind = _get(result, "object")
     choices = _seq(_get(result, "choices"))
     if kind == "chat.completion" or (choices and _get(choices[0], "message") is not None):
-        return _chat(result)
+        return _chat(result, choices)
     if kind == "response":
         return _responses(result)
+    typ = _get(result, "type")
     if typ == "message" and isinstance(_get(result, "content"), (list, tuple)):
         return _anthropic(result)
     if typ in ("ai", "AIMessageChunk"):
