@@ -1944,3 +1944,86 @@ class TestPlainMessages:
         messages[1]["name"] = "ann"
         expected = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
         assert expected == out
+
+
+def text_completion(content: Any, role: Any = "assistant", **message: Any) -> dict[str, Any]:
+    choice = {"index": 0, "finish_reason": "stop", "message": {"role": role, "content": content}}
+    choice["message"].update(message)
+    return {**CHAT, "choices": [choice]}
+
+
+def containers(value: Any) -> list[Any]:
+    """Every dict and list in ``value``, nested ones included."""
+    if isinstance(value, dict):
+        return [value, *(c for item in value.values() for c in containers(item))]
+    if isinstance(value, (list, tuple)):
+        return [value, *(c for item in value for c in containers(item))]
+    return []
+
+
+class TestOutputBound:
+    """``Extracted.output_bound`` is set exactly when the output is new and made of strings."""
+
+    @pytest.mark.parametrize(
+        "result",
+        [
+            "hi",
+            "",
+            "é" * 100,
+            "\U0001f600" * 100,
+            text_completion("Sure."),
+            text_completion("\U0001f600" * 100, role="\U0001f600" * 100),
+            text_completion(""),
+            text_completion(None),
+            text_completion("Sure.", role=None),
+            text_completion("Sure.", refusal=None, tool_calls=None, audio=None),
+            text_completion("Sure.", tool_calls=[]),
+            text_completion([]),
+            {**CHAT, "choices": [text_completion("a")["choices"][0]] * 2},
+            ChatCompletion.model_validate(text_completion("Sure.")),
+        ],
+    )
+    def test_new_text_output_has_a_bound(self, result: Any) -> None:
+        """Text only: a bound above the JSON size of the output, and no container shared."""
+        extracted = extract_generation(result)
+        assert extracted is not None
+        assert extracted.output_bound is not None
+        assert len(json.dumps(extracted.output).encode()) <= extracted.output_bound
+        shared = {id(c) for c in containers(result)} & {id(c) for c in containers(extracted.output)}
+        assert not shared
+        assert containers(extracted.output)
+
+    @pytest.mark.parametrize(
+        "result",
+        [
+            Text("hi"),
+            CHAT,
+            text_completion(Text("Sure.")),
+            text_completion("Sure.", role=Role.USER),
+            text_completion("Sure.", role=1),
+            text_completion([{"type": "text", "text": "Sure."}]),
+            text_completion(["Sure."]),
+            text_completion({"type": "text", "text": "Sure."}),
+            text_completion(3),
+            text_completion("", refusal="no"),
+            text_completion("Sure.", refusal="no"),
+            text_completion(None, tool_calls=CHAT_TOOL_CALLS),
+            text_completion("Sure.", audio={"id": "a1", "transcript": "Sure."}),
+            {**CHAT, "choices": [text_completion("a")["choices"][0], CHAT["choices"][0]]},  # type: ignore[index]
+            {**CHAT, "choices": [CHAT["choices"][0], text_completion("a")["choices"][0]]},  # type: ignore[index]
+            ChatCompletion.model_validate(CHAT),
+            RESPONSE,
+            MESSAGE,
+        ],
+    )
+    def test_other_output_has_none(self, result: Any) -> None:
+        """Blocks of the result's own, tool calls, non-str values: no bound (a snapshot)."""
+        extracted = extract_generation(result)
+        assert extracted is not None
+        assert extracted.output_bound is None
+
+    def test_bound_is_not_compared(self) -> None:
+        """Two extractions of the same output are equal whether or not one has a bound."""
+        extracted = extract_generation("hi")
+        assert extracted is not None
+        assert Extracted(output=[{"role": "assistant", "content": "hi"}]) == extracted

@@ -26,6 +26,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 import hogtrace
+from hogtrace import _generation
+from hogtrace._extract import format_input
 from hogtrace.testing import CapturedEvent, CapturedEvents, capture_events
 from tests.capture_server import CaptureServer
 
@@ -1411,6 +1413,111 @@ class TestErrors:
 
         asyncio.run(main())
         assert not events.one().is_error
+
+
+# --- content taken without a snapshot -----------------------------------------------------------
+
+#: Properties that differ between two otherwise identical calls.
+_PER_CALL = ("$ai_trace_id", "$ai_span_id", "$ai_parent_id")
+
+
+def text_completion(text: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30},
+    }
+
+
+def general_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Snapshot the formatted input and the extracted output whatever they hold."""
+    monkeypatch.setattr(
+        _generation,
+        "format_input_sized",
+        lambda provider, args: (format_input(provider, args), None),
+    )
+    monkeypatch.setattr(
+        _generation.GenerationScope,
+        "_output_snapshot",
+        lambda self, extracted: self.snapshot(extracted.output),
+    )
+
+
+class TestContentWithoutSnapshot:
+    """Text messages and text output kept as extracted give the events a snapshot gives."""
+
+    @pytest.mark.parametrize("limit", [2_000, 20_000, None])
+    @pytest.mark.parametrize("size", [0, 100, 1_900, 2_100, 19_000, 21_000, 300_000])
+    def test_same_events_as_the_snapshot_path(
+        self, events: CapturedEvents, monkeypatch: pytest.MonkeyPatch, limit: int | None, size: int
+    ) -> None:
+        """Around and past the size limit, with text, tool calls and SDK objects alike."""
+        if limit is not None:
+            hogtrace.configure(max_event_bytes=limit)
+
+        @hogtrace.generation(model="gpt-4o-mini", provider="openai")
+        def llm(messages: list[Any], result: Any, temperature: float = 0.2) -> Any:
+            return result
+
+        text = "w" * size
+        wide = "\U0001f600" * (size // 4)
+        inputs: list[list[Any]] = [
+            [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
+            [{"role": "user", "content": wide}],
+            [{"role": "user", "content": text}, {"role": "user", "content": [text]}],
+            [{"role": "user", "content": text, "name": "ann"}],
+        ]
+        results: list[Any] = [
+            text,
+            wide,
+            text_completion(text),
+            text_completion(wide),
+            ChatCompletion.model_validate(text_completion(text)),
+            chat_completion(content=text),
+        ]
+        calls = [(m, r) for m in inputs for r in results[:2]] + [(inputs[0], r) for r in results]
+
+        def run() -> list[dict[str, Any]]:
+            events.clear()
+            with freeze_time("2025-01-02"):  # the latency's size counts in the limit
+                for messages, result in calls:
+                    llm(messages, result)
+            return [{k: v for k, v in e.properties.items() if k not in _PER_CALL} for e in events]
+
+        fast = run()
+        general_paths(monkeypatch)
+        assert run() == fast
+        assert len(calls) == len(fast)
+
+    @pytest.mark.parametrize("result", ["w" * 10_000, text_completion("w" * 10_000)])
+    def test_text_past_the_limit_is_cut_when_recorded(
+        self, events: CapturedEvents, result: Any
+    ) -> None:
+        """Text output past the size limit is cut when recorded (as a snapshot is), not kept."""
+        hogtrace.configure(max_event_bytes=2_000)
+        with hogtrace.generation("g") as g:
+            g.set_output(result)
+            recorded = g._output
+        assert len(json.dumps(recorded)) < 3_000
+
+    def test_privacy_mode_keeps_no_text(self, events: CapturedEvents) -> None:
+        """Under privacy mode text output is not kept at all, as a snapshot keeps none."""
+        hogtrace.configure(privacy_mode=True)
+        with hogtrace.generation("g") as g:
+            g.set_output(text_completion("secret"))
+            assert None is g._output
+
+    def test_text_within_the_limit_is_kept_as_extracted(self, events: CapturedEvents) -> None:
+        """Text output within the limit is the extracted output itself, not a copy of it."""
+        with hogtrace.generation("g") as g:
+            g.set_output(text_completion("Sure."))
+            assert g.extracted is not None
+            assert g.extracted.output is g._output
 
 
 # --- privacy ------------------------------------------------------------------------------------

@@ -52,6 +52,11 @@ __all__ = [
 Message = dict[str, Any]
 Block = dict[str, Any]
 
+#: The most bytes a character of a ``str`` takes in JSON (an escaped surrogate pair).
+_JSON_CHAR_BYTES = 12
+#: More than the JSON bytes of a message's or a text block's keys and punctuation.
+_JSON_ITEM_BYTES = 64
+
 _ABSENT = object()
 
 _USAGE_FIELDS = (
@@ -138,6 +143,9 @@ class Extracted:
     reasoning_tokens: int | None = None
     stop_reason: str | None = None
     cache_reporting_exclusive: bool | None = None
+    #: When extraction made ``output`` of new dicts and lists holding only ``str`` values (it
+    #: then shares nothing with the result): a bound of its JSON size in bytes. Else None.
+    output_bound: int | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 def _get(obj: object, key: str) -> Any:
@@ -333,12 +341,23 @@ def _chat(result: object, choices: list[Any]) -> Extracted:
     ex = Extracted(model=_str(_get(result, "model")), provider="openai")
     role: object = "assistant"
     content: list[Block] = []
+    chars, text = 0, True  # only text blocks made here, of `chars` characters
     for choice in choices:  # every choice goes into one message, as posthog sends it
         message = _get(choice, "message")
         if message is not None:
             role = _get(message, "role") or role
-            content.extend(_chat_items(message, _get(message, "content")))
+            body = _get(message, "content")
+            items = _chat_items(message, body)
+            content.extend(items)
+            if text:
+                if type(body) is str and len(items) == (1 if body else 0):
+                    chars += len(body)
+                else:  # blocks of the message's own, a refusal, tool calls, audio, ...
+                    text = not body and not items
     ex.output = [{"role": role, "content": content}] if content else []
+    if text and type(role) is str:
+        chars += len(role)
+        ex.output_bound = _JSON_CHAR_BYTES * chars + _JSON_ITEM_BYTES * (len(content) + 1)
     if choices:
         ex.stop_reason = _reason(_get(choices[0], "finish_reason"))
     _openai_usage(ex, _get(result, "usage"), _CHAT)
@@ -706,7 +725,10 @@ def _lc_result(result: object) -> Extracted | None:
 
 def _generation(result: object) -> Extracted | None:
     if isinstance(result, str):
-        return Extracted(output=[{"role": "assistant", "content": result}])
+        ex = Extracted(output=[{"role": "assistant", "content": result}])
+        if type(result) is str:
+            ex.output_bound = _JSON_CHAR_BYTES * (len(result) + 9) + _JSON_ITEM_BYTES
+        return ex
     kind = _get(result, "object")
     choices = _seq(_get(result, "choices"))
     if kind == "chat.completion" or (choices and _get(choices[0], "message") is not None):

@@ -390,9 +390,18 @@ class GenerationScope(Scope):
         self._set_extracted(extracted)
         if self._output is MISSING and (explicit or self._capture_output) and self.sampled:
             if extracted is not None and extracted.output is not None:
-                self._output = self.snapshot(extracted.output)
+                self._output = self._output_snapshot(extracted)
             elif result is not None:
                 self._output = self.snapshot(result)
+
+    def _output_snapshot(self, extracted: Extracted) -> Any:
+        """``$ai_output_choices``: the extracted output, a snapshot of it if it needs one."""
+        bound, config = extracted.output_bound, _state.state.config
+        if bound is not None and bound < config.event_limit:
+            # New dicts and lists of strings, surely within the limit: what a snapshot would copy
+            # them to (privacy mode still gives None).
+            return None if config.content_hidden else extracted.output
+        return self.snapshot(extracted.output)
 
     def _set_extracted(self, extracted: Extracted | None) -> None:
         self.extracted = extracted
@@ -410,7 +419,7 @@ class GenerationScope(Scope):
         self.tools = None
         self._accumulator = None
         if self.extracted is not None and self.extracted.output is not None:
-            self.extracted = dataclasses.replace(self.extracted, output=None)
+            self.extracted = dataclasses.replace(self.extracted, output=None, output_bound=None)
 
     def content(self) -> dict[str, Any]:
         """``$ai_input``, ``$ai_output_choices`` and ``$ai_tools`` as recorded."""
