@@ -28,6 +28,7 @@ from openai.types.responses import Response
 import hogtrace
 from hogtrace import _generation
 from hogtrace._extract import format_input
+from hogtrace._serialize import to_json_safe
 from hogtrace.testing import CapturedEvent, CapturedEvents, capture_events
 from tests.capture_server import CaptureServer
 
@@ -573,6 +574,37 @@ class TestGenerationInput:
         ask(USER, stop=["\n"])
         expected = {"temperature": 0.2, "max_tokens": 100, "top_p": 0.9, "stop": ["\n"]}
         assert expected == events.one().properties["$ai_model_parameters"]
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"temperature": 0.2},
+            {"temperature": 0, "seed": 7, "stream": False, "stop": None, "reasoning_effort": "low"},
+            {"temperature": float("nan"), "seed": 2**60, "top_p": float("inf")},
+            {"max_tokens": -(2**53), "n": 2**53 - 1},
+            {"stop": ["\n"], "response_format": {"type": "json_object"}},
+            {"tool_choice": b"auto", "top_k": True},
+        ],
+    )
+    def test_model_parameters_as_a_snapshot_gives_them(
+        self, events: CapturedEvents, params: dict[str, Any]
+    ) -> None:
+        """Plain values are sent as they are, others as a snapshot makes them; keys in order."""
+
+        @hogtrace.generation(model_parameters={"top_p": 0.5})
+        def ask(messages: list[dict[str, str]], **params: Any) -> str:
+            return "hi"
+
+        @hogtrace.generation
+        def bare(messages: list[dict[str, str]], **params: Any) -> str:
+            return "hi"
+
+        ask(USER, **params)
+        bare(USER, **params)
+        call = {k: params[k] for k in _generation.MODEL_PARAMETERS if k in params}
+        expected = [{"top_p": 0.5, **to_json_safe(call)}, to_json_safe(call)]
+        got = [e.properties["$ai_model_parameters"] for e in events]
+        assert [list(p.items()) for p in expected] == [list(p.items()) for p in got]
 
     def test_decorator_model_parameters_are_merged_under_the_call(
         self, events: CapturedEvents

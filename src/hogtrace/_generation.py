@@ -23,7 +23,7 @@ from hogtrace._extract import (
 )
 from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._sampling import sampled
-from hogtrace._scope import MISSING, Scope
+from hogtrace._scope import MISSING, Scope, _is_plain
 from hogtrace._serialize import to_json_safe
 
 __all__ = [
@@ -312,10 +312,13 @@ class GenerationScope(Scope):
         if self.sampled:
             if self._capture_input:
                 self._input = self._input_snapshot(arguments)
-            params = {k: arguments[k] for k in MODEL_PARAMETERS if k in arguments}
+            params: dict[str, Any] = {k: arguments[k] for k in MODEL_PARAMETERS if k in arguments}
             if params:
+                if not all(map(_is_plain, params.values())):
+                    params = to_json_safe(params)  # else a new dict of what it would copy as is
                 # The call's own arguments are what was used: they win over decorator defaults.
-                self.model_parameters = {**(self.model_parameters or {}), **to_json_safe(params)}
+                defaults = self.model_parameters
+                self.model_parameters = {**defaults, **params} if defaults else params
             if self.model is None and isinstance(arguments.get("model"), str):
                 self.model = arguments["model"]
             tools = arguments.get("tools")
