@@ -860,11 +860,15 @@ def _openai_input_item(item: object) -> Message:
     return {"role": "user", "content": item if isinstance(item, str) else str(item)}
 
 
-def _openai_input(args: Mapping[str, Any]) -> tuple[list[Message] | None, int | None]:
-    """The input, and its `_text_size` when known without a second walk (else None)."""
-    if "messages" not in args and "input" not in args:
+def _openai_input(
+    args: Mapping[str, Any], messages: Any, data: Any
+) -> tuple[list[Message] | None, int | None]:
+    """The input, and its `_text_size` when known without a second walk (else None).
+
+    `messages` and `data` are ``args``' ``messages`` and ``input``, as the caller read them.
+    """
+    if messages is None and data is None and "messages" not in args and "input" not in args:
         return None, None
-    messages, data = args.get("messages"), args.get("input")
     out, size = _openai_messages(messages) if messages is not None else ([], None)
     system, instructions = args.get("system"), args.get("instructions")
     if data is None and system is None and instructions is None:
@@ -1021,7 +1025,7 @@ def format_input_sized(
             ):
                 out = _gemini_input(arguments)
             else:
-                out, size = _openai_input(arguments)
+                out, size = _openai_input(arguments, messages, data)
                 if size is not None:
                     return out, size
         return out, None if out is None else _text_size(out)

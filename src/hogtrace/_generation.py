@@ -369,21 +369,38 @@ class GenerationScope(Scope):
             if self._wraps_call:
                 super().close(result, exc)  # the wrapper's generation was counted instead
                 return
-            usage = self.usage
-            total = self.cost.get("total_cost_usd")
-            if total is None and self.cost:
-                total = self.cost.get("input_cost_usd", 0.0) + self.cost.get("output_cost_usd", 0.0)
-            self.count().add_generation(
-                usage.get("input_tokens", 0),
-                usage.get("output_tokens", 0),
-                usage.get("cache_read_input_tokens", 0),
-                total or 0.0,
-            )
+            cost = self.cost
+            total = cost.get("total_cost_usd") if cost else None
+            if total is None and cost:
+                total = cost.get("input_cost_usd", 0.0) + cost.get("output_cost_usd", 0.0)
+            self.count().add_generation(*self._counted_tokens(), total or 0.0)
         except Exception as err:
             log_internal_error("recording a generation", err)
         super().close(result, exc)
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _counted_tokens(self) -> tuple[int, int, int]:
+        """Input, output and cache read tokens of `usage`, 0 for a count not known."""
+        extracted = self.extracted
+        if extracted is None or self._usage:
+            usage = self.usage
+            return (
+                usage.get("input_tokens", 0),
+                usage.get("output_tokens", 0),
+                usage.get("cache_read_input_tokens", 0),
+            )
+        # No set_usage(): `usage` is what the response reported.
+        read, written, cached = (
+            extracted.input_tokens,
+            extracted.output_tokens,
+            extracted.cache_read_input_tokens,
+        )
+        return (
+            0 if read is None else read,
+            0 if written is None else written,
+            0 if cached is None else cached,
+        )
 
     def _extract(self, result: Any) -> Extracted | None:
         return extract_generation(result)
