@@ -66,11 +66,14 @@ _USAGE_FIELDS = (
     "cache_creation_input_tokens",
     "reasoning_tokens",
 )
-Paths = tuple[tuple[str, ...] | None, ...]
+#: ``(field, keys)`` pairs: where a provider reports each of the `_USAGE_FIELDS` it reports.
+Paths = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 def _paths(*dotted: str | None) -> Paths:
-    return tuple(None if path is None else tuple(path.split(".")) for path in dotted)
+    """The `_USAGE_FIELDS` paths given as dotted keys, in order (None: never reported)."""
+    pairs = zip(_USAGE_FIELDS, dotted, strict=True)
+    return tuple((field, tuple(path.split("."))) for field, path in pairs if path is not None)
 
 
 _MERGED_FIELDS = ("model", "provider", *_USAGE_FIELDS, "stop_reason", "cache_reporting_exclusive")
@@ -206,9 +209,7 @@ def _usage(ex: Extracted, usage: object, paths: Paths, add: bool = False) -> Non
     """Set (or with `add`, add to) the counts `usage` reports at `paths`; others are kept."""
     if usage is None:
         return
-    for field, path in zip(_USAGE_FIELDS, paths, strict=True):
-        if path is None:
-            continue
+    for field, path in paths:
         raw: Any = usage
         for key in path:
             raw = _get(raw, key)
