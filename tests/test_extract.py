@@ -59,13 +59,15 @@ from pydantic import BaseModel
 from hogtrace._extract import (
     Extracted,
     StreamAccumulator,
+    TextMessages,
     _openai_message,
     _openai_messages,
+    _text_messages,
     _text_size,
     extract_embedding,
     extract_generation,
     format_input,
-    format_input_sized,
+    recorded_input,
 )
 
 
@@ -1886,6 +1888,21 @@ class TestPlainMessages:
         assert size is None or size == _text_size(out)
 
     @pytest.mark.parametrize("message", plain_and_near_misses())
+    def test_one_message_as_text_messages(self, message: Any) -> None:
+        """A message kept as text makes the message the general path makes, sized alike."""
+        texts = _text_messages([{"role": "user", "content": "first"}, message])
+        general = [{"role": "user", "content": "first"}, _openai_message(message)]
+        if texts is not None:  # else the general path formats it
+            assert items(general) == items(texts.messages())
+            assert _text_size(general) == texts.size
+
+    def test_which_messages_are_text(self) -> None:
+        """The plain messages are text, a str-enum "role" key too (it reads as "role")."""
+        near = plain_and_near_misses()
+        taken = [m for m in near if _text_messages([m]) is not None]
+        assert [*near[:4], {Key.ROLE: "user", "content": "hi"}] == taken
+
+    @pytest.mark.parametrize("message", plain_and_near_misses())
     def test_one_message_as_posthog(self, message: Any) -> None:
         """Each message reads as posthog's own converter reads it (a message it can read)."""
         kwargs = {"messages": [{"role": "user", "content": "first"}, message]}
@@ -1930,10 +1947,55 @@ class TestPlainMessages:
             formatted = format_input(provider, arguments)
             size = None if formatted is None else _text_size(formatted)
             expected = (items(formatted), size)
-            got, got_size = format_input_sized(provider, arguments)
+            got, got_size = recorded_input(provider, arguments)
+            if isinstance(got, TextMessages):
+                got = got.messages()
             assert expected == (items(got), got_size), (provider, arguments)
         expected_size = 2 * (len("role") + len("content") + 16) + len("userassistant") + len("hiyo")
-        assert expected_size == format_input_sized("openai", {"messages": plain[1:]})[1]
+        assert expected_size == recorded_input("openai", {"messages": plain[1:]})[1]
+
+    def test_text_messages_for_plain_chat_input_only(self) -> None:
+        """Only plain text messages, without system, instructions or input, come as text."""
+        plain = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+        tool = {"role": "tool", "content": "sunny", "tool_call_id": "call_1"}
+        as_text: list[tuple[str | None, dict[str, Any]]] = [
+            ("openai", {"messages": plain}),
+            ("openai", {"messages": tuple(plain), "system": None, "instructions": None}),
+            (None, {"messages": plain, "temperature": 0.2}),
+            ("OpenAI", {"messages": []}),
+            ("mistral", {"messages": plain}),
+        ]
+        not_as_text: list[tuple[str | None, dict[str, Any]]] = [
+            ("openai", {"messages": [*plain, tool]}),
+            ("openai", {"messages": plain, "system": "Be brief."}),
+            ("openai", {"messages": plain, "instructions": "Be brief."}),
+            ("openai", {"messages": plain, "input": "more"}),
+            ("anthropic", {"messages": plain}),
+            ("gemini", {"messages": plain}),
+            (None, {"messages": plain, "contents": "hi"}),
+        ]
+        for provider, arguments in as_text:
+            got, size = recorded_input(provider, arguments)
+            assert isinstance(got, TextMessages), (provider, arguments)
+            assert items(format_input(provider, arguments)) == items(got.messages())
+            assert size == got.size
+        for provider, arguments in not_as_text:
+            got, _ = recorded_input(provider, arguments)
+            assert not isinstance(got, TextMessages), (provider, arguments)
+
+    def test_text_messages_are_read_when_recorded(self) -> None:
+        """Text messages hold the strings read at the call; each `messages()` is new dicts."""
+        messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+        texts, _ = recorded_input("openai", {"messages": messages})
+        assert isinstance(texts, TextMessages)
+        messages[0]["content"] = "changed"
+        messages[1]["name"] = "ann"
+        messages.append({"role": "user", "content": "more"})
+        first, second = texts.messages(), texts.messages()
+        expected = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+        assert expected == first == second
+        assert not any(a is b for a, b in zip(first, second, strict=True))
+        assert not any(a is b for a, b in zip(first, messages, strict=False))
 
     def test_formatted_messages_are_new(self) -> None:
         """The formatted messages share no dict with the caller's messages."""

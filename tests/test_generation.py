@@ -1470,7 +1470,7 @@ def general_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     """Snapshot the formatted input and the extracted output whatever they hold."""
     monkeypatch.setattr(
         _generation,
-        "format_input_sized",
+        "recorded_input",
         lambda provider, args: (format_input(provider, args), None),
     )
     monkeypatch.setattr(
@@ -1536,6 +1536,27 @@ class TestContentWithoutSnapshot:
             g.set_output(result)
             recorded = g._output
         assert len(json.dumps(recorded)) < 3_000
+
+    @pytest.mark.parametrize("wrapped", [False, True])
+    def test_text_messages_as_input(self, events: CapturedEvents, wrapped: bool) -> None:
+        """Plain text messages are sent as given, also when the generation became a span."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> str:
+            if wrapped:  # a PostHog wrapper made the model call inside
+                scope = hogtrace.current_generation()
+                assert scope is not None
+                scope.wraps_model_call()
+            messages[0]["content"] = "changed in the call"
+            return "hi"
+
+        history = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+        expected = [dict(message) for message in history]
+        ask(history)
+        event = events.one()
+        key = "$ai_input_state" if wrapped else "$ai_input"
+        assert ("$ai_span" if wrapped else "$ai_generation") == event.event
+        assert expected == event.properties[key]
 
     def test_privacy_mode_keeps_no_text(self, events: CapturedEvents) -> None:
         """Under privacy mode text output is not kept at all, as a snapshot keeps none."""

@@ -45,8 +45,9 @@ __all__ = [
     "StreamAccumulator",
     "extract_embedding",
     "extract_generation",
+    "TextMessages",
+    "recorded_input",
     "format_input",
-    "format_input_sized",
 ]
 
 Message = dict[str, Any]
@@ -850,6 +851,49 @@ def _openai_messages(messages: Iterable[Any]) -> tuple[list[Message], int | None
     return out, chars + _PLAIN_MESSAGE_SIZE * len(out) if plain else None
 
 
+class TextMessages:
+    """Chat messages that are a role and a content string each, kept as ``[role, content, ...]``.
+
+    `recorded_input` gives them for the usual chat input instead of its dicts: the strings are
+    read when the call is made (nothing can change them after), and `messages` makes the
+    ``{"role": ..., "content": ...}`` dicts `format_input` gives when the event is built.
+    """
+
+    __slots__ = ("size", "texts")
+
+    def __init__(self, texts: list[str], size: int) -> None:
+        self.texts = texts
+        #: Their `_text_size`.
+        self.size = size
+
+    def messages(self) -> list[Message]:
+        """The messages as `format_input` formats them: new dicts on each call."""
+        texts = iter(self.texts)
+        pairs = zip(texts, texts, strict=True)  # role, content
+        return [{"role": role, "content": content} for role, content in pairs]
+
+
+def _text_messages(messages: Iterable[Any]) -> TextMessages | None:
+    """The messages if each is a plain ``{"role": str, "content": str}`` dict, else None."""
+    texts: list[str] = []
+    append = texts.append
+    chars = count = 0
+    for message in messages:
+        if (
+            type(message) is dict
+            and len(message) == 2  # with both keys below set: no other key
+            and type(role := message.get("role")) is str
+            and type(content := message.get("content")) is str
+        ):
+            append(role)
+            append(content)
+            chars += len(role) + len(content)
+            count += 1
+        else:
+            return None
+    return TextMessages(texts, chars + _PLAIN_MESSAGE_SIZE * count)
+
+
 def _openai_input_item(item: object) -> Message:
     """As ``_format_response_input_item``: a Responses API input item."""
     if not isinstance(item, (dict, str)):
@@ -992,17 +1036,26 @@ def format_input(provider: str | None, arguments: Mapping[str, Any]) -> list[Mes
         The messages, or None when the arguments hold nothing the provider's input is made
         of (the caller then keeps the input it has). Never raises.
     """
-    return format_input_sized(provider, arguments)[0]
+    out = _format(provider, arguments, texts=False)[0]
+    return out.messages() if isinstance(out, TextMessages) else out
 
 
-def format_input_sized(
+def recorded_input(
     provider: str | None, arguments: Mapping[str, Any]
-) -> tuple[list[Message] | None, int | None]:
-    """`format_input`, and the messages' `_text_size` (None: not only strings, or no messages).
+) -> tuple[list[Message] | TextMessages | None, int | None]:
+    """`format_input` as a generation records it, with the `_text_size` of the messages.
 
-    The usual chat input, plain role and content strings, is sized while it is formatted;
-    anything else is walked once more by `_text_size`. Never raises.
+    The usual chat input, plain role and content strings only, comes as `TextMessages`, sized
+    as it is read; other messages are formatted and then walked by `_text_size` (None: not
+    only strings). Never raises.
     """
+    return _format(provider, arguments, texts=True)
+
+
+def _format(
+    provider: str | None, arguments: Mapping[str, Any], texts: bool
+) -> tuple[list[Message] | TextMessages | None, int | None]:
+    """`format_input`, sized; with `texts`, `recorded_input`'s `TextMessages` and sizes."""
     try:
         messages, data = arguments.get("messages"), arguments.get("input")
         if messages is not None and not isinstance(messages, (list, tuple)):
@@ -1026,10 +1079,19 @@ def format_input_sized(
             ):
                 out = _gemini_input(arguments)
             else:
+                if (
+                    texts
+                    and messages is not None
+                    and data is None
+                    and arguments.get("system") is None
+                    and arguments.get("instructions") is None
+                    and (lazy := _text_messages(messages)) is not None
+                ):
+                    return lazy, lazy.size  # what `_openai_input` would make of them, unmade
                 out, size = _openai_input(arguments, messages, data)
                 if size is not None:
                     return out, size
-        return out, None if out is None else _text_size(out)
+        return out, None if out is None or not texts else _text_size(out)
     except Exception:
         return None, None
 

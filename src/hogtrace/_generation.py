@@ -17,9 +17,10 @@ from hogtrace._errors import log_internal_error
 from hogtrace._extract import (
     Extracted,
     StreamAccumulator,
+    TextMessages,
     extract_embedding,
     extract_generation,
-    format_input_sized,
+    recorded_input,
 )
 from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._sampling import sampled
@@ -326,15 +327,23 @@ class GenerationScope(Scope):
                 self.tools = to_json_safe(tools)
 
     def _input_snapshot(self, arguments: Mapping[str, Any]) -> Any:
-        """``$ai_input``: the shape posthog-python's own wrappers send for the same call."""
+        """``$ai_input``: the shape posthog-python's own wrappers send for the same call.
+
+        Plain text chat messages are kept as `TextMessages`, which `content()` makes the
+        messages when the event is built (off the calling thread): `_input` is read there only.
+        """
         config = _state.state.config
         if config.content_hidden:
             return None  # what a snapshot of anything is under privacy mode
-        formatted, size = format_input_sized(self.provider, arguments)
+        formatted, size = recorded_input(self.provider, arguments)
         if formatted is None:
             return self.snapshot(_input_argument(arguments))
         if size is not None and size < config.event_limit:
-            return formatted  # fresh dicts of immutable strings, within the limit: a snapshot
+            # Fresh dicts of immutable strings, or the strings of such dicts (`TextMessages`,
+            # made dicts by `content()`), within the limit: already a snapshot.
+            return formatted
+        if isinstance(formatted, TextMessages):
+            formatted = formatted.messages()
         return self.snapshot(formatted)
 
     def start_stream(self) -> None:
@@ -444,15 +453,23 @@ class GenerationScope(Scope):
     def content(self) -> dict[str, Any]:
         """``$ai_input``, ``$ai_output_choices`` and ``$ai_tools`` as recorded."""
         if self._wraps_call:
-            return super().content()  # as a span: $ai_input_state / $ai_output_state
-        out: dict[str, Any] = {}
+            out = super().content()  # as a span: $ai_input_state / $ai_output_state
+            if "$ai_input_state" in out:
+                out["$ai_input_state"] = self._recorded_input()
+            return out
+        out = {}
         if self._input is not MISSING:
-            out["$ai_input"] = self._input
+            out["$ai_input"] = self._recorded_input()
         if self._output is not MISSING and self.error is None:
             out["$ai_output_choices"] = self._output
         if self.tools is not None:
             out["$ai_tools"] = self.tools
         return out
+
+    def _recorded_input(self) -> Any:
+        """The input recorded, `TextMessages` made the messages they hold (new dicts)."""
+        value = self._input
+        return value.messages() if isinstance(value, TextMessages) else value
 
     def add_properties(self, props: dict[str, Any]) -> None:
         """Model, provider, tokens, costs, status and stream facts."""
