@@ -43,11 +43,11 @@ from typing import Any, TypeVar
 __all__ = [
     "Extracted",
     "StreamAccumulator",
+    "TextMessages",
     "extract_embedding",
     "extract_generation",
-    "TextMessages",
-    "recorded_input",
     "format_input",
+    "recorded_input",
 ]
 
 Message = dict[str, Any]
