@@ -59,9 +59,15 @@ from pydantic import BaseModel
 from hogtrace._extract import (
     Extracted,
     StreamAccumulator,
+    TextMessages,
+    _openai_message,
+    _openai_messages,
+    _text_messages,
+    _text_size,
     extract_embedding,
     extract_generation,
     format_input,
+    recorded_input,
 )
 
 
@@ -1815,3 +1821,271 @@ class TestFormatInput:
     def test_nothing_to_format_gives_none(self, provider: str | None, arguments: Any) -> None:
         """Arguments without the provider's input keys (or unreadable ones) give None."""
         assert None is format_input(provider, arguments)
+
+
+class Role(str, enum.Enum):
+    USER = "user"
+
+
+class Key(str, enum.Enum):
+    ROLE = "role"
+
+
+class Text(str):
+    pass
+
+
+def plain_and_near_misses() -> list[Any]:
+    """Plain ``{"role": str, "content": str}`` messages, and messages that only look like them."""
+    return [
+        {"role": "user", "content": "hi"},
+        {"content": "hi", "role": "user"},
+        {"role": "system", "content": ""},
+        {"role": "", "content": "hi"},
+        {"role": "user", "content": "hi", "name": "ann"},
+        {"role": "user", "content": "hi", "name": None},
+        {"role": "tool", "content": "sunny", "tool_call_id": "call_1"},
+        {"role": "assistant", "content": "", "tool_calls": CHAT_TOOL_CALLS},
+        {"role": "assistant", "content": "no", "refusal": "no"},
+        {"role": "assistant", "content": "hi", "audio": {"id": "a1", "data": None}},
+        {"role": None, "content": "hi"},
+        {"content": "hi"},
+        {"role": "user"},
+        {"role": "user", "content": None},
+        {},
+        {"role": 1, "content": "hi"},
+        {"role": Role.USER, "content": "hi"},
+        {"role": "user", "content": Text("hi")},
+        {Key.ROLE: "user", "content": "hi"},
+        {"role": "user", "content": ["hi"]},
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "user", "content": {"type": "text", "text": "hi"}},
+        {"role": "user", "content": 3},
+        HostileMapping(role="user", content="hi"),
+        ChatCompletion.model_validate(CHAT).choices[0].message,
+        SimpleNamespace(role="user", content="hi"),
+        "hi",
+        None,
+    ]
+
+
+CHAT_TOOL_CALLS = CHAT["choices"][0]["message"]["tool_calls"]  # type: ignore[index]
+
+
+def items(messages: list[dict[str, Any]] | None) -> Any:
+    """Messages as lists of (key, value) pairs: equal only with the keys in the same order."""
+    return None if messages is None else [list(message.items()) for message in messages]
+
+
+class TestPlainMessages:
+    """The fast path for plain chat messages gives what the general path gives."""
+
+    @pytest.mark.parametrize("message", plain_and_near_misses())
+    def test_one_message_as_the_general_path(self, message: Any) -> None:
+        """Each message formats to the same keys, in the same order, with the same values."""
+        out, size = _openai_messages([message])
+        assert items([_openai_message(message)]) == items(out)
+        assert size is None or size == _text_size(out)
+
+    @pytest.mark.parametrize("message", plain_and_near_misses())
+    def test_one_message_as_text_messages(self, message: Any) -> None:
+        """A message kept as text makes the message the general path makes, sized alike."""
+        texts = _text_messages([{"role": "user", "content": "first"}, message])
+        general = [{"role": "user", "content": "first"}, _openai_message(message)]
+        if texts is not None:  # else the general path formats it
+            assert items(general) == items(texts.messages())
+            assert _text_size(general) == texts.size
+
+    def test_which_messages_are_text(self) -> None:
+        """The plain messages are text, a str-enum "role" key too (it reads as "role")."""
+        near = plain_and_near_misses()
+        taken = [m for m in near if _text_messages([m]) is not None]
+        assert [*near[:4], {Key.ROLE: "user", "content": "hi"}] == taken
+
+    @pytest.mark.parametrize("message", plain_and_near_misses())
+    def test_one_message_as_posthog(self, message: Any) -> None:
+        """Each message reads as posthog's own converter reads it (a message it can read)."""
+        kwargs = {"messages": [{"role": "user", "content": "first"}, message]}
+        try:
+            expected = merge_system_prompt(kwargs, "openai")
+        except Exception:
+            pytest.skip("posthog's converter does not read this message")
+        assert expected == format_input("openai", kwargs)
+
+    def test_sizes_match_the_general_walk(self) -> None:
+        """A size is given exactly when every message is text, and it is the general walk's."""
+        plain = [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi"},
+            {"content": "yo", "role": "assistant"},
+        ]
+        tool = {"role": "tool", "content": "sunny", "tool_call_id": "call_1"}
+        name_none = {"role": "user", "content": "hi", "name": None}
+        enum_role = {"role": Role.USER, "content": "hi"}
+        blocks = {"role": "user", "content": [{"type": "text", "text": "hi"}]}
+        cases: list[tuple[str | None, dict[str, Any]]] = [
+            ("openai", {"messages": plain}),
+            ("openai", {"messages": tuple(plain)}),
+            ("openai", {"messages": [*plain, name_none]}),
+            ("openai", {"messages": [*plain, tool]}),
+            ("openai", {"messages": [tool, *plain]}),
+            ("openai", {"messages": [*plain, enum_role]}),
+            ("openai", {"messages": [*plain, blocks]}),
+            ("openai", {"messages": []}),
+            ("openai", {"messages": plain, "system": "Be brief."}),
+            ("openai", {"messages": plain[1:], "system": "Be brief."}),
+            ("openai", {"messages": plain[1:], "system": ["Be brief."]}),
+            ("openai", {"messages": plain, "instructions": "Be brief."}),
+            ("openai", {"messages": plain, "input": "more"}),
+            ("openai", {"input": "hi"}),
+            (None, {"messages": plain}),
+            ("anthropic", {"messages": plain[1:], "system": "Be brief."}),
+            ("gemini", {"contents": "hi"}),
+            ("openai", {"prompt": "hi"}),
+        ]
+        for provider, arguments in cases:
+            formatted = format_input(provider, arguments)
+            size = None if formatted is None else _text_size(formatted)
+            expected = (items(formatted), size)
+            got, got_size = recorded_input(provider, arguments)
+            if isinstance(got, TextMessages):
+                got = got.messages()
+            assert expected == (items(got), got_size), (provider, arguments)
+        expected_size = 2 * (len("role") + len("content") + 16) + len("userassistant") + len("hiyo")
+        assert expected_size == recorded_input("openai", {"messages": plain[1:]})[1]
+
+    def test_text_messages_for_plain_chat_input_only(self) -> None:
+        """Only plain text messages, without system, instructions or input, come as text."""
+        plain = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+        tool = {"role": "tool", "content": "sunny", "tool_call_id": "call_1"}
+        as_text: list[tuple[str | None, dict[str, Any]]] = [
+            ("openai", {"messages": plain}),
+            ("openai", {"messages": tuple(plain), "system": None, "instructions": None}),
+            (None, {"messages": plain, "temperature": 0.2}),
+            ("OpenAI", {"messages": []}),
+            ("mistral", {"messages": plain}),
+        ]
+        not_as_text: list[tuple[str | None, dict[str, Any]]] = [
+            ("openai", {"messages": [*plain, tool]}),
+            ("openai", {"messages": plain, "system": "Be brief."}),
+            ("openai", {"messages": plain, "instructions": "Be brief."}),
+            ("openai", {"messages": plain, "input": "more"}),
+            ("anthropic", {"messages": plain}),
+            ("gemini", {"messages": plain}),
+            (None, {"messages": plain, "contents": "hi"}),
+        ]
+        for provider, arguments in as_text:
+            got, size = recorded_input(provider, arguments)
+            assert isinstance(got, TextMessages), (provider, arguments)
+            assert items(format_input(provider, arguments)) == items(got.messages())
+            assert size == got.size
+        for provider, arguments in not_as_text:
+            got, _ = recorded_input(provider, arguments)
+            assert not isinstance(got, TextMessages), (provider, arguments)
+
+    def test_text_messages_are_read_when_recorded(self) -> None:
+        """Text messages hold the strings read at the call; each `messages()` is new dicts."""
+        messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+        texts, _ = recorded_input("openai", {"messages": messages})
+        assert isinstance(texts, TextMessages)
+        messages[0]["content"] = "changed"
+        messages[1]["name"] = "ann"
+        messages.append({"role": "user", "content": "more"})
+        first, second = texts.messages(), texts.messages()
+        expected = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+        assert expected == first == second
+        assert not any(a is b for a, b in zip(first, second, strict=True))
+        assert not any(a is b for a, b in zip(first, messages, strict=False))
+
+    def test_formatted_messages_are_new(self) -> None:
+        """The formatted messages share no dict with the caller's messages."""
+        messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+        out, _ = _openai_messages(messages)
+        assert not any(a is b for a, b in zip(out, messages, strict=True))
+        messages[0]["content"] = "changed"
+        messages[1]["name"] = "ann"
+        expected = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+        assert expected == out
+
+
+def text_completion(content: Any, role: Any = "assistant", **message: Any) -> dict[str, Any]:
+    choice = {"index": 0, "finish_reason": "stop", "message": {"role": role, "content": content}}
+    choice["message"].update(message)
+    return {**CHAT, "choices": [choice]}
+
+
+def containers(value: Any) -> list[Any]:
+    """Every dict and list in ``value``, nested ones included."""
+    if isinstance(value, dict):
+        return [value, *(c for item in value.values() for c in containers(item))]
+    if isinstance(value, (list, tuple)):
+        return [value, *(c for item in value for c in containers(item))]
+    return []
+
+
+class TestOutputBound:
+    """``Extracted.output_bound`` is set exactly when the output is new and made of strings."""
+
+    @pytest.mark.parametrize(
+        "result",
+        [
+            "hi",
+            "",
+            "é" * 100,
+            "\U0001f600" * 100,
+            text_completion("Sure."),
+            text_completion("\U0001f600" * 100, role="\U0001f600" * 100),
+            text_completion(""),
+            text_completion(None),
+            text_completion("Sure.", role=None),
+            text_completion("Sure.", refusal=None, tool_calls=None, audio=None),
+            text_completion("Sure.", tool_calls=[]),
+            text_completion([]),
+            {**CHAT, "choices": [text_completion("a")["choices"][0]] * 2},
+            ChatCompletion.model_validate(text_completion("Sure.")),
+        ],
+    )
+    def test_new_text_output_has_a_bound(self, result: Any) -> None:
+        """Text only: a bound above the JSON size of the output, and no container shared."""
+        extracted = extract_generation(result)
+        assert extracted is not None
+        assert extracted.output_bound is not None
+        assert len(json.dumps(extracted.output).encode()) <= extracted.output_bound
+        shared = {id(c) for c in containers(result)} & {id(c) for c in containers(extracted.output)}
+        assert not shared
+        assert containers(extracted.output)
+
+    @pytest.mark.parametrize(
+        "result",
+        [
+            Text("hi"),
+            CHAT,
+            text_completion(Text("Sure.")),
+            text_completion("Sure.", role=Role.USER),
+            text_completion("Sure.", role=1),
+            text_completion([{"type": "text", "text": "Sure."}]),
+            text_completion(["Sure."]),
+            text_completion({"type": "text", "text": "Sure."}),
+            text_completion(3),
+            text_completion("", refusal="no"),
+            text_completion("Sure.", refusal="no"),
+            text_completion(None, tool_calls=CHAT_TOOL_CALLS),
+            text_completion("Sure.", audio={"id": "a1", "transcript": "Sure."}),
+            {**CHAT, "choices": [text_completion("a")["choices"][0], CHAT["choices"][0]]},  # type: ignore[index]
+            {**CHAT, "choices": [CHAT["choices"][0], text_completion("a")["choices"][0]]},  # type: ignore[index]
+            ChatCompletion.model_validate(CHAT),
+            RESPONSE,
+            MESSAGE,
+        ],
+    )
+    def test_other_output_has_none(self, result: Any) -> None:
+        """Blocks of the result's own, tool calls, non-str values: no bound (a snapshot)."""
+        extracted = extract_generation(result)
+        assert extracted is not None
+        assert extracted.output_bound is None
+
+    def test_bound_is_not_compared(self) -> None:
+        """Two extractions of the same output are equal whether or not one has a bound."""
+        extracted = extract_generation("hi")
+        assert extracted is not None
+        assert Extracted(output=[{"role": "assistant", "content": "hi"}]) == extracted

@@ -26,6 +26,9 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 import hogtrace
+from hogtrace import _generation
+from hogtrace._extract import format_input
+from hogtrace._serialize import to_json_safe
 from hogtrace.testing import CapturedEvent, CapturedEvents, capture_events
 from tests.capture_server import CaptureServer
 
@@ -533,6 +536,26 @@ class TestGenerationInput:
         expected = USER
         assert expected == events.one().properties["$ai_input"]
 
+    def test_input_messages_are_a_snapshot(self, events: CapturedEvents) -> None:
+        """Changing the message dicts in the call or after it does not change the input."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> str:
+            messages[0]["content"] = "changed in the call"
+            messages[1]["name"] = "ann"
+            return "hi"
+
+        history = [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {"role": "tool", "content": "sunny", "tool_call_id": "call_1"},
+        ]
+        expected = [dict(message) for message in history]
+        ask(history)
+        history[1]["content"] = "changed after the call"
+        history[2]["content"] = "rain"
+        assert expected == events.one().properties["$ai_input"]
+
     def test_model_parameters_from_arguments(self, events: CapturedEvents) -> None:
         """The usual request keywords become $ai_model_parameters; other arguments do not."""
 
@@ -551,6 +574,37 @@ class TestGenerationInput:
         ask(USER, stop=["\n"])
         expected = {"temperature": 0.2, "max_tokens": 100, "top_p": 0.9, "stop": ["\n"]}
         assert expected == events.one().properties["$ai_model_parameters"]
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"temperature": 0.2},
+            {"temperature": 0, "seed": 7, "stream": False, "stop": None, "reasoning_effort": "low"},
+            {"temperature": float("nan"), "seed": 2**60, "top_p": float("inf")},
+            {"max_tokens": -(2**53), "n": 2**53 - 1},
+            {"stop": ["\n"], "response_format": {"type": "json_object"}},
+            {"tool_choice": b"auto", "top_k": True},
+        ],
+    )
+    def test_model_parameters_as_a_snapshot_gives_them(
+        self, events: CapturedEvents, params: dict[str, Any]
+    ) -> None:
+        """Plain values are sent as they are, others as a snapshot makes them; keys in order."""
+
+        @hogtrace.generation(model_parameters={"top_p": 0.5})
+        def ask(messages: list[dict[str, str]], **params: Any) -> str:
+            return "hi"
+
+        @hogtrace.generation
+        def bare(messages: list[dict[str, str]], **params: Any) -> str:
+            return "hi"
+
+        ask(USER, **params)
+        bare(USER, **params)
+        call = {k: params[k] for k in _generation.MODEL_PARAMETERS if k in params}
+        expected = [{"top_p": 0.5, **to_json_safe(call)}, to_json_safe(call)]
+        got = [e.properties["$ai_model_parameters"] for e in events]
+        assert [list(p.items()) for p in expected] == [list(p.items()) for p in got]
 
     def test_decorator_model_parameters_are_merged_under_the_call(
         self, events: CapturedEvents
@@ -1391,6 +1445,132 @@ class TestErrors:
 
         asyncio.run(main())
         assert not events.one().is_error
+
+
+# --- content taken without a snapshot -----------------------------------------------------------
+
+#: Properties that differ between two otherwise identical calls.
+_PER_CALL = ("$ai_trace_id", "$ai_span_id", "$ai_parent_id")
+
+
+def text_completion(text: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30},
+    }
+
+
+def general_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Snapshot the formatted input and the extracted output whatever they hold."""
+    monkeypatch.setattr(
+        _generation,
+        "recorded_input",
+        lambda provider, args: (format_input(provider, args), None),
+    )
+    monkeypatch.setattr(
+        _generation.GenerationScope,
+        "_output_snapshot",
+        lambda self, extracted: self.snapshot(extracted.output),
+    )
+
+
+class TestContentWithoutSnapshot:
+    """Text messages and text output kept as extracted give the events a snapshot gives."""
+
+    @pytest.mark.parametrize("limit", [2_000, 20_000, None])
+    @pytest.mark.parametrize("size", [0, 100, 1_900, 2_100, 19_000, 21_000, 300_000])
+    def test_same_events_as_the_snapshot_path(
+        self, events: CapturedEvents, monkeypatch: pytest.MonkeyPatch, limit: int | None, size: int
+    ) -> None:
+        """Around and past the size limit, with text, tool calls and SDK objects alike."""
+        if limit is not None:
+            hogtrace.configure(max_event_bytes=limit)
+
+        @hogtrace.generation(model="gpt-4o-mini", provider="openai")
+        def llm(messages: list[Any], result: Any, temperature: float = 0.2) -> Any:
+            return result
+
+        text = "w" * size
+        wide = "\U0001f600" * (size // 4)
+        inputs: list[list[Any]] = [
+            [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
+            [{"role": "user", "content": wide}],
+            [{"role": "user", "content": text}, {"role": "user", "content": [text]}],
+            [{"role": "user", "content": text, "name": "ann"}],
+        ]
+        results: list[Any] = [
+            text,
+            wide,
+            text_completion(text),
+            text_completion(wide),
+            ChatCompletion.model_validate(text_completion(text)),
+            chat_completion(content=text),
+        ]
+        calls = [(m, r) for m in inputs for r in results[:2]] + [(inputs[0], r) for r in results]
+
+        def run() -> list[dict[str, Any]]:
+            events.clear()
+            with freeze_time("2025-01-02"):  # the latency's size counts in the limit
+                for messages, result in calls:
+                    llm(messages, result)
+            return [{k: v for k, v in e.properties.items() if k not in _PER_CALL} for e in events]
+
+        fast = run()
+        general_paths(monkeypatch)
+        assert run() == fast
+        assert len(calls) == len(fast)
+
+    @pytest.mark.parametrize("result", ["w" * 10_000, text_completion("w" * 10_000)])
+    def test_text_past_the_limit_is_cut_when_recorded(
+        self, events: CapturedEvents, result: Any
+    ) -> None:
+        """Text output past the size limit is cut when recorded (as a snapshot is), not kept."""
+        hogtrace.configure(max_event_bytes=2_000)
+        with hogtrace.generation("g") as g:
+            g.set_output(result)
+            recorded = g._output
+        assert len(json.dumps(recorded)) < 3_000
+
+    @pytest.mark.parametrize("wrapped", [False, True])
+    def test_text_messages_as_input(self, events: CapturedEvents, wrapped: bool) -> None:
+        """Plain text messages are sent as given, also when the generation became a span."""
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]]) -> str:
+            if wrapped:  # a PostHog wrapper made the model call inside
+                scope = hogtrace.current_generation()
+                assert scope is not None
+                scope.wraps_model_call()
+            messages[0]["content"] = "changed in the call"
+            return "hi"
+
+        history = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+        expected = [dict(message) for message in history]
+        ask(history)
+        event = events.one()
+        key = "$ai_input_state" if wrapped else "$ai_input"
+        assert ("$ai_span" if wrapped else "$ai_generation") == event.event
+        assert expected == event.properties[key]
+
+    def test_privacy_mode_keeps_no_text(self, events: CapturedEvents) -> None:
+        """Under privacy mode text output is not kept at all, as a snapshot keeps none."""
+        hogtrace.configure(privacy_mode=True)
+        with hogtrace.generation("g") as g:
+            g.set_output(text_completion("secret"))
+            assert None is g._output
+
+    def test_text_within_the_limit_is_kept_as_extracted(self, events: CapturedEvents) -> None:
+        """Text output within the limit is the extracted output itself, not a copy of it."""
+        with hogtrace.generation("g") as g:
+            g.set_output(text_completion("Sure."))
+            assert g.extracted is not None
+            assert g.extracted.output is g._output
 
 
 # --- privacy ------------------------------------------------------------------------------------

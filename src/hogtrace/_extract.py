@@ -43,13 +43,20 @@ from typing import Any, TypeVar
 __all__ = [
     "Extracted",
     "StreamAccumulator",
+    "TextMessages",
     "extract_embedding",
     "extract_generation",
     "format_input",
+    "recorded_input",
 ]
 
 Message = dict[str, Any]
 Block = dict[str, Any]
+
+#: The most bytes a character of a ``str`` takes in JSON (an escaped surrogate pair).
+_JSON_CHAR_BYTES = 12
+#: More than the JSON bytes of a message's or a text block's keys and punctuation.
+_JSON_ITEM_BYTES = 64
 
 _ABSENT = object()
 
@@ -60,39 +67,50 @@ _USAGE_FIELDS = (
     "cache_creation_input_tokens",
     "reasoning_tokens",
 )
+#: ``(field, keys)`` pairs: where a provider reports each of the `_USAGE_FIELDS` it reports.
+Paths = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _paths(*dotted: str | None) -> Paths:
+    """The `_USAGE_FIELDS` paths given as dotted keys, in order (None: never reported)."""
+    pairs = zip(_USAGE_FIELDS, dotted, strict=True)
+    return tuple((field, tuple(path.split("."))) for field, path in pairs if path is not None)
+
+
 _MERGED_FIELDS = ("model", "provider", *_USAGE_FIELDS, "stop_reason", "cache_reporting_exclusive")
-# Where each provider reports the `_USAGE_FIELDS`, as dotted paths (None: never reported).
+# Where each provider reports the `_USAGE_FIELDS`, as dotted paths (None: never reported);
+# `_usage` reads them split (`_paths`).
 # OpenAI's newer `*_tokens_details.cache_write_tokens` is not read: posthog 7.91.1 ignores it too.
-_CHAT = (
+_CHAT = _paths(
     "prompt_tokens",
     "completion_tokens",
     "prompt_tokens_details.cached_tokens",
     None,
     "completion_tokens_details.reasoning_tokens",
 )
-_RESPONSES = (
+_RESPONSES = _paths(
     "input_tokens",
     "output_tokens",
     "input_tokens_details.cached_tokens",
     None,
     "output_tokens_details.reasoning_tokens",
 )
-_ANTHROPIC = (*_USAGE_FIELDS[:4], "output_tokens_details.thinking_tokens")
-_GEMINI = (
+_ANTHROPIC = _paths(*_USAGE_FIELDS[:4], "output_tokens_details.thinking_tokens")
+_GEMINI = _paths(
     "prompt_token_count",
     "candidates_token_count",
     "cached_content_token_count",
     None,
     "thoughts_token_count",
 )
-_GEMINI_CAMEL = (
+_GEMINI_CAMEL = _paths(
     "promptTokenCount",
     "candidatesTokenCount",
     "cachedContentTokenCount",
     None,
     "thoughtsTokenCount",
 )
-_LANGCHAIN = (
+_LANGCHAIN = _paths(
     "input_tokens",
     "output_tokens",
     "input_token_details.cache_read",
@@ -129,6 +147,9 @@ class Extracted:
     reasoning_tokens: int | None = None
     stop_reason: str | None = None
     cache_reporting_exclusive: bool | None = None
+    #: When extraction made ``output`` of new dicts and lists holding only ``str`` values (it
+    #: then shares nothing with the result): a bound of its JSON size in bytes. Else None.
+    output_bound: int | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 def _get(obj: object, key: str) -> Any:
@@ -166,6 +187,8 @@ def _seq(value: object) -> list[Any]:
 
 
 def _int(value: object) -> int | None:
+    if type(value) is int:
+        return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
@@ -183,19 +206,22 @@ def _reason(value: object) -> str | None:
     return name if isinstance(name, str) else _str(value)
 
 
-def _usage(ex: Extracted, usage: object, paths: tuple[str | None, ...], add: bool = False) -> None:
+def _usage(ex: Extracted, usage: object, paths: Paths, add: bool = False) -> None:
     """Set (or with `add`, add to) the counts `usage` reports at `paths`; others are kept."""
     if usage is None:
         return
-    for field, path in zip(_USAGE_FIELDS, paths, strict=True):
-        if path is None:
-            continue
+    for field, path in paths:
         raw: Any = usage
-        for key in path.split("."):
+        for key in path:
             raw = _get(raw, key)
-        if (value := _int(raw)) is not None:
-            old = getattr(ex, field)
-            setattr(ex, field, old + value if add and old is not None else value)
+            if raw is None:
+                break
+        else:  # a count was reported (a plain int, usually)
+            value = raw if type(raw) is int else _int(raw)
+            if value is not None:
+                if add and (old := getattr(ex, field)) is not None:
+                    value += old
+                setattr(ex, field, value)
 
 
 def _merge(ex: Extracted, new: Extracted) -> None:
@@ -312,24 +338,35 @@ def _chat_items(message: object, content: object) -> list[Block]:
     return items
 
 
-def _chat(result: object) -> Extracted:
+def _chat(result: object, choices: list[Any]) -> Extracted:
+    """A chat completion whose ``choices`` the dispatch has read."""
     ex = Extracted(model=_str(_get(result, "model")), provider="openai")
-    choices = _seq(_get(result, "choices"))
     role: object = "assistant"
     content: list[Block] = []
+    chars, text = 0, True  # only text blocks made here, of `chars` characters
     for choice in choices:  # every choice goes into one message, as posthog sends it
         message = _get(choice, "message")
         if message is not None:
             role = _get(message, "role") or role
-            content.extend(_chat_items(message, _get(message, "content")))
+            body = _get(message, "content")
+            items = _chat_items(message, body)
+            content.extend(items)
+            if text:
+                if type(body) is str and len(items) == (1 if body else 0):
+                    chars += len(body)
+                else:  # blocks of the message's own, a refusal, tool calls, audio, ...
+                    text = not body and not items
     ex.output = [{"role": role, "content": content}] if content else []
+    if text and type(role) is str:
+        chars += len(role)
+        ex.output_bound = _JSON_CHAR_BYTES * chars + _JSON_ITEM_BYTES * (len(content) + 1)
     if choices:
         ex.stop_reason = _reason(_get(choices[0], "finish_reason"))
     _openai_usage(ex, _get(result, "usage"), _CHAT)
     return ex
 
 
-def _openai_usage(ex: Extracted, usage: object, paths: tuple[str | None, ...]) -> None:
+def _openai_usage(ex: Extracted, usage: object, paths: Paths) -> None:
     _usage(ex, usage, paths)
     if ex.cache_read_input_tokens:  # cached tokens are counted inside the input tokens
         ex.cache_reporting_exclusive = False
@@ -690,13 +727,17 @@ def _lc_result(result: object) -> Extracted | None:
 
 def _generation(result: object) -> Extracted | None:
     if isinstance(result, str):
-        return Extracted(output=[{"role": "assistant", "content": result}])
-    kind, typ = _get(result, "object"), _get(result, "type")
+        ex = Extracted(output=[{"role": "assistant", "content": result}])
+        if type(result) is str:
+            ex.output_bound = _JSON_CHAR_BYTES * (len(result) + 9) + _JSON_ITEM_BYTES
+        return ex
+    kind = _get(result, "object")
     choices = _seq(_get(result, "choices"))
     if kind == "chat.completion" or (choices and _get(choices[0], "message") is not None):
-        return _chat(result)
+        return _chat(result, choices)
     if kind == "response":
         return _responses(result)
+    typ = _get(result, "type")
     if typ == "message" and isinstance(_get(result, "content"), (list, tuple)):
         return _anthropic(result)
     if typ in ("ai", "AIMessageChunk"):
@@ -766,6 +807,12 @@ _GEMINI_PART_KEYS = frozenset(
 )
 
 
+#: What `_text_size` adds for each key and value besides their lengths.
+_TEXT_ITEM_SIZE = 8
+#: The `_text_size` of ``{"role": "", "content": ""}``.
+_PLAIN_MESSAGE_SIZE = len("role") + len("content") + 2 * _TEXT_ITEM_SIZE
+
+
 def _openai_message(message: object) -> Message:
     """As ``_format_chat_input_message``: role, content and the keys OpenAI gives meaning to."""
     plain = message if type(message) is dict else _plain(message)  # a dict needs no copy
@@ -779,6 +826,74 @@ def _openai_message(message: object) -> Message:
     return out
 
 
+def _openai_messages(messages: Iterable[Any]) -> tuple[list[Message], int | None]:
+    """The messages as `_openai_message` formats them, and their `_text_size` when known here.
+
+    A plain ``{"role": str, "content": str}`` dict, the usual chat message, is formatted to a dict
+    of the same two keys without the general path's reads of the optional keys, and its size is
+    counted on the way (None as soon as another message takes the general path).
+    """
+    out: list[Message] = []
+    append = out.append
+    chars, plain = 0, True
+    for message in messages:
+        if (
+            type(message) is dict
+            and len(message) == 2  # with both keys below set: no other key
+            and type(role := message.get("role")) is str
+            and type(content := message.get("content")) is str
+        ):
+            append({"role": role, "content": content})
+            chars += len(role) + len(content)
+        else:
+            append(_openai_message(message))
+            plain = False
+    return out, chars + _PLAIN_MESSAGE_SIZE * len(out) if plain else None
+
+
+class TextMessages:
+    """Chat messages that are a role and a content string each, kept as ``[role, content, ...]``.
+
+    `recorded_input` gives them for the usual chat input instead of its dicts: the strings are
+    read when the call is made (nothing can change them after), and `messages` makes the
+    ``{"role": ..., "content": ...}`` dicts `format_input` gives when the event is built.
+    """
+
+    __slots__ = ("size", "texts")
+
+    def __init__(self, texts: list[str], size: int) -> None:
+        self.texts = texts
+        #: Their `_text_size`.
+        self.size = size
+
+    def messages(self) -> list[Message]:
+        """The messages as `format_input` formats them: new dicts on each call."""
+        texts = iter(self.texts)
+        pairs = zip(texts, texts, strict=True)  # role, content
+        return [{"role": role, "content": content} for role, content in pairs]
+
+
+def _text_messages(messages: Iterable[Any]) -> TextMessages | None:
+    """The messages if each is a plain ``{"role": str, "content": str}`` dict, else None."""
+    texts: list[str] = []
+    append = texts.append
+    chars = count = 0
+    for message in messages:
+        if (
+            type(message) is dict
+            and len(message) == 2  # with both keys below set: no other key
+            and type(role := message.get("role")) is str
+            and type(content := message.get("content")) is str
+        ):
+            append(role)
+            append(content)
+            chars += len(role) + len(content)
+            count += 1
+        else:
+            return None
+    return TextMessages(texts, chars + _PLAIN_MESSAGE_SIZE * count)
+
+
 def _openai_input_item(item: object) -> Message:
     """As ``_format_response_input_item``: a Responses API input item."""
     if not isinstance(item, (dict, str)):
@@ -790,16 +905,23 @@ def _openai_input_item(item: object) -> Message:
     return {"role": "user", "content": item if isinstance(item, str) else str(item)}
 
 
-def _openai_input(args: Mapping[str, Any]) -> list[Message] | None:
-    if "messages" not in args and "input" not in args:
-        return None
-    messages, data = args.get("messages"), args.get("input")
-    out = [_openai_message(m) for m in messages] if messages is not None else []
+def _openai_input(
+    args: Mapping[str, Any], messages: Any, data: Any
+) -> tuple[list[Message] | None, int | None]:
+    """The input, and its `_text_size` when known without a second walk (else None).
+
+    `messages` and `data` are ``args``' ``messages`` and ``input``, as the caller read them.
+    """
+    if messages is None and data is None and "messages" not in args and "input" not in args:
+        return None, None
+    out, size = _openai_messages(messages) if messages is not None else ([], None)
+    system, instructions = args.get("system"), args.get("instructions")
+    if data is None and system is None and instructions is None:
+        return out, size
     if isinstance(data, list):
         out.extend(_openai_input_item(item) for item in data)
     elif data is not None:
         out.append({"role": "user", "content": data if isinstance(data, str) else str(data)})
-    system, instructions = args.get("system"), args.get("instructions")
     if system is not None and not any(m.get("role") == "system" for m in out):
         out.insert(0, {"role": "system", "content": system})
     if instructions is not None:
@@ -808,7 +930,7 @@ def _openai_input(args: Mapping[str, Any]) -> list[Message] | None:
             out.insert(0, {"role": "system", "content": instructions})
         else:
             out[at]["content"] = f"{out[at].get('content', '')}\n\n{instructions}"
-    return out
+    return out, None
 
 
 def _anthropic_input(args: Mapping[str, Any]) -> list[Message] | None:
@@ -914,24 +1036,81 @@ def format_input(provider: str | None, arguments: Mapping[str, Any]) -> list[Mes
         The messages, or None when the arguments hold nothing the provider's input is made
         of (the caller then keeps the input it has). Never raises.
     """
+    out = _format(provider, arguments, texts=False)[0]
+    return out.messages() if isinstance(out, TextMessages) else out
+
+
+def recorded_input(
+    provider: str | None, arguments: Mapping[str, Any]
+) -> tuple[list[Message] | TextMessages | None, int | None]:
+    """`format_input` as a generation records it, with the `_text_size` of the messages.
+
+    The usual chat input, plain role and content strings only, comes as `TextMessages`, sized
+    as it is read; other messages are formatted and then walked by `_text_size` (None: not
+    only strings). Never raises.
+    """
+    return _format(provider, arguments, texts=True)
+
+
+def _format(
+    provider: str | None, arguments: Mapping[str, Any], texts: bool
+) -> tuple[list[Message] | TextMessages | None, int | None]:
+    """`format_input`, sized; with `texts`, `recorded_input`'s `TextMessages` and sizes."""
     try:
         messages, data = arguments.get("messages"), arguments.get("input")
         if messages is not None and not isinstance(messages, (list, tuple)):
-            return None  # not a list of messages (an iterator must not be consumed here)
+            return None, None  # not a list of messages (an iterator must not be consumed here)
         if data is not None and not isinstance(data, (list, tuple, str)):
-            return None
-        if (lc := _lc_messages(messages)) is not None:
-            return [_lc_message(message) for message in lc]
-        hint = provider.lower() if isinstance(provider, str) else None
-        if hint == "anthropic":
-            return _anthropic_input(arguments)
-        if hint in ("gemini", "google", "vertex", "vertex_ai") or (
-            hint is None and "contents" in arguments
+            return None, None
+        out: list[Message] | None
+        # A dict first is never a LangChain message (nor a list of them, one per prompt).
+        if (
+            messages
+            and type(messages[0]) is not dict
+            and (lc := _lc_messages(messages)) is not None
         ):
-            return _gemini_input(arguments)
-        return _openai_input(arguments)
+            out = [_lc_message(message) for message in lc]
+        else:
+            hint = provider.lower() if isinstance(provider, str) else None
+            if hint == "anthropic":
+                out = _anthropic_input(arguments)
+            elif hint in ("gemini", "google", "vertex", "vertex_ai") or (
+                hint is None and "contents" in arguments
+            ):
+                out = _gemini_input(arguments)
+            else:
+                if (
+                    texts
+                    and messages is not None
+                    and data is None
+                    and arguments.get("system") is None
+                    and arguments.get("instructions") is None
+                    and (lazy := _text_messages(messages)) is not None
+                ):
+                    return lazy, lazy.size  # what `_openai_input` would make of them, unmade
+                out, size = _openai_input(arguments, messages, data)
+                if size is not None:
+                    return out, size
+        return out, None if out is None or not texts else _text_size(out)
     except Exception:
-        return None
+        return None, None
+
+
+def _text_size(messages: list[Any]) -> int | None:
+    """The size of messages of only strings: each key and value's length, plus 8 an item.
+
+    None when a message is not a dict, or a key or value is not a ``str``. Such messages are
+    fresh dicts of immutable strings: `format_input` made them, nothing else can change them.
+    """
+    size = 0
+    for message in messages:
+        if type(message) is not dict:
+            return None
+        for key, value in message.items():
+            if type(value) is not str or type(key) is not str:
+                return None
+            size += len(key) + len(value) + _TEXT_ITEM_SIZE
+    return size
 
 
 # --- streams --------------------------------------------------------------------------------------

@@ -17,13 +17,14 @@ from hogtrace._errors import log_internal_error
 from hogtrace._extract import (
     Extracted,
     StreamAccumulator,
+    TextMessages,
     extract_embedding,
     extract_generation,
-    format_input,
+    recorded_input,
 )
 from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._sampling import sampled
-from hogtrace._scope import MISSING, Scope
+from hogtrace._scope import MISSING, Scope, _is_plain
 from hogtrace._serialize import to_json_safe
 
 __all__ = [
@@ -312,10 +313,13 @@ class GenerationScope(Scope):
         if self.sampled:
             if self._capture_input:
                 self._input = self._input_snapshot(arguments)
-            params = {k: arguments[k] for k in MODEL_PARAMETERS if k in arguments}
+            params: dict[str, Any] = {k: arguments[k] for k in MODEL_PARAMETERS if k in arguments}
             if params:
+                if not all(map(_is_plain, params.values())):
+                    params = to_json_safe(params)  # else a new dict of what it would copy as is
                 # The call's own arguments are what was used: they win over decorator defaults.
-                self.model_parameters = {**(self.model_parameters or {}), **to_json_safe(params)}
+                defaults = self.model_parameters
+                self.model_parameters = {**defaults, **params} if defaults else params
             if self.model is None and isinstance(arguments.get("model"), str):
                 self.model = arguments["model"]
             tools = arguments.get("tools")
@@ -323,15 +327,23 @@ class GenerationScope(Scope):
                 self.tools = to_json_safe(tools)
 
     def _input_snapshot(self, arguments: Mapping[str, Any]) -> Any:
-        """``$ai_input``: the shape posthog-python's own wrappers send for the same call."""
-        formatted = format_input(self.provider, arguments)
-        if formatted is None:
-            return self.snapshot(_input_argument(arguments))
+        """``$ai_input``: the shape posthog-python's own wrappers send for the same call.
+
+        Plain text chat messages are kept as `TextMessages`, which `content()` makes the
+        messages when the event is built (off the calling thread): `_input` is read there only.
+        """
         config = _state.state.config
         if config.content_hidden:
-            return None
-        if _fresh_text_messages(formatted, config.event_limit):
-            return formatted  # fresh dicts of immutable strings, within the limit: a snapshot
+            return None  # what a snapshot of anything is under privacy mode
+        formatted, size = recorded_input(self.provider, arguments)
+        if formatted is None:
+            return self.snapshot(_input_argument(arguments))
+        if size is not None and size < config.event_limit:
+            # Fresh dicts of immutable strings, or the strings of such dicts (`TextMessages`,
+            # made dicts by `content()`), within the limit: already a snapshot.
+            return formatted
+        if isinstance(formatted, TextMessages):
+            formatted = formatted.messages()
         return self.snapshot(formatted)
 
     def start_stream(self) -> None:
@@ -366,21 +378,38 @@ class GenerationScope(Scope):
             if self._wraps_call:
                 super().close(result, exc)  # the wrapper's generation was counted instead
                 return
-            usage = self.usage
-            total = self.cost.get("total_cost_usd")
-            if total is None and self.cost:
-                total = self.cost.get("input_cost_usd", 0.0) + self.cost.get("output_cost_usd", 0.0)
-            self.count().add_generation(
-                usage.get("input_tokens", 0),
-                usage.get("output_tokens", 0),
-                usage.get("cache_read_input_tokens", 0),
-                total or 0.0,
-            )
+            cost = self.cost
+            total = cost.get("total_cost_usd") if cost else None
+            if total is None and cost:
+                total = cost.get("input_cost_usd", 0.0) + cost.get("output_cost_usd", 0.0)
+            self.count().add_generation(*self._counted_tokens(), total or 0.0)
         except Exception as err:
             log_internal_error("recording a generation", err)
         super().close(result, exc)
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _counted_tokens(self) -> tuple[int, int, int]:
+        """Input, output and cache read tokens of `usage`, 0 for a count not known."""
+        extracted = self.extracted
+        if extracted is None or self._usage:
+            usage = self.usage
+            return (
+                usage.get("input_tokens", 0),
+                usage.get("output_tokens", 0),
+                usage.get("cache_read_input_tokens", 0),
+            )
+        # No set_usage(): `usage` is what the response reported.
+        read, written, cached = (
+            extracted.input_tokens,
+            extracted.output_tokens,
+            extracted.cache_read_input_tokens,
+        )
+        return (
+            0 if read is None else read,
+            0 if written is None else written,
+            0 if cached is None else cached,
+        )
 
     def _extract(self, result: Any) -> Extracted | None:
         return extract_generation(result)
@@ -390,9 +419,18 @@ class GenerationScope(Scope):
         self._set_extracted(extracted)
         if self._output is MISSING and (explicit or self._capture_output) and self.sampled:
             if extracted is not None and extracted.output is not None:
-                self._output = self.snapshot(extracted.output)
+                self._output = self._output_snapshot(extracted)
             elif result is not None:
                 self._output = self.snapshot(result)
+
+    def _output_snapshot(self, extracted: Extracted) -> Any:
+        """``$ai_output_choices``: the extracted output, a snapshot of it if it needs one."""
+        bound, config = extracted.output_bound, _state.state.config
+        if bound is not None and bound < config.event_limit:
+            # New dicts and lists of strings, surely within the limit: what a snapshot would copy
+            # them to (privacy mode still gives None).
+            return None if config.content_hidden else extracted.output
+        return self.snapshot(extracted.output)
 
     def _set_extracted(self, extracted: Extracted | None) -> None:
         self.extracted = extracted
@@ -410,20 +448,28 @@ class GenerationScope(Scope):
         self.tools = None
         self._accumulator = None
         if self.extracted is not None and self.extracted.output is not None:
-            self.extracted = dataclasses.replace(self.extracted, output=None)
+            self.extracted = dataclasses.replace(self.extracted, output=None, output_bound=None)
 
     def content(self) -> dict[str, Any]:
         """``$ai_input``, ``$ai_output_choices`` and ``$ai_tools`` as recorded."""
         if self._wraps_call:
-            return super().content()  # as a span: $ai_input_state / $ai_output_state
-        out: dict[str, Any] = {}
+            out = super().content()  # as a span: $ai_input_state / $ai_output_state
+            if "$ai_input_state" in out:
+                out["$ai_input_state"] = self._recorded_input()
+            return out
+        out = {}
         if self._input is not MISSING:
-            out["$ai_input"] = self._input
+            out["$ai_input"] = self._recorded_input()
         if self._output is not MISSING and self.error is None:
             out["$ai_output_choices"] = self._output
         if self.tools is not None:
             out["$ai_tools"] = self.tools
         return out
+
+    def _recorded_input(self) -> Any:
+        """The input recorded, `TextMessages` made the messages they hold (new dicts)."""
+        value = self._input
+        return value.messages() if isinstance(value, TextMessages) else value
 
     def add_properties(self, props: dict[str, Any]) -> None:
         """Model, provider, tokens, costs, status and stream facts."""
@@ -502,23 +548,6 @@ class EmbeddingScope(GenerationScope):
     def add_properties(self, props: dict[str, Any]) -> None:
         """Model, provider, tokens, cost and status."""
         self._add_model_properties(props)
-
-
-def _fresh_text_messages(messages: list[Any], limit: int) -> bool:
-    """True if ``messages`` (made by ``format_input``) hold only strings, within ``limit``.
-
-    Such a list is already what a snapshot would copy it to: its dicts are new, and strings
-    cannot change. Anything else (content blocks, numbers, nested values) is snapshotted.
-    """
-    size = 0
-    for message in messages:
-        if type(message) is not dict:
-            return False
-        for key, value in message.items():
-            if type(value) is not str or type(key) is not str:
-                return False
-            size += len(key) + len(value) + 8
-    return size < limit
 
 
 def _input_argument(arguments: Mapping[str, Any]) -> Any:
