@@ -39,20 +39,19 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     # after it checks what precedes. One alternation of them all is ~300x slower to search.
     ("url credentials", r"://([^\s/@:]+:[^\s/@]+)@", "@"),
     ("bearer token", r"earer (?<=[Bb]earer )((?=[\w\-.~+/*]*[0-9*])[\w\-.~+/*]{8,}=*)", "earer "),
-    ("bearer token", r"EARER (?<=BEARER )((?=[\w\-.~+/*]*[0-9*])[\w\-.~+/*]{8,}=*)", ""),
+    ("bearer token", r"EARER (?<=BEARER )((?=[\w\-.~+/*]*[0-9*])[\w\-.~+/*]{8,}=*)", "E"),
     # OpenAI (sk-, sk-proj-, also masked: "sk-proj-****abcd") and Anthropic (sk-ant-) keys.
     ("sk- api key", r"(sk-(?<![\w-]sk-)(?=[\w\-*]*[0-9*])[\w\-*]{8,})", "-"),
     ("posthog key", r"(ph[cx]_(?<![\w-]ph._)[A-Za-z0-9]{16,})", "_"),
     ("github token", r"(gh[pousr]_(?<![\w-]gh._)[A-Za-z0-9]{20,})", "_"),
     ("github token", r"(github_pat_(?<![\w-]github_pat_)\w{20,})", "_"),
     ("slack token", r"(xox[abposr]-(?<![\w-]xox.-)[A-Za-z0-9-]{10,})", "-"),
-    ("aws access key id", r"(A[KS]IA(?<![A-Z0-9]A[KS]IA)[A-Z0-9]{16})(?![A-Z0-9])", ""),
+    ("aws access key id", r"(A[KS]IA(?<![A-Z0-9]A[KS]IA)[A-Z0-9]{16})(?![A-Z0-9])", "A"),
 )
 """The built-in free-text patterns: a name, a regex whose first group is the secret (the rest
 of a match is kept), and a substring every match contains ("" if none): a string without it
-is not searched with that regex. Single-character checks are ``memchr`` fast; a longer one
-costs about what the regex search does when its first character is rare ("EARER ",
-"A[KS]IA"), so those have none."""
+is not searched with that regex. Single-character checks are ``memchr`` fast (a capital
+letter is rare enough in prose), a longer one costs about as much as a regex search."""
 
 # Secret names that also count as the last words of a longer key.
 _SUFFIXES = frozenset(
@@ -153,7 +152,9 @@ def redact_secrets(value: Any) -> Any:
         # pattern matches the strings joined by newlines, nothing changes. No built-in
         # pattern matches across a newline, so a match there is a match in one string.
         texts: list[str] = []
-        if _gather(value, texts, 0) and not _has_secret("\n".join(texts)):
+        if _gather(value, texts, 0) and (
+            not texts or not _has_secret(texts[0] if len(texts) == 1 else "\n".join(texts))
+        ):
             return value
     return _redact_dict(value, 0) if kind is dict else _redact_list(value, 0)
 
