@@ -829,26 +829,14 @@ def _openai_message(message: object) -> Message:
 def _openai_messages(messages: Iterable[Any]) -> tuple[list[Message], int | None]:
     """The messages as `_openai_message` formats them, and their `_text_size` when known here.
 
-    A plain ``{"role": str, "content": str}`` dict, the usual chat message, is formatted to a dict
-    of the same two keys without the general path's reads of the optional keys, and its size is
-    counted on the way (None as soon as another message takes the general path).
+    Plain ``{"role": str, "content": str}`` dicts, the usual chat messages, are read once by
+    `_text_messages` (which also sizes them); anything else takes the general path.
     """
-    out: list[Message] = []
-    append = out.append
-    chars, plain = 0, True
-    for message in messages:
-        if (
-            type(message) is dict
-            and len(message) == 2  # with both keys below set: no other key
-            and type(role := message.get("role")) is str
-            and type(content := message.get("content")) is str
-        ):
-            append({"role": role, "content": content})
-            chars += len(role) + len(content)
-        else:
-            append(_openai_message(message))
-            plain = False
-    return out, chars + _PLAIN_MESSAGE_SIZE * len(out) if plain else None
+    items = messages if type(messages) is list else list(messages)
+    text = _text_messages(items)
+    if text is not None:
+        return text.messages(), text.size
+    return [_openai_message(message) for message in items], None
 
 
 class TextMessages:
