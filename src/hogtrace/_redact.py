@@ -193,25 +193,21 @@ def _gather(value: Any, texts: list[str], depth: int) -> bool:
     """
     if depth >= _MAX_DEPTH:
         return False
+    items: Iterable[Any] = value
     if type(value) is dict:
-        for key, item in value.items():
+        for key in value:
             secret = _decisions.get(key) if type(key) is str else False
             if secret is None:
                 secret = is_secret_key(key)
             if secret:
                 return False
-            kind = type(item)
-            if kind is str:
-                texts.append(item)
-            elif (kind is dict or kind is list) and not _gather(item, texts, depth + 1):
-                return False
-        return True
-    if len(value) == 2 and type(value[0]) is str and len(value[0]) <= 64:
+        items = value.values()
+    elif len(value) == 2 and type(value[0]) is str and len(value[0]) <= 64:
         if is_secret_key(value[0]):
             return False
     elif len(value) > _LONG and _NUMBERS.issuperset(map(type, value[:-1])):
-        value = value[-1:]  # an embedding or a series (see _redact_list)
-    for item in value:
+        items = value[-1:]  # an embedding or a series (see _redact_list)
+    for item in items:
         kind = type(item)
         if kind is str:
             texts.append(item)
