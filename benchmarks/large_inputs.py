@@ -66,7 +66,7 @@ def inputs() -> dict[str, Any]:
 
 def worker(copy: Any, deferred: bool = False) -> None:
     """What the event builder does with a snapshot: conversion, redaction, the size limit."""
-    content = thaw(copy, LIMIT) if deferred else copy
+    content = thaw(copy) if deferred else copy
     props = {"$ai_trace_id": "t" * 36, "$ai_span_id": "s" * 36, "$ai_input": content}
     props["$ai_input"] = redact_secrets(props["$ai_input"])
     fit_event(props, LIMIT, CONTENT)

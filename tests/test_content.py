@@ -731,6 +731,25 @@ class TestSizeLimit:
 
         assert size(events.one().properties) <= DEFAULT_LIMIT
 
+    def test_cut_counts_are_of_the_original_values_beside_an_array(self) -> None:
+        """A large array converted on the worker leaves the other cut values' counts alone."""
+        np = pytest.importorskip("numpy")
+        hogtrace.configure(max_event_bytes=100_000)
+
+        @hogtrace.trace
+        def f(values: Any, xs: list[float], text: str) -> None:
+            return None
+
+        with capture_events() as events:
+            f(np.zeros(300_000), [i + 0.5 for i in range(300_000)], "x" * 300_000)
+
+        args = events.one().properties["$ai_input_state"]
+        assert f"…[truncated {300_000 - (len(args['xs']) - 1):,} items]" == args["xs"][-1]
+        kept = args["text"].index("…")
+        assert f"…[truncated {300_000 - kept:,} chars]" == args["text"][kept:]
+        assert f"…[truncated {300_000 - (len(args['values']) - 1):,} items]" == args["values"][-1]
+        assert_fits(events.one(), 100_000)
+
     def test_huge_user_property_fits(self) -> None:
         """A scope's own huge property is cut so the event fits."""
         hogtrace.configure(max_event_bytes=10_000)

@@ -14,9 +14,10 @@ from unittest.mock import MagicMock
 
 import pydantic
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from hogtrace import _serialize
 from hogtrace._limits import fit_event
 from hogtrace._serialize import (
     CYCLE_MARKER,
@@ -421,6 +422,25 @@ def size(value: Any) -> int:
     return len(json.dumps(value, allow_nan=False).encode())
 
 
+class DtypedArray:
+    """A numpy-like float array that is not numpy's (has dtype, shape, copy and tolist)."""
+
+    dtype = SimpleNamespace(kind="f")
+
+    def __init__(self, count: int) -> None:
+        self.shape = (count,)
+
+    def __getitem__(self, part: slice) -> "DtypedArray":
+        start, stop, _ = part.indices(self.shape[0])
+        return DtypedArray(max(stop - start, 0))
+
+    def copy(self) -> "DtypedArray":
+        return DtypedArray(self.shape[0])
+
+    def tolist(self) -> list[float]:
+        return [0.5] * self.shape[0]
+
+
 class SlicedArray:
     """Looks like a large numpy array and records what was converted with tolist()."""
 
@@ -589,10 +609,11 @@ class TestDeferredArrays:
         np = pytest.importorskip("numpy")
         flat = (np.arange(1_250_000) % 251).astype(dtype)
         matrix = flat.reshape(2_500, 500)
-        for value in ({"args": [flat]}, {"args": [matrix]}, [flat, "text", matrix]):
+        cut_too = {"text": "x" * 300_000, "xs": [i + 0.5 for i in range(30_000)], "a": flat}
+        for value in ({"args": [flat]}, {"args": [matrix]}, [flat, "text", matrix], cut_too):
             copy, _, deferred = snapshot(value, BUDGET)
             assert deferred
-            assert to_json_safe(value, BUDGET) == thaw(copy, BUDGET)
+            assert to_json_safe(value, BUDGET) == thaw(copy)  # other cuts keep their counts
 
     def test_changes_after_the_snapshot_are_not_seen(self) -> None:
         """The caller may reuse its array as soon as the call returns."""
@@ -601,13 +622,15 @@ class TestDeferredArrays:
         expected = to_json_safe(flat, BUDGET)
         copy, _, _ = snapshot(flat, BUDGET)
         flat[:] = -1.0
-        assert expected == thaw(copy, BUDGET)
+        assert expected == thaw(copy)
 
     def test_small_and_object_arrays_are_converted_at_once(self) -> None:
         """Only arrays too large to send whole, of booleans and numbers, are deferred."""
         np = pytest.importorskip("numpy")
         objects = np.array([{"k": i} for i in range(100_000)], dtype=object)
-        for value in (np.arange(10.0), objects, SlicedArray(10_000_000), [1.0] * 100_000):
+        lazy = DtypedArray(10_000_000)  # numpy-like but not numpy (dask): may share buffers
+        values = (np.arange(10.0), objects, SlicedArray(10_000_000), [1.0] * 100_000, lazy)
+        for value in values:
             copy, _, deferred = snapshot(value, BUDGET)
             assert not deferred
             assert to_json_safe(value, BUDGET) == copy
@@ -626,3 +649,33 @@ class TestDeferredArrays:
         copy, _, deferred = snapshot(value, budget)
         assert not deferred
         assert to_json_safe(value, budget) == copy
+
+
+class TestChunkEdges:
+    @settings(max_examples=60, deadline=None)
+    @given(
+        st.lists(st.text(min_size=300, max_size=3000), max_size=3),
+        st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=17, max_size=5000),
+        st.integers(100, 20_000),
+    )
+    @example(["x" * 10**6], [i + 0.5 for i in range(20_000)], 100_000)
+    def test_number_chunks_keep_what_item_by_item_keeps(
+        self, texts: list[str], numbers: list[float], budget: int
+    ) -> None:
+        """Numbers after long strings: sized a chunk at a time, kept as item by item."""
+        value = [*texts, *numbers]
+        fast = to_json_safe(value, budget)
+        real = _serialize._numbers_prefix
+        _serialize._numbers_prefix = lambda chunk, room: (-1, 0)  # item by item
+        try:
+            slow = to_json_safe(value, budget)
+        finally:
+            _serialize._numbers_prefix = real
+        assert slow == fast
+
+    def test_long_list_of_datetimes_is_json_safe(self) -> None:
+        """Items that are not JSON scalars (datetimes) are converted, not kept as they are."""
+        moments = [datetime.datetime(2026, 1, 1, 12, i % 60) for i in range(2000)]
+        result = to_json_safe(moments, BUDGET)
+        assert result == roundtrip(result)
+        assert "2026-01-01T12:00:00" == result[0]

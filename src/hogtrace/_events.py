@@ -130,7 +130,7 @@ def build_event(
     privacy = config.content_hidden
     content = scope.content()
     if scope.has_deferred:  # large numeric arrays, copied on the calling thread
-        content = {key: thaw(value, limit) for key, value in content.items()}
+        content = {key: thaw(value) for key, value in content.items()}
     error = scope.error
     if error is not None:
         content["$ai_error"] = format_error(error, privacy)

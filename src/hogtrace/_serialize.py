@@ -137,7 +137,7 @@ def to_json_safe(value: object, budget: int | None = None) -> Any:
 
 
 class Deferred:
-    """The head of a large numeric array, copied on the calling thread to convert later.
+    """The head of a large numeric numpy array, copied on the calling thread to convert later.
 
     Copying the numbers an event might hold is a ``memcpy``; converting them to Python
     numbers and measuring their JSON costs far more, so `snapshot` leaves that to the event
@@ -175,9 +175,23 @@ def snapshot(value: object, budget: int) -> tuple[Any, int, bool]:
     return copy, size, walk.deferred
 
 
-def thaw(value: Any, budget: int) -> Any:
-    """Convert the `Deferred` arrays in a `snapshot` copy, within ``budget``."""
-    return _bwalk(value, 0, set(), max(budget, 0))[0]
+def thaw(value: Any) -> Any:
+    """Convert the `Deferred` arrays in a `snapshot` copy, each within the room it had.
+
+    Only they are converted: the rest of the copy is already JSON-safe, and what the snapshot
+    cut (with its markers) stays as it is.
+    """
+    kind = type(value)
+    if kind is Deferred:
+        return _btolist(value.head, 0, set(), value.room, value.length)[0]
+    if kind is dict:
+        return {key: thaw(item) for key, item in value.items()}
+    if kind is list and not _SCALAR_TYPES.issuperset(map(type, value)):
+        return [thaw(item) for item in value]
+    return value
+
+
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 def _is_fast(value: object, depth: int) -> bool:
@@ -625,6 +639,9 @@ _NUMERIC_KINDS = ("b", "i", "u", "f")
 def _defer(value: Any, shape: tuple[int, ...], room: int) -> Deferred | None:
     """A `Deferred` copy of the rows of a numeric array that may fit in ``room``, else None."""
     try:
+        # numpy's own arrays only: a lazy array (dask) would still read the caller's buffer.
+        if type(value).__module__.partition(".")[0] != "numpy":
+            return None
         if getattr(getattr(value, "dtype", None), "kind", None) not in _NUMERIC_KINDS:
             return None
         # A row takes at least 3 bytes an element ("0, "), and a row cut short at least 26
@@ -682,15 +699,12 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
             item_size = _fast_size(item, depth, room - size)
             if item_size < 0:
                 return item_size, 0, False
-            flat = flat and kind not in _CONTAINER_TYPES
+            flat = flat and kind in _SCALAR_TYPES  # a datetime, say, is converted
         size += item_size + 2
         capped += min(item_size, _MIN_ITEM) + 2
         if size > room:
             return _TOO_BIG, 0, False
     return size, capped, flat
-
-
-_CONTAINER_TYPES = frozenset({dict, list, tuple})
 
 
 def _copy(item: Any) -> Any:
@@ -778,6 +792,11 @@ def _bsequence(
                 continue
             if size == _TOO_BIG and flat is None:  # numbers: the prefix that fits, at C speed
                 keep, kept_size = _numbers_prefix(chunk, room - capped)
+                if keep == len(chunk):  # earlier long items spent the room, not the count
+                    out.extend(chunk)
+                    spent += kept_size
+                    capped += kept_size
+                    continue
                 if keep >= 0:
                     out.extend(chunk[:keep])
                     return _end_list(out, count, spent + kept_size)
