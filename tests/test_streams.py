@@ -249,6 +249,42 @@ class TestReturnedGenerators:
         event = hogtrace_events.one()
         assert (not suppress, [1]) == (event.is_error, event.output)
 
+    def test_yielded_items_keep_their_cut_counts(self, hogtrace_events: CapturedEvents) -> None:
+        """A yielded item cut when it was recorded is not cut again when the scope closes."""
+
+        @hogtrace.span("big")
+        def big() -> Iterator[list[float]]:
+            yield [i + 0.5 for i in range(100_000)]
+
+        assert 1 == len(list(big()))
+        item = hogtrace_events.one().properties["$ai_output_state"][0]
+        assert f"…[truncated {100_000 - (len(item) - 1):,} items]" == item[-1]
+
+    def test_stream_whose_exit_cannot_be_read(self, hogtrace_events: CapturedEvents) -> None:
+        """An ``__exit__`` that raises when looked up still ends the scope, with that error."""
+
+        class Rows:
+            def __iter__(self) -> Rows:
+                return self
+
+            def __next__(self) -> int:
+                return 1
+
+            def __enter__(self) -> Rows:
+                return self
+
+            def __getattr__(self, name: str) -> Any:
+                raise RuntimeError(f"no {name}")
+
+        @hogtrace.span("rows")
+        def rows() -> Rows:
+            return Rows()
+
+        stream = rows()
+        with pytest.raises(RuntimeError, match="no __exit__"):
+            stream.__exit__(None, None, None)
+        assert hogtrace_events.one().is_error
+
     def test_long_stream_of_large_items_holds_about_the_limit(
         self, hogtrace_events: CapturedEvents
     ) -> None:

@@ -382,9 +382,15 @@ class Scope:
             log_internal_error("closing a scope", err)
 
     def close_with_items(self, items: list[Any], exc: BaseException | None) -> None:
-        """Close a generator's scope: its yielded items are the output, kept also on error."""
+        """Close a generator's scope: its yielded items are the output, kept also on error.
+
+        The items are snapshots already (taken as they were yielded): they are not copied (and
+        cut, losing their markers' counts) a second time.
+        """
         self._output_on_error = True
-        self.close(items, exc)
+        if self._output is MISSING and self._capture_output and self.sampled:
+            self._output = None if _state.state.config.content_hidden else items
+        self.close(MISSING, exc)
 
     def count(self) -> Totals:
         """This scope's totals, created on first use."""

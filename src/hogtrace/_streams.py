@@ -228,8 +228,8 @@ class _StreamProxy(_StreamProxyBase):
         return self
 
     def __exit__(self, *exc_info: Any) -> Any:
-        exit_ = getattr(self.__wrapped__, "__exit__", None)
         try:
+            exit_ = getattr(self.__wrapped__, "__exit__", None)
             suppressed = exit_(*exc_info) if exit_ is not None else None
         except BaseException as raised:
             self._self_finish(raised)
@@ -297,8 +297,8 @@ class _AsyncStreamProxy(_StreamProxyBase):
         return self
 
     async def __aexit__(self, *exc_info: Any) -> Any:
-        exit_ = getattr(self.__wrapped__, "__aexit__", None)
         try:
+            exit_ = getattr(self.__wrapped__, "__aexit__", None)
             suppressed = None if exit_ is None else await exit_(*exc_info)
         except BaseException as raised:
             self._self_finish(raised)
