@@ -831,17 +831,43 @@ class TestHookInstalledWhenWrappersAreUsed:
             hogtrace.flush(timeout=5)
             before = client.before_send
             import posthog.ai.openai  # a wrapper is now in use
+            at_import = type(client.before_send).__name__  # before its first call
             with hogtrace.span("after"):
                 pass
             hogtrace.flush(timeout=5)
-            print(before is None, type(client.before_send).__name__)
+            print(before is None, at_import, type(client.before_send).__name__)
+            watching = any(type(f).__name__ == "_ImportWatch" for f in sys.meta_path)
             hogtrace.shutdown()
+            print(watching)
             """
         )
         out = subprocess.run(
             [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
         )
-        assert "True _BeforeSend" == out.stdout.strip()
+        assert "True _BeforeSend _BeforeSend\nFalse" == out.stdout.strip()
+
+    def test_reset_stops_waiting_for_a_wrapper(self) -> None:
+        """After reset() nothing waits on imports and a later wrapper import hooks nothing."""
+        import subprocess
+        import sys
+        import textwrap
+
+        script = textwrap.dedent(
+            """
+            import sys, posthog, hogtrace
+            client = posthog.Posthog("phc_test", host="http://127.0.0.1:9", send=False)
+            hogtrace.configure(client)
+            watching = any(type(f).__name__ == "_ImportWatch" for f in sys.meta_path)
+            hogtrace.reset()
+            import posthog.ai.openai
+            print(watching, any(type(f).__name__ == "_ImportWatch" for f in sys.meta_path),
+                  client.before_send)
+            """
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert "True False None" == out.stdout.strip()
 
 
 class TestWrapperInsideAGeneration:

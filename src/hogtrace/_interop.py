@@ -203,12 +203,43 @@ def install_when_needed(client: Any) -> bool:
     The hook makes the client ``clean()`` every event a second time (posthog cleans what
     ``before_send`` returns), about 15% of the CPU a small event costs: it is installed only
     in processes that import a wrapper. Called on ``configure()`` and, until it returns True,
-    before each delivery.
+    before each delivery; until then `_ImportWatch` installs it the moment a wrapper module
+    is imported, before the wrapper's first call can be captured unjoined.
     """
     if not wrappers_loaded():
+        _watch.client = client
+        if _watch not in sys.meta_path:
+            sys.meta_path.insert(0, _watch)
         return False
+    _unwatch()
     install(client)
     return True
+
+
+class _ImportWatch:
+    """A ``sys.meta_path`` entry that installs the hook when PostHog's wrappers are imported.
+
+    It finds nothing itself (returns None for every module, so imports go on as before) and
+    removes itself once it has seen the wrappers' shared module.
+    """
+
+    client: Any = None
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == _WRAPPERS_MODULE:
+            client, self.client = self.client, None
+            _unwatch()
+            if client is not None:
+                install(client)
+
+
+_watch = _ImportWatch()
+
+
+def _unwatch() -> None:
+    _watch.client = None
+    if _watch in sys.meta_path:
+        sys.meta_path.remove(_watch)
 
 
 def install(client: Any) -> None:
@@ -230,7 +261,9 @@ def install(client: Any) -> None:
 
 
 def uninstall(client: Any) -> None:
-    """Put the client's own ``before_send`` back."""
+    """Put the client's own ``before_send`` back (and stop waiting to install the hook)."""
+    if _watch.client is client:
+        _unwatch()
     current = getattr(client, "before_send", None)
     if isinstance(current, _BeforeSend):
         try:
