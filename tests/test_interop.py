@@ -895,3 +895,26 @@ class TestWrapperInsideAGeneration:
         assert ("$ai_input_tokens" in span, "$ai_model" in span) == (False, False)
         assert trace.metrics is not None
         assert (1, USAGE["chat"][0]) == (trace.metrics.generations, trace.metrics.input_tokens)
+
+    def test_model_call_in_a_span_inside_the_generation_counts_once(
+        self, oai: OpenAI, capture_server: CaptureServer
+    ) -> None:
+        """The wrapper call may sit in a span (a retry loop, say) inside the generation."""
+
+        @hogtrace.generation(model="gpt-4o-mini")
+        def chat(messages: list[dict[str, str]]) -> Any:
+            with hogtrace.span("attempt"):
+                return oai.chat.completions.create(model="gpt-4o-mini", messages=messages)
+
+        with hogtrace.trace("answer") as trace:
+            chat(MESSAGES)
+
+        events = delivered(capture_server)
+        generation = one(events, "$ai_generation")
+        names = {
+            e["properties"]["$ai_span_name"].rsplit(".", 1)[-1] for e in by_kind(events, "$ai_span")
+        }
+        assert {"chat", "attempt"} <= names
+        assert generation["properties"]["$ai_lib"] != "hogtrace"  # the wrapper's own
+        assert trace.metrics is not None
+        assert (1, USAGE["chat"][0]) == (trace.metrics.generations, trace.metrics.input_tokens)

@@ -169,9 +169,13 @@ def _hide_content(props: dict[str, Any]) -> None:
 
 def _count(props: dict[str, Any], event: str, scope: Scope) -> None:
     if event in ("$ai_generation", "$ai_embedding"):
-        if isinstance(scope, GenerationScope):
-            # A wrapper call inside a hogtrace generation is the model call: counted once.
-            scope.wraps_model_call()
+        # A wrapper call inside a hogtrace generation (directly, or in spans inside it) is the
+        # model call: counted once.
+        around: Scope | None = scope
+        while around is not None and not isinstance(around, GenerationScope):
+            around = around.parent
+        if around is not None:
+            around.wraps_model_call()
         cost = props.get("$ai_total_cost_usd")
         scope.count().add_generation(
             _tokens(props, "$ai_input_tokens"),
