@@ -230,6 +230,23 @@ class TestErrorTracking:
 
         assert 1 == sum(e["event"] == "$exception" for e in events)
 
+    def test_app_capturing_after_hogtrace_sends_no_second_exception(
+        self, capture_server: CaptureServer, clients: Clients
+    ) -> None:
+        """The app sending the exception after hogtrace did: posthog sees it was sent."""
+        client = clients(enable_exception_autocapture=True)
+        hogtrace.configure(client)
+
+        with pytest.raises(ValueError, match="boom") as caught, hogtrace.span("s"):
+            raise ValueError("boom")
+        hogtrace.flush(timeout=10)  # hogtrace's worker has sent it by now
+        again = client.capture_exception(caught.value, distinct_id="user-1")
+        events = flushed(capture_server)
+
+        assert again is None
+
+        assert 1 == sum(e["event"] == "$exception" for e in events)
+
     def test_each_exception_is_sent_once(
         self, capture_server: CaptureServer, clients: Clients
     ) -> None:
