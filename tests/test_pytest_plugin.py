@@ -437,6 +437,44 @@ class TestOffline:
         result.stdout.fnmatch_lines(["*hogtrace: 3 events made outside*hogtrace_send = true*"])
         assert [] == capture_server.events
 
+    def test_events_made_while_a_fixture_sets_up_are_kept_back(
+        self, project: pytest.Pytester, capture_server: CaptureServer
+    ) -> None:
+        """hogtrace first imported by a fixture that traces at once: nothing is sent either."""
+        project.makeconftest(
+            f"""
+            import pytest
+
+            @pytest.fixture
+            def app():
+                import posthog
+                import hogtrace
+
+                client = posthog.Posthog("phc_test", host={capture_server.url!r})
+                hogtrace.configure(client)
+                with hogtrace.trace("startup"):
+                    pass
+                hogtrace.flush(timeout=5)
+                client.flush()
+                yield client
+                hogtrace.shutdown()
+            """
+        )
+        project.makepyfile(
+            """
+            import sys
+
+            def test_app(app):
+                assert "hogtrace" in sys.modules
+            """
+        )
+
+        result = project.runpytest_subprocess()
+
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["*hogtrace: 1 events made outside*"])
+        assert [] == capture_server.events
+
     def test_ini_option_sends(
         self, project: pytest.Pytester, capture_server: CaptureServer
     ) -> None:

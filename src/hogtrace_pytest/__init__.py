@@ -6,7 +6,8 @@ with the tree of what was captured. At teardown, a scope the test left open fail
 Under pytest nothing reaches PostHog unless asked: events made outside the fixture are kept
 back (counted, and reported in one line of the terminal summary) unless the ini option
 ``hogtrace_send = true`` is set. This module imports hogtrace only once a test session has
-imported it, so the plugin costs nothing to projects that have hogtrace installed but unused.
+imported it, so the plugin costs nothing to projects that have hogtrace installed but unused;
+events are kept back from the moment that import happens (a fixture may trace at once).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class _Withheld:
 
 _SEND = pytest.StashKey[bool]()
 _WITHHELD = pytest.StashKey[_Withheld]()
+_WATCH = pytest.StashKey["_ImportWatch"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,12 +67,70 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Remember whether events may be sent in this session."""
-    config.stash[_SEND] = bool(config.getini(_SEND_OPTION))
+    """Remember whether events may be sent in this session; keep them back from the start."""
+    config.stash[_SEND] = send = bool(config.getini(_SEND_OPTION))
+    if not send:
+        if "hogtrace._config" in sys.modules:
+            _hold_back(config)
+        else:  # a fixture may import hogtrace and trace at once: hold back on that import
+            watch = config.stash[_WATCH] = _ImportWatch(config)
+            sys.meta_path.insert(0, watch)
+
+
+class _ImportWatch:
+    """A ``sys.meta_path`` entry: keeps events back the moment ``hogtrace._config`` is loaded.
+
+    It finds nothing itself; for that one module it wraps the loader the other finders give,
+    so the hold-back is in place before any scope can be made. It leaves ``sys.meta_path``
+    when it has seen the module or when the session ends.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "hogtrace._config":
+            return None
+        _unwatch(self.config)
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _ThenHoldBack(spec.loader, self.config)
+                return spec
+        return None
+
+
+class _ThenHoldBack:
+    """A loader that runs the real one, then `_hold_back`; anything else is the real one's."""
+
+    def __init__(self, loader: Any, config: pytest.Config) -> None:
+        self._loader = loader
+        self._config = config
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._loader.exec_module(module)
+        _hold_back(self._config)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+def _unwatch(config: pytest.Config) -> None:
+    watch = config.stash.get(_WATCH, None)
+    if watch is not None:
+        del config.stash[_WATCH]
+        if watch in sys.meta_path:
+            sys.meta_path.remove(watch)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Stop keeping events back (pytest may run again in the same process: pytester)."""
+    _unwatch(config)
     withheld = config.stash.get(_WITHHELD, None)
     if withheld is not None:
         from hogtrace import _config
