@@ -428,6 +428,8 @@ class TestOffline:
                         pass
                 hogtrace.flush(timeout=5)
                 client.flush()
+                stats = hogtrace.stats()
+                assert (3, 3) == (stats["emitted"], stats["dropped"])  # they add up
             """
         )
 

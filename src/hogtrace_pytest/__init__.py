@@ -29,13 +29,19 @@ _SEND_OPTION = "hogtrace_send"
 
 
 class _Withheld:
-    """Where hogtrace's events go under pytest, outside the fixture: nowhere, counted."""
+    """Where hogtrace's events go under pytest, outside the fixture: nowhere, counted.
 
-    def __init__(self) -> None:
+    They are dropped on purpose, so ``hogtrace.stats()["dropped"]`` counts them too (its
+    counters keep adding up: emitted = dropped + failed + handed to a client).
+    """
+
+    def __init__(self, stats: Any) -> None:
         self.count = 0
+        self._stats = stats  # hogtrace's counters (reset() gives them new counts)
 
     def emit(self, scope: Any, config: Any) -> None:
         self.count += 1
+        self._stats.dropped.incr()
         scope.release()
 
     def opened(self, scope: object) -> None:
@@ -146,8 +152,9 @@ def _hold_back(config: pytest.Config) -> None:
     if "hogtrace._config" not in sys.modules:
         return
     from hogtrace import _config
+    from hogtrace._stats import stats_counters
 
-    withheld = config.stash[_WITHHELD] = _Withheld()
+    withheld = config.stash[_WITHHELD] = _Withheld(stats_counters)
     _config.hold_back(withheld)
 
 
