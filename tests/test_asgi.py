@@ -174,7 +174,9 @@ class Server:
         self.finished.wait(n)
 
     def close(self) -> None:
-        self._server.should_exit = True
+        # Also force: a connection left open would keep the server (and the scope of its
+        # request) alive past the test, and its events would land in a later test.
+        self._server.should_exit = self._server.force_exit = True
         self._thread.join(TIMEOUT)
         self._sock.close()
 
