@@ -34,15 +34,17 @@ def text_of(output: Any) -> str:
 
 
 class TestOpenAIStreams:
+    @pytest.fixture
+    def client(self, llm_server: OpenAIServer) -> Iterator[openai.OpenAI]:
+        """An OpenAI client to the local server, closed after the test (no socket left for a
+        later test's gc to report)."""
+        with openai.OpenAI(base_url=llm_server.openai_url, api_key="sk-test") as made:
+            yield made
+
     def test_returned_stream_keeps_the_generation_open(
-        self,
-        llm_server: OpenAIServer,
-        hogtrace_events: CapturedEvents,
-        request: pytest.FixtureRequest,
+        self, client: Any, hogtrace_events: CapturedEvents
     ) -> None:
         """Returning ``create(stream=True)`` records the streamed output, tokens and TTFT."""
-        client = openai.OpenAI(base_url=llm_server.openai_url, api_key="sk-test")
-        request.addfinalizer(client.close)  # no socket left for a later gc
 
         @hogtrace.generation
         def chat(messages: list[dict[str, str]]) -> openai.Stream[Any]:
@@ -69,14 +71,9 @@ class TestOpenAIStreams:
         assert props["$ai_time_to_first_token"] <= props["$ai_latency"]
 
     def test_returned_stream_used_as_a_context_manager(
-        self,
-        llm_server: OpenAIServer,
-        hogtrace_events: CapturedEvents,
-        request: pytest.FixtureRequest,
+        self, client: Any, hogtrace_events: CapturedEvents
     ) -> None:
         """``with chat(...) as stream:`` works and closes the generation on exit."""
-        client = openai.OpenAI(base_url=llm_server.openai_url, api_key="sk-test")
-        request.addfinalizer(client.close)  # no socket left for a later gc
 
         @hogtrace.generation
         def chat(messages: list[dict[str, str]]) -> Any:
@@ -122,15 +119,14 @@ class TestOpenAIStreams:
 
 
 class TestAnthropicStreams:
-    def test_returned_stream(
-        self,
-        llm_server: OpenAIServer,
-        hogtrace_events: CapturedEvents,
-        request: pytest.FixtureRequest,
-    ) -> None:
+    @pytest.fixture
+    def client(self, llm_server: OpenAIServer) -> Iterator[anthropic.Anthropic]:
+        """An Anthropic client to the local server, closed after the test."""
+        with anthropic.Anthropic(base_url=llm_server.url, api_key="sk-ant-test") as made:
+            yield made
+
+    def test_returned_stream(self, client: Any, hogtrace_events: CapturedEvents) -> None:
         """Returning ``messages.create(stream=True)`` records text and usage when read."""
-        client = anthropic.Anthropic(base_url=llm_server.url, api_key="sk-ant-test")
-        request.addfinalizer(client.close)  # no socket left for a later gc
 
         @hogtrace.generation
         def ask(messages: list[dict[str, str]]) -> Any:
