@@ -270,6 +270,10 @@ class TestOpenScopes:
                 gen = stream()
                 next(gen)
                 KEEP.append(gen)
+
+            def teardown_module():  # else a later gc ends the scope in another test
+                for gen in KEEP:
+                    gen.close()
             """
         )
 
@@ -349,6 +353,10 @@ class TestOpenScopes:
                     gen = stream()
                     next(gen)
                     KEEP.append(gen)
+
+            def teardown_module():  # else a later gc ends the scopes in another test
+                for gen in KEEP:
+                    gen.close()
             """
         )
 
@@ -368,6 +376,8 @@ class TestOpenScopes:
             """
             import hogtrace
 
+            KEEP = []
+
             @hogtrace.span
             def stream():
                 yield 1
@@ -376,7 +386,12 @@ class TestOpenScopes:
             def test_fails(hogtrace_events):
                 gen = stream()
                 next(gen)
+                KEEP.append(gen)
                 assert False
+
+            def teardown_module():  # the failure's traceback holds gen: a later gc would end it
+                for gen in KEEP:
+                    gen.close()
             """
         )
 
