@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from typing import Any
 
 import pytest
 
 import hogtrace
 from hogtrace import _sinks
+from hogtrace._redact import REDACTED, add_secret_patterns, reset_secret_patterns
 from hogtrace.testing import CapturedEvents, capture_events
 from tests.capture_server import CaptureServer, Clients
 
@@ -181,3 +183,77 @@ class TestReleasedErrors:
         gc.collect()
         assert (None, "ValueError: boom") == (refs[0](), s.error)
         assert "ValueError: boom" == hogtrace_events.one().error
+
+
+@hogtrace.generation(model="m")
+def plain_chat(messages: list[dict[str, str]]) -> str:
+    return "ok"
+
+
+class TestPlainMessages:
+    """Plain chat input reaches the event builder as its strings (`TextMessages`).
+
+    The builder checks them for secrets in one go and knows their size bound; the event must
+    be what the general path (redaction of the dicts, then the size limit) makes of them.
+    """
+
+    def test_event_is_that_of_the_dicts(self, hogtrace_events: CapturedEvents) -> None:
+        """Without secrets, the input arrives as the caller's messages."""
+        messages = [{"role": "system", "content": "Be brief."}]
+        messages += [{"role": "user", "content": f"question {i}: é 😀"} for i in range(30)]
+        plain_chat(messages)
+        event = hogtrace_events.one()
+        assert (messages, False) == (event.input, "$ai_truncated" in event.properties)
+
+    def test_secret_in_one_message_is_redacted(self, hogtrace_events: CapturedEvents) -> None:
+        """A key or token in any message's content (or role) is redacted as in the dicts."""
+        messages = [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "my key is sk-proj-abc123def456ghi"},
+            {"role": "user", "content": "Authorization: Bearer abcdef123456"},
+        ]
+        plain_chat(messages)
+        expected = [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": f"my key is {REDACTED}"},
+            {"role": "user", "content": f"Authorization: Bearer {REDACTED}"},
+        ]
+        assert expected == hogtrace_events.one().input
+
+    def test_added_patterns_apply(self, hogtrace_events: CapturedEvents) -> None:
+        """Value patterns of the user's own and added key patterns reach plain messages."""
+        hogtrace.configure(redact_patterns=[r"(?<=acct=)[0-9]+"])
+        add_secret_patterns(key_patterns=[r"^content$"])
+        try:
+            plain_chat([{"role": "user", "content": "acct=12345"}])
+            hogtrace.configure(redact_patterns=[])
+            plain_chat([{"role": "user", "content": "acct=12345"}])
+        finally:
+            reset_secret_patterns()
+        first, second = hogtrace_events
+        expected = ([{"role": "user", "content": REDACTED}],) * 2
+        assert expected == (first.input, second.input)
+
+    def test_redact_hook_sees_the_dicts(self, hogtrace_events: CapturedEvents) -> None:
+        """The configure(redact=...) hook gets the messages as dicts, and its result is sent."""
+        seen: list[Any] = []
+
+        def hook(value: Any) -> Any:
+            seen.append(value)
+            return [{**m, "content": m["content"].upper()} for m in value]
+
+        hogtrace.configure(redact=hook)
+        plain_chat([{"role": "user", "content": "hi"}])
+        assert [{"role": "user", "content": "hi"}] == seen[0]  # then the output
+        assert [{"role": "user", "content": "HI"}] == hogtrace_events.one().input
+
+    @pytest.mark.parametrize("limit", [2_000, 20_000])
+    def test_size_limit_applies(self, hogtrace_events: CapturedEvents, limit: int) -> None:
+        """Messages over the event limit are cut as the general path cuts them."""
+        hogtrace.configure(max_event_bytes=limit)
+        messages = [{"role": "user", "content": "x" * 400 + str(i)} for i in range(100)]
+        plain_chat(messages)
+        event = hogtrace_events.one()
+        assert event.properties.get("$ai_truncated") is True
+        assert len(json.dumps(event.properties).encode()) <= limit
+        assert event.input[0]["content"].startswith("x" * 10)

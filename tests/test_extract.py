@@ -12,6 +12,8 @@ from uuid import uuid4
 import anthropic.types as at
 import posthog
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.ai import InputTokenDetails, UsageMetadata
@@ -2089,3 +2091,19 @@ class TestOutputBound:
         extracted = extract_generation("hi")
         assert extracted is not None
         assert Extracted(output=[{"role": "assistant", "content": "hi"}]) == extracted
+
+
+class TestTextMessagesBound:
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(st.text(max_size=12), st.text(st.characters(exclude_categories=()))),
+            max_size=8,
+        )
+    )
+    def test_json_bound_is_never_below_the_size(self, pairs: list[tuple[str, str]]) -> None:
+        """`json_bound` is an upper bound of the messages' JSON as posthog measures it."""
+        messages = [{"role": role, "content": content} for role, content in pairs]
+        got, _ = recorded_input(None, {"messages": messages})
+        assert isinstance(got, TextMessages)
+        assert got.json_bound() >= len(json.dumps(got.messages()).encode())

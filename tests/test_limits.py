@@ -303,3 +303,25 @@ class TestNumberLists:
             _limits._item_sizes = real
         assert slow == fast
         assert size(fast[0]) <= max_bytes
+
+
+class TestKnownBounds:
+    """`fit_event` takes size bounds known beforehand, for the very values they were made for."""
+
+    def test_known_bound_skips_the_walk(self) -> None:
+        """A value whose known bound fits is not walked: the same dict comes back."""
+        messages: list[Any] = [{"role": "user", "content": "hi"}, {"no": math.inf}]
+        props = event(input=messages)
+        # Walked, the infinity makes the bound give up: the value is measured and converted.
+        walked, _ = fit_event(props, 10_000, CONTENT_KEYS)
+        known, truncated = fit_event(props, 10_000, CONTENT_KEYS, {"$ai_input": (messages, 100)})
+        expected = ("Infinity", True, False)
+        assert expected == (walked["$ai_input"][1]["no"], known is props, truncated)
+
+    def test_bound_of_another_value_is_ignored(self) -> None:
+        """A bound recorded for another object does not let an oversized value through."""
+        big = ["x" * 5_000] * 10
+        props = event(input=big)
+        result, truncated = fit_event(props, 2_000, CONTENT_KEYS, {"$ai_input": (list(big), 10)})
+        assert truncated
+        assert size(result) <= 2_000

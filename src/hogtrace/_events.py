@@ -12,11 +12,12 @@ import datetime
 from typing import Any, NamedTuple
 
 from hogtrace._errors import log_internal_error
+from hogtrace._extract import TextMessages
 from hogtrace._limits import fit_event
 from hogtrace._names import ANNOTATION_CONTENT, CONTENT_KEYS, PRIVATE_CONTENT
 from hogtrace._options import Config
 from hogtrace._protocols import Annotation, ClosedScope
-from hogtrace._redact import redact_secrets
+from hogtrace._redact import plain_messages_clean, redact_secrets
 from hogtrace._serialize import thaw, to_json_safe
 from hogtrace._version import __version__
 
@@ -51,11 +52,26 @@ def format_error(error: BaseException | str, privacy: bool) -> str:
     return "Error" if privacy else str(error)
 
 
-def _prepare_content(content: dict[str, Any], config: Config) -> dict[str, Any]:
+def _prepare_content(
+    content: dict[str, Any], config: Config, bounds: dict[str, tuple[Any, int]] | None = None
+) -> dict[str, Any]:
+    """Redact ``content`` in place; plain messages (`TextMessages`) become their dicts.
+
+    Messages without secrets, and no ``redact`` hook, have their size bound put in ``bounds``
+    (for `fit_event`): their strings are known, so neither needs a walk over the dicts.
+    """
     hook = config.redact
     for key, value in content.items():
         if value is None:
             continue
+        if type(value) is TextMessages:
+            messages = value.messages()
+            if hook is None and plain_messages_clean(value.texts):
+                content[key] = messages
+                if bounds is not None:
+                    bounds[key] = (messages, value.json_bound())
+                continue
+            value = messages
         value = redact_secrets(value)
         if hook is not None:
             try:
@@ -138,7 +154,8 @@ def build_event(
         for key in PRIVATE_CONTENT:
             if key in content:
                 content[key] = None
-    props.update(_prepare_content(content, config))
+    bounds: dict[str, tuple[Any, int]] = {}
+    props.update(_prepare_content(content, config, bounds))
     if error is not None:
         props["$ai_is_error"] = True
         props["$ai_error_type"] = error_type(error)
@@ -146,7 +163,7 @@ def build_event(
 
     # Personless: one person per conversation (the session), else per trace.
     distinct_id = _identify(scope.distinct_id or config.distinct_id, session_id or trace_id, props)
-    props, truncated = fit_event(props, limit, CONTENT_KEYS)
+    props, truncated = fit_event(props, limit, CONTENT_KEYS, bounds)
     if truncated:
         props["$ai_truncated"] = True
     assert scope.timestamp is not None

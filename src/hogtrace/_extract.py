@@ -860,6 +860,14 @@ class TextMessages:
         pairs = zip(texts, texts, strict=True)  # role, content
         return [{"role": role, "content": content} for role, content in pairs]
 
+    def json_bound(self) -> int:
+        """An upper bound of the JSON size of `messages`, as `hogtrace._limits` measures it.
+
+        No character takes more than 12 bytes of ASCII-escaped JSON, and 12 times a message's
+        `_PLAIN_MESSAGE_SIZE` exceeds its keys, quotes, braces and ", " separator (29 bytes).
+        """
+        return 12 * self.size + 2
+
 
 def _text_messages(messages: Iterable[Any]) -> TextMessages | None:
     """The messages if each is a plain ``{"role": str, "content": str}`` dict, else None."""

@@ -329,8 +329,8 @@ class GenerationScope(Scope):
     def _input_snapshot(self, arguments: Mapping[str, Any]) -> Any:
         """``$ai_input``: the shape posthog-python's own wrappers send for the same call.
 
-        Plain text chat messages are kept as `TextMessages`, which `content()` makes the
-        messages when the event is built (off the calling thread): `_input` is read there only.
+        Plain text chat messages are kept as `TextMessages`, which the event builder makes the
+        messages (off the calling thread): `_input` is read only through `content()`.
         """
         config = _state.state.config
         if config.content_hidden:
@@ -340,7 +340,7 @@ class GenerationScope(Scope):
             return self.snapshot(_input_argument(arguments))
         if size is not None and size < config.event_limit:
             # Fresh dicts of immutable strings, or the strings of such dicts (`TextMessages`,
-            # made dicts by `content()`), within the limit: already a snapshot.
+            # made dicts by the event builder), within the limit: already a snapshot.
             return formatted
         if isinstance(formatted, TextMessages):
             formatted = formatted.messages()
@@ -453,23 +453,15 @@ class GenerationScope(Scope):
     def content(self) -> dict[str, Any]:
         """``$ai_input``, ``$ai_output_choices`` and ``$ai_tools`` as recorded."""
         if self._wraps_call:
-            out = super().content()  # as a span: $ai_input_state / $ai_output_state
-            if "$ai_input_state" in out:
-                out["$ai_input_state"] = self._recorded_input()
-            return out
+            return super().content()  # as a span: $ai_input_state / $ai_output_state
         out = {}
         if self._input is not MISSING:
-            out["$ai_input"] = self._recorded_input()
+            out["$ai_input"] = self._input
         if self._output is not MISSING and self.error is None:
             out["$ai_output_choices"] = self._output
         if self.tools is not None:
             out["$ai_tools"] = self.tools
         return out
-
-    def _recorded_input(self) -> Any:
-        """The input recorded, `TextMessages` made the messages they hold (new dicts)."""
-        value = self._input
-        return value.messages() if isinstance(value, TextMessages) else value
 
     def add_properties(self, props: dict[str, Any]) -> None:
         """Model, provider, tokens, costs, status and stream facts."""

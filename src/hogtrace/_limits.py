@@ -18,7 +18,7 @@ import json
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from itertools import accumulate
 from typing import Any
 
@@ -46,7 +46,10 @@ _MAX_BOUND_ITEMS = 4096
 
 
 def fit_event(
-    properties: dict[str, Any], max_bytes: int, content_keys: Collection[str]
+    properties: dict[str, Any],
+    max_bytes: int,
+    content_keys: Collection[str],
+    bounds: Mapping[str, tuple[Any, int]] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Return the event properties cut to fit within ``max_bytes`` of JSON.
 
@@ -55,6 +58,8 @@ def fit_event(
             `to_json_safe` first, so the result is always valid JSON.
         max_bytes: The limit, in UTF-8 bytes of compact JSON.
         content_keys: The properties that may be cut, such as ``"$ai_input"``.
+        bounds: Upper bounds of the JSON size of some values known beforehand, as
+            ``{key: (value, bound)}``; used while ``properties[key]`` is that very value.
 
     Returns:
         ``(properties, False)`` with the very same dict if it already fits, else a new dict and
@@ -63,7 +68,7 @@ def fit_event(
         The input is never mutated and no exception is raised.
     """
     try:
-        if _bound(properties, max_bytes, 0) >= 0:
+        if _bound(properties, max_bytes, 0, bounds) >= 0:
             return properties, False
         try:
             sizes = _property_sizes(properties)
@@ -82,13 +87,16 @@ def fit_event(
         _remember((), [])  # do not keep the event's content alive
 
 
-def _bound(value: Any, room: int, depth: int) -> int:
+def _bound(
+    value: Any, room: int, depth: int, known: Mapping[str, tuple[Any, int]] | None = None
+) -> int:
     """Return a cheap upper bound of the JSON size of ``value``, or -1.
 
     -1 means the bound exceeds ``room`` or the value is not plain JSON (non-finite float, non-str
     key, other type); the caller then measures exactly. No character takes more than 12 bytes of
     ASCII-escaped JSON (a character outside the BMP becomes two six-character escapes), so a
-    string's bound is its length times 12 and no string has to be scanned.
+    string's bound is its length times 12 and no string has to be scanned. ``known``: the
+    bounds of some of a dict's values, as `fit_event` takes them.
     """
     kind = type(value)
     if kind is str:
@@ -100,9 +108,12 @@ def _bound(value: Any, room: int, depth: int) -> int:
         for key, item in value.items():
             if type(key) is not str:
                 return -1
-            size = (
-                2 + 12 * len(item) if type(item) is str else _bound(item, room - total, depth + 1)
-            )
+            if known and (entry := known.get(key)) is not None and entry[0] is item:
+                size = entry[1]
+            elif type(item) is str:
+                size = 2 + 12 * len(item)
+            else:
+                size = _bound(item, room - total, depth + 1)
             if size < 0:
                 return -1
             total += 6 + 12 * len(key) + size  # quotes, ": ", value and ", "

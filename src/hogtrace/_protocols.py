@@ -82,7 +82,11 @@ class ClosedScope(Protocol):
         """True when its snapshots hold arrays still to convert (``_serialize.thaw``)."""
 
     def content(self) -> dict[str, Any]:
-        """Its content properties (input, output, tools), as snapshots."""
+        """Its content properties (input, output, tools), as snapshots.
+
+        Plain chat messages may be an ``_extract.TextMessages``, their strings: the event
+        builder makes them the messages (and knows their size and what redaction needs).
+        """
 
     def add_properties(self, props: dict[str, Any]) -> None:
         """Add the properties only its kind has (model, tokens, stream facts, …)."""

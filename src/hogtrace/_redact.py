@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "plain_messages_clean",
     "set_secret_patterns",
     "REDACTED",
     "SECRET_VALUE_PATTERNS",
@@ -157,6 +158,17 @@ def redact_secrets(value: Any) -> Any:
         ):
             return value
     return _redact_dict(value, 0) if kind is dict else _redact_list(value, 0)
+
+
+def plain_messages_clean(texts: list[str]) -> bool:
+    """True if ``{"role": ..., "content": ...}`` messages of ``texts`` need no redaction.
+
+    The strings are checked once, joined (as `redact_secrets` does); neither key is secret
+    under the built-in rules. With patterns the user added, False: take `redact_secrets`.
+    """
+    if _extra_keys is not None or _extra_values is not None:
+        return False
+    return not texts or not _has_secret(texts[0] if len(texts) == 1 else "\n".join(texts))
 
 
 def redact_text(text: str) -> str:
