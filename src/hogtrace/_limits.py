@@ -108,10 +108,15 @@ def _bound(
         for key, item in value.items():
             if type(key) is not str:
                 return -1
-            if known and (entry := known.get(key)) is not None and entry[0] is item:
-                size = entry[1]
-            elif type(item) is str:
+            item_kind = type(item)
+            if item_kind is str:
                 size = 2 + 12 * len(item)
+            elif item_kind is int:  # and the other scalars of event properties, without a call
+                size = int.bit_length(item) // 3 + 2
+            elif item_kind is bool or item is None:
+                size = 5
+            elif known and (entry := known.get(key)) is not None and entry[0] is item:
+                size = entry[1]
             else:
                 size = _bound(item, room - total, depth + 1)
             if size < 0:
