@@ -590,6 +590,32 @@ class TestNumberChunks:
         assert size(result[:-1]) > BUDGET
 
 
+class TestMessageChunks:
+    """Chat messages in a long list are sized by a shortcut: as `_fast_size` sizes them."""
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.lists(
+            st.fixed_dictionaries({"role": st.text(max_size=12), "content": st.text(max_size=600)})
+            | st.fixed_dictionaries({"content": st.text(max_size=9), "role": st.text(max_size=5)})
+            | st.fixed_dictionaries({"role": st.text(max_size=5), "name": st.text(max_size=5)}),
+            min_size=16,
+            max_size=40,
+        ),
+        st.integers(100, 100_000),
+    )
+    def test_sizes_are_those_of_the_general_path(self, chunk: list[Any], room: int) -> None:
+        """Size, capped size and flatness are the ones item-by-item sizing gives."""
+        sizes = [_serialize._fast_size(item, 1, 10**9) for item in chunk]
+        expected_size = sum(n + 2 for n in sizes)
+        expected_capped = sum(min(n, _serialize.MIN_ITEM) + 2 for n in sizes)
+        size, capped, flat = _serialize._plain_chunk(chunk, 1, room)
+        if expected_size > room:
+            assert (_serialize._TOO_BIG, 0, False) == (size, capped, flat)
+        else:
+            assert (expected_size, expected_capped, True) == (size, capped, flat)
+
+
 class TestDeferredArrays:
     """A large numeric array is copied on the calling thread and converted by the worker."""
 
