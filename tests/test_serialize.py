@@ -533,6 +533,17 @@ class TestBudget:
         assert expected_rows == len(result[1])
         assert size(result) < 3 * BUDGET
 
+    @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix is legacy
+    def test_numpy_matrix_rows_keep_their_shape(self) -> None:
+        """A cut numpy matrix has the rows ``tolist()`` gives (a matrix row is itself 2-D)."""
+        np = pytest.importorskip("numpy")
+        matrix = np.matrix(np.arange(400_000, dtype=np.float64).reshape(4, 100_000) / 7)
+        whole = matrix.tolist()
+        for result in (to_json_safe(matrix, BUDGET), thaw(snapshot(matrix, BUDGET)[0])):
+            expected = [4, whole[0][:5]]
+            assert expected == [len(result), result[0][:5]]
+            assert result[0][-1].startswith("…[truncated ")
+
     def test_fit_event_counts_what_the_snapshot_cut(self) -> None:
         """fit_event's final markers count the items and characters the snapshot already cut."""
         props = {"$ai_input": [f"{i:08}" for i in range(1_000_000)], "$ai_error": "e" * 10**6}

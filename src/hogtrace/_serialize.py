@@ -627,9 +627,20 @@ def _btolist(
             step = _chunk_size(room)
             chunks = (value[i : i + step].tolist() for i in range(0, rows, step))
         else:  # one row (a smaller array) at a time
-            chunks = ([value[i]] for i in range(rows))
+            chunks = ([_row(value, i, len(shape))] for i in range(rows))
         return _bsequence(chunks, rows if length is None else length, depth, active, room)
     return _bwalk(value.tolist(), depth, active, room)
+
+
+def _row(array: Any, index: int, ndim: int) -> Any:
+    """Row ``index`` of an ``ndim``-dimensional array, one dimension less, as ``tolist()`` has it.
+
+    A numpy matrix's row is still a 1 x N matrix: its flat ``A1`` view is taken instead.
+    """
+    row = array[index]
+    if len(getattr(row, "shape", ())) == ndim:
+        row = getattr(row, "A1", row)
+    return row
 
 
 _NUMERIC_KINDS = ("b", "i", "u", "f")
