@@ -447,8 +447,11 @@ class GenerationScope(Scope):
         super().release()
         self.tools = None
         self._accumulator = None
-        if self.extracted is not None and self.extracted.output is not None:
-            self.extracted = dataclasses.replace(self.extracted, output=None, output_bound=None)
+        extracted = self.extracted
+        if extracted is not None and extracted.output is not None:
+            # Made for this scope alone (by extraction or its stream's accumulator): cleared
+            # in place, which is ~10x cheaper than dataclasses.replace.
+            extracted.output = extracted.output_bound = None
 
     def content(self) -> dict[str, Any]:
         """``$ai_input``, ``$ai_output_choices`` and ``$ai_tools`` as recorded."""
