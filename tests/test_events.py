@@ -115,6 +115,25 @@ class TestReleasedContent:
         assert ({}, 3) == (g.content(), g.metrics.input_tokens if g.metrics else None)
         assert [{"role": "assistant", "content": "hello"}] == hogtrace_events.one().output
 
+    def test_generation_drops_the_extracted_output(self, hogtrace_events: CapturedEvents) -> None:
+        """The output read from a response goes once sent; the token counts read stay."""
+        completion = {
+            "model": "gpt-4o-mini",
+            "choices": [{"message": {"role": "assistant", "content": "hello"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+        }
+        with hogtrace.generation("g", provider="openai") as g:
+            g.set_output(completion)
+
+        assert g.extracted is not None
+        sent = hogtrace_events.one().output
+        expected = ("hello", None, 3)
+        assert expected == (
+            sent[0]["content"][0]["text"],
+            g.extracted.output,
+            g.usage["input_tokens"],
+        )
+
 
 class TestForks:
     def test_scope_open_at_fork_is_emitted_by_the_parent_only(
