@@ -627,6 +627,52 @@ class TestMessageChunks:
             assert (expected_size, expected_capped, True) == (size, capped, flat)
 
 
+class TestShortcutEdges:
+    """The fast paths for long lists keep the careful walker's limits."""
+
+    def test_message_at_the_depth_limit_is_cut_with_a_budget_too(self) -> None:
+        """A chat message nested to the depth limit is the same marker with or without a budget."""
+        value: Any = [{"role": "user", "content": "hi"}] * 20
+        for _ in range(_serialize.MAX_DEPTH - 1):
+            value = [value]
+
+        def leaf(item: Any) -> Any:
+            while type(item) is list:
+                item = item[0]
+            return item
+
+        expected = ("<max depth>", "<max depth>")
+        assert expected == (leaf(to_json_safe(value)), leaf(to_json_safe(value, 100_000)))
+
+    def test_a_row_whose_shape_raises_loses_only_itself(self) -> None:
+        """An array-like row whose ``shape`` raises is walked as it is, not the whole array."""
+
+        class Row:
+            @property
+            def shape(self) -> Any:
+                raise RuntimeError("shape")
+
+            def tolist(self) -> list[int]:
+                return [1, 2, 3, 4, 5]
+
+        class Rows:
+            shape = (50_000, 5)
+
+            def __getitem__(self, key: Any) -> Any:
+                return self if isinstance(key, slice) else Row()
+
+            def tolist(self) -> list[list[int]]:
+                return [[1, 2, 3, 4, 5]] * 50_000
+
+            def __repr__(self) -> str:
+                return "Rows(...)"
+
+        result = to_json_safe(Rows(), 2_000)
+        assert isinstance(result, list)  # not "Rows(...)"
+        assert "Row object" in result[0]  # the row that could not be read: its repr
+        assert result[-1].startswith("…[truncated ")
+
+
 class TestDeferredArrays:
     """A large numeric array is copied on the calling thread and converted by the worker."""
 

@@ -638,8 +638,11 @@ def _row(array: Any, index: int, ndim: int) -> Any:
     A numpy matrix's row is still a 1 x N matrix: its flat ``A1`` view is taken instead.
     """
     row = array[index]
-    if len(getattr(row, "shape", ())) == ndim:
-        row = getattr(row, "A1", row)
+    try:
+        if len(getattr(row, "shape", ())) == ndim:
+            return getattr(row, "A1", row)
+    except Exception:  # an odd array-like: its row is walked (and guarded) as it is
+        pass
     return row
 
 
@@ -690,6 +693,7 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
         kind = type(item)
         if (
             kind is dict  # a chat message, the usual long list: sized without a loop
+            and depth < MAX_DEPTH
             and len(item) == 2
             and type(role := item.get("role")) is str
             and type(content := item.get("content")) is str
