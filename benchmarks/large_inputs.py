@@ -94,8 +94,22 @@ def large(reps: int) -> None:
         )
 
 
+def _fresh(messages: list[dict[str, str]], count: int) -> list[list[dict[str, str]]]:
+    """``count`` copies of ``messages`` whose strings are new and differ (never seen before)."""
+    return [
+        [{"role": m["role"], "content": f"{m['content']} ({i})"} for m in messages]
+        for i in range(count)
+    ]
+
+
 def redaction(reps: int) -> None:
-    """Print what redaction costs on a typical generation's content."""
+    """Print what redaction costs on a typical generation's content, first seen and resent.
+
+    Strings found free of secrets are remembered (by hash), so a chat history sent again
+    with every call is scanned once: "first seen" gives each call new strings.
+    """
+    import random
+
     sentence = "Summarise the attached report and list the three main risks for next quarter. "
     messages = [
         {"role": "system", "content": "You are a careful analyst. " * 10},
@@ -103,18 +117,32 @@ def redaction(reps: int) -> None:
         {"role": "assistant", "content": sentence * 12},
         {"role": "user", "content": "Thanks. Now shorten it to one paragraph please."},
     ]
+    # Prose with what real text has: capitals, digits, '-', '_', '@', URLs, code.
+    prose = (
+        "The quick brown fox jumps over a lazy dog. In 2024, revenue grew 12% to $3.4M; see"
+        " https://example.com/docs/api-v2 and user_id fields. A well-known e-mail:"
+        " team@example.org. Error E1234 at line 56: KeyError('session_id'). Use `pip install"
+        " posthog-ai` then run main_loop(). AWS region us-east-1."
+    )
+    words = prose.split()
+    rng = random.Random(1)
+    text = " ".join(rng.choice(words) for _ in range(1700))[:10_000]
+    real = [{"role": "user", "content": text[i * 500 : (i + 1) * 500]} for i in range(20)]
     with_key = [*messages, {"role": "user", "content": "my key is sk-proj-abc123def456ghi"}]
     error = "AuthenticationError: Error code: 401 - Incorrect API key provided: sk-proj-****abcd."
-    loops = 2000
-    print(f"\n{'redaction':40} | µs per call")
+    loops = 500
+    print(f"\n{'redaction':52} | µs per call")
     for name, value in (
-        ("4 chat messages, ~2.3 KB, no secret", messages),
-        ("5 chat messages, one with a key", with_key),
-        ("OpenAI 401 error string", error),
-        ("plain error string", "ValueError: invalid literal for int() with base 10: 'x'"),
+        ("4 chat messages, ~2.3 KB, no secret: first seen", _fresh(messages, loops)),
+        ("the same, resent (a chat history)", [messages] * loops),
+        ("20 messages of real-looking text, 10 KB: first seen", _fresh(real, loops)),
+        ("the same, resent", [real] * loops),
+        ("5 chat messages, one with a key", [with_key] * loops),
+        ("OpenAI 401 error string", [error] * loops),
+        ("plain error string", ["ValueError: invalid literal for int() with base 10: 'x'"] * loops),
     ):
-        per = best(lambda v=value: [redact_secrets(v) for _ in range(loops)], reps) / loops
-        print(f"{name:40} | {per * 1e6:8.2f}")
+        per = best(lambda batch=value: [redact_secrets(v) for v in batch], reps) / loops
+        print(f"{name:52} | {per * 1e6:8.2f}")
 
 
 def main() -> None:

@@ -353,3 +353,71 @@ class TestWholeValueCheck:
         result = redact_secrets(messages)
         assert f"my key is {REDACTED}" == result[40]["content"]
         assert result[39] is messages[39]
+
+
+class TestRememberedCleanText:
+    """Strings found free of secrets are remembered by hash: a resent history is scanned once."""
+
+    @pytest.fixture(autouse=True)
+    def scans(self, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        """The texts the built-in patterns are run on, starting from an empty memory."""
+        _redact._clean.clear()
+        seen: list[str] = []
+        real = _redact._has_secret
+
+        def spy(text: str) -> bool:
+            seen.append(text)
+            return real(text)
+
+        monkeypatch.setattr(_redact, "_has_secret", spy)
+        return seen
+
+    def test_history_is_scanned_once(self, scans: list[str]) -> None:
+        """A resent message, even as a new but equal string, is not scanned again."""
+        history = [{"role": "user", "content": "x" * 300}, {"role": "assistant", "content": "ok"}]
+        assert history is redact_secrets(history)
+        resent = [dict(m, content="".join(m["content"])) for m in history]
+        longer = [*resent, {"role": "user", "content": "and then?"}]
+        assert resent is redact_secrets(resent)
+        assert longer is redact_secrets(longer)
+        expected = ["user\n" + "x" * 300 + "\nassistant\nok", "and then?"]
+        assert expected == scans
+
+    def test_plain_messages_share_the_memory(self, scans: list[str]) -> None:
+        """The event builder's check of plain messages remembers and reads the same strings."""
+        texts = ["user", "y" * 300]
+        expected = (True, True, True)
+        messages = [{"role": "user", "content": "y" * 300}]
+        assert expected == (
+            _redact.plain_messages_clean(texts),
+            _redact.plain_messages_clean(list(texts)),
+            redact_secrets(messages) is messages,
+        )
+        assert ["user\n" + "y" * 300] == scans
+
+    def test_text_with_a_secret_is_never_remembered(self, scans: list[str]) -> None:
+        """A secret is found on every call; only clean strings are remembered."""
+        leaky = [{"role": "user", "content": "my key is sk-proj-abc123def456ghi"}]
+        expected = [{"role": "user", "content": f"my key is {REDACTED}"}] * 2
+        assert expected == [redact_secrets(leaky)[0], redact_secrets(leaky)[0]]
+        assert hash(leaky[0]["content"]) not in _redact._clean
+        assert 2 == len(scans)
+
+    def test_only_hashes_are_kept_and_the_memory_is_bounded(self) -> None:
+        """No content stays in memory, and the memory does not grow without limit."""
+        for i in range(_redact._MAX_CLEAN + 50):
+            redact_secrets([f"message {i}"])
+        assert all(type(item) is int for item in _redact._clean)
+        assert len(_redact._clean) <= _redact._MAX_CLEAN + 1
+
+    def test_changing_the_patterns_forgets(self) -> None:
+        """Added and reset patterns clear the memory, and added ones apply to seen text."""
+        note = ["acct=12345 " + "z" * 300]
+        assert note is redact_secrets(note)
+        add_secret_patterns(value_patterns=[r"(?<=acct=)\d+"])
+        try:
+            assert not _redact._clean
+            assert [f"acct={REDACTED} " + "z" * 300] == redact_secrets(note)
+        finally:
+            reset_secret_patterns()
+        assert note is redact_secrets(note)

@@ -153,9 +153,7 @@ def redact_secrets(value: Any) -> Any:
         # pattern matches the strings joined by newlines, nothing changes. No built-in
         # pattern matches across a newline, so a match there is a match in one string.
         texts: list[str] = []
-        if _gather(value, texts, 0) and (
-            not texts or not _has_secret(texts[0] if len(texts) == 1 else "\n".join(texts))
-        ):
+        if _gather(value, texts, 0) and _texts_clean(texts):
             return value
     return _redact_dict(value, 0) if kind is dict else _redact_list(value, 0)
 
@@ -168,7 +166,7 @@ def plain_messages_clean(texts: list[str]) -> bool:
     """
     if _extra_keys is not None or _extra_values is not None:
         return False
-    return not texts or not _has_secret(texts[0] if len(texts) == 1 else "\n".join(texts))
+    return _texts_clean(texts)
 
 
 def redact_text(text: str) -> str:
@@ -187,6 +185,36 @@ def redact_text(text: str) -> str:
     if _extra_values is not None:
         out = _extra_values.sub(REDACTED, out)
     return text if out == text else out
+
+
+#: Hashes of long strings the built-in patterns found no secret in, so that text sent again
+#: (a chat history, resent with every call) is scanned once. Only the hash is kept, no
+#: content; Python's string hash is a keyed SipHash, so a string with a secret passing for a
+#: remembered one is a 64-bit collision. Cleared when the patterns change.
+_clean: set[int] = set()
+_MAX_CLEAN = 4096
+
+
+def _texts_clean(texts: list[str]) -> bool:
+    """True if no built-in value pattern matches in any of ``texts``.
+
+    The strings not remembered as clean are checked once, joined by newlines (no built-in
+    pattern matches across one, so a match there is a match in one string).
+    """
+    if not texts:
+        return True
+    clean = _clean
+    if clean.issuperset(map(hash, texts)):  # all seen before: the usual chat history
+        return True
+    fresh = [text for text in texts if hash(text) not in clean]
+    if not fresh:
+        return True
+    if _has_secret(fresh[0] if len(fresh) == 1 else "\n".join(fresh)):
+        return False
+    if len(clean) > _MAX_CLEAN:
+        clean.clear()
+    clean.update(map(hash, fresh))
+    return True
 
 
 def _has_secret(text: str) -> bool:
@@ -352,3 +380,4 @@ def _compile(keys: list[str], values: list[str]) -> None:
     _extra_keys = re.compile("|".join(f"(?:{k})" for k in keys), re.IGNORECASE) if keys else None
     _extra_values = re.compile("|".join(f"(?:{v})" for v in values)) if values else None
     _decisions.clear()
+    _clean.clear()
