@@ -40,6 +40,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
+from hogtrace._serialize import PLAIN_MESSAGE_SIZE
+
 __all__ = [
     "Extracted",
     "StreamAccumulator",
@@ -807,10 +809,9 @@ _GEMINI_PART_KEYS = frozenset(
 )
 
 
-#: What `_text_size` adds for each key and value besides their lengths.
+#: What `_text_size` adds for each key and value besides their lengths (as the snapshot's
+#: sizing does: `PLAIN_MESSAGE_SIZE` is the `_text_size` of ``{"role": "", "content": ""}``).
 _TEXT_ITEM_SIZE = 8
-#: The `_text_size` of ``{"role": "", "content": ""}``.
-_PLAIN_MESSAGE_SIZE = len("role") + len("content") + 2 * _TEXT_ITEM_SIZE
 
 
 def _openai_message(message: object) -> Message:
@@ -864,7 +865,7 @@ class TextMessages:
         """An upper bound of the JSON size of `messages`, as `hogtrace._limits` measures it.
 
         No character takes more than 12 bytes of ASCII-escaped JSON, and 12 times a message's
-        `_PLAIN_MESSAGE_SIZE` exceeds its keys, quotes, braces and ", " separator (29 bytes).
+        `PLAIN_MESSAGE_SIZE` exceeds its keys, quotes, braces and ", " separator (29 bytes).
         """
         return 12 * self.size + 2
 
@@ -887,7 +888,7 @@ def _text_messages(messages: Iterable[Any]) -> TextMessages | None:
             count += 1
         else:
             return None
-    return TextMessages(texts, chars + _PLAIN_MESSAGE_SIZE * count)
+    return TextMessages(texts, chars + PLAIN_MESSAGE_SIZE * count)
 
 
 def _openai_input_item(item: object) -> Message:

@@ -187,7 +187,7 @@ def redact_text(text: str) -> str:
     return text if out == text else out
 
 
-#: Hashes of long strings the built-in patterns found no secret in, so that text sent again
+#: Hashes of the strings the built-in patterns found no secret in, so that text sent again
 #: (a chat history, resent with every call) is scanned once. Only the hash is kept, no
 #: content; Python's string hash is a keyed SipHash, so a string with a secret passing for a
 #: remembered one is a 64-bit collision. Cleared when the patterns change.
@@ -207,8 +207,6 @@ def _texts_clean(texts: list[str]) -> bool:
     if clean.issuperset(map(hash, texts)):  # all seen before: the usual chat history
         return True
     fresh = [text for text in texts if hash(text) not in clean]
-    if not fresh:
-        return True
     if _has_secret(fresh[0] if len(fresh) == 1 else "\n".join(fresh)):
         return False
     if len(clean) > _MAX_CLEAN:

@@ -698,7 +698,7 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
             and type(role := item.get("role")) is str
             and type(content := item.get("content")) is str
         ):
-            item_size = len(role) + len(content) + _MESSAGE_SIZE
+            item_size = len(role) + len(content) + PLAIN_MESSAGE_SIZE
         elif kind is dict and depth < MAX_DEPTH:  # as in _fast_size, without a call per field
             item_size = 0 if item else 2
             for key, field in item.items():
@@ -729,9 +729,10 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
     return size, capped, flat
 
 
-#: The size `_plain_chunk` gives ``{"role": "", "content": ""}``: the keys, and 8 bytes a field
-#: for quotes, ": " and ", " (the last ", " stands for the braces).
-_MESSAGE_SIZE = len("role") + len("content") + 2 * 8
+#: The lower-bound size of ``{"role": "", "content": ""}`` with its ", " in a list: the keys,
+#: and 8 bytes a field for quotes, ": " and ", " (the last ", " stands for the braces). Also
+#: `hogtrace._extract`'s size of a plain message.
+PLAIN_MESSAGE_SIZE = len("role") + len("content") + 2 * 8
 
 
 def _scalars_size(items: Sequence[Any], room: int) -> int:
