@@ -562,6 +562,10 @@ class TestBudget:
         assert roundtrip(cut) == cut
 
 
+class _Half(float):
+    """A float subclass: converted to a plain float."""
+
+
 class TestNumberChunks:
     """Long lists of numbers are sized a chunk at a time; the cut is the one item by item."""
 
@@ -591,6 +595,18 @@ class TestNumberChunks:
         expected = (numbers[:kept], LIST_TRUNCATION_MARKER.format(n=f"{len(numbers) - kept:,}"))
         assert expected == (result[:-1], result[-1])
         assert size(result[:-1]) > budget  # nothing fit_event could keep was dropped
+
+    @pytest.mark.parametrize(
+        "odd", [math.nan, math.inf, -math.inf, 1, True, None, "x", [0.5], _Half(0.5)]
+    )
+    @pytest.mark.parametrize("at", [0, 23, 39])
+    def test_one_odd_item_among_floats_is_converted_as_alone(self, odd: Any, at: int) -> None:
+        """The chunk's type check is exact: NaN, an int, a bool or a float subclass is seen."""
+        numbers: list[Any] = [0.25] * 40
+        numbers[at] = odd
+        result = to_json_safe(numbers, BUDGET)
+        assert result == [to_json_safe(item) for item in numbers]
+        assert [type(item) for item in result] == [type(to_json_safe(item)) for item in numbers]
 
     def test_tiny_floats_are_measured_as_json_writes_them(self) -> None:
         """ "1e-05" is shorter in JSON than pydantic-core's "0.00001": the cut still holds all."""

@@ -31,7 +31,7 @@ from itertools import accumulate, islice
 from pathlib import PurePath
 from typing import Any
 
-from pydantic_core import to_json, to_jsonable_python
+from pydantic_core import SchemaSerializer, core_schema, to_json, to_jsonable_python
 
 __all__ = [
     "CYCLE_MARKER",
@@ -735,24 +735,46 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
 PLAIN_MESSAGE_SIZE = len("role") + len("content") + 2 * 8
 
 
+def _one_kind(items: Sequence[Any]) -> type | None:
+    """The exact type of every item of a non-empty sequence, or None if they differ.
+
+    A list of the types counted against the first one: half the time of ``set(map(type, ...))``
+    (the count compares by identity).
+    """
+    kinds = list(map(type, items))
+    if not kinds:
+        return None
+    kind = kinds[0]
+    return kind if kinds.count(kind) == len(kinds) else None
+
+
+#: Floats to JSON as `to_json` spells them, ~10% faster for being told they are floats.
+_floats_json = SchemaSerializer(core_schema.list_schema(core_schema.float_schema())).to_json
+
+
+def _floats_text(items: Sequence[float]) -> bytes | None:
+    """The JSON of a list of exact floats (pydantic-core's spelling), None if one is not finite."""
+    text = _floats_json(items)
+    # A finite float is digits, ".", "e", "-", "+"; NaN and infinities are spelled "null", or
+    # "NaN" and "Infinity" (pydantic-core's ``ser_json_inf_nan``).
+    return None if b"n" in text or b"N" in text else text
+
+
 def _scalars_size(items: Sequence[Any], room: int) -> int:
     """Size a list of floats, ints or strings of one exact type at C speed, as `_fast_size`.
 
     Returns the lower bound of the list's JSON, `_TOO_BIG` if it exceeds ``room`` or
     `_NOT_PLAIN` if the items are of another or mixed types or need converting.
     """
-    kinds = set(map(type, items))
-    if len(kinds) != 1:
-        return _NOT_PLAIN
-    kind = kinds.pop()
+    kind = _one_kind(items)
     count = len(items)
     if kind is str:
         size = sum(map(len, items)) + 4 * count
     elif kind is float:
         # pydantic-core spells floats as repr() does, except in [1e-5, 1e-4) where it writes
         # up to 2 characters more ("0.00001" for "1e-05"), and writes "," for ", ".
-        text = to_json(items)
-        if b"N" in text or b"I" in text:  # NaN or Infinity: converted to strings
+        text = _floats_text(items)
+        if text is None:  # NaN or an infinity: converted to strings
             return _NOT_PLAIN
         size = len(text) + count - 1 - 2 * text.count(b"0.0000")
     elif kind is int:
@@ -771,15 +793,15 @@ def _numbers_prefix(chunk: Sequence[Any], room: int) -> tuple[int, int]:
     as `_scalars_size`), or ``(-1, 0)`` when the chunk is not such a chunk. As item by item,
     items are kept until their total exceeds ``room``: the one that crosses it is kept too.
     """
-    kinds = set(map(type, chunk))
-    kind = kinds.pop() if len(kinds) == 1 else None
-    if kind is not float and kind is not int:
+    kind = _one_kind(chunk)
+    if kind is float:
+        text = _floats_text(chunk)
+    elif kind is int and min(chunk) >= -MAX_SAFE_INTEGER and max(chunk) <= MAX_SAFE_INTEGER:
+        text = to_json(chunk)
+    else:
         return -1, 0
-    if kind is int and not (min(chunk) >= -MAX_SAFE_INTEGER and max(chunk) <= MAX_SAFE_INTEGER):
-        return -1, 0
-    text = to_json(chunk)
     # NaN and infinities, and "0.00001" where repr() writes the shorter "1e-05".
-    if b"N" in text or b"I" in text or b"0.0000" in text:
+    if text is None or b"0.0000" in text:
         return -1, 0
     ends = list(accumulate(len(part) + 2 for part in text[1:-1].split(b",")))
     keep = min(len(chunk), bisect_right(ends, room) + 1)
