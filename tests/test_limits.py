@@ -229,8 +229,19 @@ class TestSizeBound:
 
     def test_bound_gives_up_on_non_json(self) -> None:
         """Non-finite floats, non-str keys and other types make the bound give up."""
-        expected = [-1, -1, -1]
-        assert expected == [_bound(v, 10**9, 0) for v in ([math.inf], {1: 2}, (1,))]
+        values = ([math.inf], {1: 2}, (1,), {"a": math.nan}, {"a": -math.inf}, {"a": 1, 2: 3})
+        expected = [-1] * len(values)
+        assert expected == [_bound(v, 10**9, 0) for v in values]
+
+    def test_bound_of_keys_that_are_str_subclasses(self) -> None:
+        """A key of a ``str`` subclass is written as its text: bounded like any string key."""
+
+        class Key(str):
+            pass
+
+        value = {Key("ключ"): 1.5, Key("k"): {}, "\U0001f600": []}
+        bound = _bound(value, 10**9, 0)
+        assert bound >= size(value)
 
 
 class TestEarlierCuts:

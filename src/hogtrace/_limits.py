@@ -104,27 +104,34 @@ def _bound(
     if kind is dict:
         if depth > _MAX_BOUND_DEPTH or len(value) > _MAX_BOUND_ITEMS:
             return -1
-        total = 1
+        try:  # the keys at once: quotes, ": " and ", " each, and 12 bytes a character
+            total = 2 + 6 * len(value) + 12 * len("".join(value))
+        except TypeError:  # a key that is not a string
+            return -1
         for key, item in value.items():
-            if type(key) is not str:
-                return -1
             item_kind = type(item)
             if item_kind is str:
-                size = 2 + 12 * len(item)
+                total += 2 + 12 * len(item)
             elif item_kind is int:  # and the other scalars of event properties, without a call
-                size = int.bit_length(item) // 3 + 2
+                total += int.bit_length(item) // 3 + 2
             elif item_kind is bool or item is None:
-                size = 5
+                total += 5
+            elif item_kind is float:
+                if item - item != 0.0:  # NaN or an infinity (math.isfinite, without a call)
+                    return -1
+                total += 24
             elif known and (entry := known.get(key)) is not None and entry[0] is item:
-                size = entry[1]
+                total += entry[1]
+            elif not item and (item_kind is dict or item_kind is list):
+                total += 2
             else:
                 size = _bound(item, room - total, depth + 1)
-            if size < 0:
-                return -1
-            total += 6 + 12 * len(key) + size  # quotes, ": ", value and ", "
+                if size < 0:
+                    return -1
+                total += size
             if total > room:
                 return -1
-        return total + 1
+        return total
     if kind is list:
         if depth > _MAX_BOUND_DEPTH or len(value) > _MAX_BOUND_ITEMS:
             return -1
