@@ -11,6 +11,7 @@ import pytest
 
 import hogtrace
 from hogtrace import _options, _state
+from hogtrace._sinks import ConsoleSink, FanoutSink, PostHogSink
 from tests.capture_server import CaptureServer, Clients
 
 
@@ -265,6 +266,13 @@ class TestConsole:
 
         assert ["step", "work"] == names(capture_server.events)
         assert "step" in capsys.readouterr().err
+        # The console reads each closed scope on the calling thread before the PostHog sink
+        # queues it for the worker (which releases its content after building the event).
+        sink = _state.state.destination()
+        assert isinstance(sink, FanoutSink)
+        assert [ConsoleSink, PostHogSink] == [type(s) for s in sink.sinks]
+        (root,) = [e["properties"] for e in capture_server.events if e["event"] == "$ai_trace"]
+        assert ({"x": 1}, 2) == (root["$ai_input_state"], root["$ai_output_state"])
 
 
 class TestShutdown:

@@ -68,6 +68,10 @@ _state.set_resolver(_resolve_sink)
 
 def _make_sink(config: Config) -> Sink:
     sinks: list[Sink] = []
+    if config.console:
+        # First: it reads the closed scope on the calling thread, before the PostHog sink queues
+        # it for the worker, which builds its event and then releases its content.
+        sinks.append(ConsoleSink(releases=config.client is None))
     if config.client is not None:
         client = config.client
         hooked = install_when_needed(client)
@@ -79,8 +83,6 @@ def _make_sink(config: Config) -> Sink:
             )
         )
         _register_atexit()
-    if config.console:
-        sinks.append(ConsoleSink(releases=not sinks))
     if not sinks:
         return DropSink()
     return sinks[0] if len(sinks) == 1 else FanoutSink(sinks)
