@@ -146,8 +146,8 @@ def redact_secrets(value: Any) -> Any:
     kind = type(value)
     if kind is str:
         return redact_text(value)
-    if kind is not dict and kind is not list:
-        return value
+    if (kind is not dict and kind is not list) or not value:
+        return value  # a scalar, or an empty container (a call without arguments)
     if _extra_values is None:
         # Most content holds no secret: gather its strings, and if no key is secret and no
         # pattern matches the strings joined by newlines, nothing changes. No built-in
