@@ -529,7 +529,13 @@ class CaptureWay(Way):
                 start,
                 {
                     "$ai_input": messages,
-                    "$ai_output_choices": [choice["message"]],
+                    # The shape PostHog's converters (and hogtrace) send: content blocks.
+                    "$ai_output_choices": [
+                        {
+                            "role": choice["message"]["role"],
+                            "content": [{"type": "text", "text": choice["message"]["content"]}],
+                        }
+                    ],
                     "$ai_model": result["model"],
                     "$ai_provider": "openai",
                     "$ai_input_tokens": usage["prompt_tokens"],
