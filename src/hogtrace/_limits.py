@@ -43,6 +43,8 @@ _UNKNOWN = "…[truncated]"
 _MAX_BOUND_DEPTH = 100
 _MAX_BOUND_ITEMS = 4096
 """A longer container is measured exactly: bounding it item by item would cost more."""
+_FLOAT_BOUND = len("-2.2250738585072014e-308")
+"""The longest JSON of a finite float."""
 
 
 def fit_event(
@@ -119,7 +121,7 @@ def _bound(
             elif item_kind is float:
                 if item - item != 0.0:  # NaN or an infinity (math.isfinite, without a call)
                     return -1
-                total += 24
+                total += _FLOAT_BOUND
             elif known and (entry := known.get(key)) is not None and entry[0] is item:
                 total += entry[1]
             elif not item and (item_kind is dict or item_kind is list):
@@ -165,7 +167,7 @@ def _bound(
     if kind is bool or value is None:
         return 5
     if kind is float and math.isfinite(value):
-        return 24  # len("-2.2250738585072014e-308")
+        return _FLOAT_BOUND
     return -1
 
 
