@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -1020,3 +1021,69 @@ class TestCallingThread:
         ratio()
 
         assert "NaN" == hogtrace_events.one().properties["$ai_output_state"]
+
+
+class TestReferenceCycles:
+    """A finished scope is freed by reference counting, not left for the garbage collector.
+
+    A scope in a reference cycle lives until a collection finds it, and every collection until
+    then walks it and what it holds (a generation's messages, say): in a busy service that is
+    more and longer collections.
+    """
+
+    @staticmethod
+    def _cyclic_scopes(run: Any) -> list[str]:
+        """The kinds of scope left in unreachable cycles after ``run()``."""
+        gc.collect()
+        gc.disable()
+        try:
+            run()
+            hogtrace.flush()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            return sorted(type(o).__name__ for o in gc.garbage if isinstance(o, _scope.Scope))
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+
+    def test_traces_spans_sessions_and_generations(self, hogtrace_events: CapturedEvents) -> None:
+        """Roots (which are their trace's root), children, sessions and generations."""
+
+        @hogtrace.generation(provider="openai")
+        def chat(messages: list[dict[str, str]], model: str = "gpt-4o") -> dict[str, Any]:
+            return {"choices": [{"message": {"role": "assistant", "content": "hi"}}]}
+
+        @hogtrace.span
+        def step(n: int) -> int:
+            hogtrace.current_trace().set_distinct_id("user-1")
+            return n
+
+        def run() -> None:
+            chat([{"role": "user", "content": "hello"}])  # a generation that is its own trace
+            with hogtrace.session("conv"), hogtrace.trace("t"):
+                step(1)
+                chat([{"role": "user", "content": "again"}])
+            with hogtrace.span("alone"):
+                pass
+
+        assert [] == self._cyclic_scopes(run)
+        assert 5 == len(hogtrace_events)
+
+    def test_async_and_generators(self, hogtrace_events: CapturedEvents) -> None:
+        """A coroutine's scope and a generator's scope."""
+
+        @hogtrace.trace
+        async def answer() -> int:
+            return 42
+
+        @hogtrace.span
+        def numbers() -> Iterator[int]:
+            yield from range(3)
+
+        def run() -> None:
+            asyncio.run(answer())
+            assert [0, 1, 2] == list(numbers())
+
+        assert [] == self._cyclic_scopes(run)
+        assert 2 == len(hogtrace_events)

@@ -60,7 +60,8 @@ class NoopGeneration(_Noop, GenerationScope):
         super().__init__("generation", None)
         self.id = ""
         self.trace_id = self.parent_id = self.child_parent_id = None
-        self.trace_root = None
+        self._other_root = None
+        self._roots_trace = False
         self.sampled = False
 
     def set_model(self, model: str, provider: str | None = None) -> None:

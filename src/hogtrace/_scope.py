@@ -101,9 +101,11 @@ class Scope:
         "_end",
         "_input",
         "_learned_distinct_id",
+        "_other_root",
         "_output",
         "_output_on_error",
         "_parent",
+        "_roots_trace",
         "_start",
         "child_parent_id",
         "distinct_id",
@@ -121,7 +123,6 @@ class Scope:
         "timestamp",
         "totals",
         "trace_id",
-        "trace_root",
     )
 
     kind: ClassVar[str] = "span"
@@ -171,15 +172,22 @@ class Scope:
         self._learned_distinct_id: str | None = None
         self._born = _state.forks
         self._link()
-        if parent is not None and parent.trace_root is not None:
-            #: The scope whose event is this trace's root in this process (``current_trace()``).
-            self.trace_root: Scope | None = parent.trace_root
-            if self.distinct_id is not None and parent.distinct_id is None:
+        root = None
+        if parent is not None:
+            root = parent.trace_root
+            if root is not None and self.distinct_id is not None and parent.distinct_id is None:
                 # identify_context() was called inside the trace: the root goes to that person.
-                self.trace_root.learn_distinct_id(self.distinct_id, explicit=False)
-        else:
-            self.trace_root = self if self.emits else None
+                root.learn_distinct_id(self.distinct_id, explicit=False)
+        # A root does not refer to itself: a scope in a reference cycle outlives its event until
+        # the garbage collector finds it (and costs every collection until then).
+        self._other_root = root
+        self._roots_trace = root is None and self.emits
         self._start = monotonic_ns()
+
+    @property
+    def trace_root(self) -> Scope | None:
+        """The scope whose event is this trace's root in this process (``current_trace()``)."""
+        return self if self._roots_trace else self._other_root
 
     def _link(self) -> None:
         """Place this scope in the trace tree (trace and span: the outermost one is the root)."""
@@ -287,8 +295,8 @@ class Scope:
             return
         if self._writable("set_distinct_id"):
             self.distinct_id = distinct_id
-            root = self.trace_root
-            if root is not None and root is not self:
+            root = self._other_root
+            if root is not None:
                 root.learn_distinct_id(distinct_id, explicit=True)
             else:
                 self._learned_distinct_id = distinct_id
@@ -357,8 +365,8 @@ class Scope:
         try:
             self._end = monotonic_ns()
             self.timestamp = utc_now()
-            root = self.trace_root
-            if root is not None and root is not self:
+            root = self._other_root
+            if root is not None:
                 # A person learned mid-trace applies to every event closed after it.
                 if root._learned_distinct_id is not None:
                     self.distinct_id = root._learned_distinct_id
@@ -473,7 +481,8 @@ class StandInScope(Scope):
         self.local_root = False
         self.sampled = False
         self._parent = None
-        self.trace_root = None
+        self._other_root = None
+        self._roots_trace = False
         self._learned_distinct_id = None
         self._born = _state.forks
         self._capture_input = self._capture_output = False
