@@ -1034,6 +1034,7 @@ class TestReferenceCycles:
     @staticmethod
     def _cyclic_scopes(run: Any) -> list[str]:
         """The kinds of scope left in unreachable cycles after ``run()``."""
+        enabled = gc.isenabled()
         gc.collect()
         gc.disable()
         try:
@@ -1045,7 +1046,8 @@ class TestReferenceCycles:
         finally:
             gc.set_debug(0)
             gc.garbage.clear()
-            gc.enable()
+            if enabled:
+                gc.enable()
 
     def test_traces_spans_sessions_and_generations(self, hogtrace_events: CapturedEvents) -> None:
         """Roots (which are their trace's root), children, sessions and generations."""
