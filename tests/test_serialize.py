@@ -575,21 +575,25 @@ class TestNumberChunks:
         | st.lists(st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER), min_size=17, max_size=3000),
         st.integers(0, 30_000),
     )
+    # A first chunk that fits, then a short tail whose last item crosses the budget.
+    @example(numbers=[0.5] * 16 + [1.2345678901234567] * 3, budget=120)
     def test_keeps_a_prefix_at_least_as_large_as_the_budget(
         self, numbers: list[Any], budget: int
     ) -> None:
         """What fits is kept whole; a cut list keeps a prefix whose JSON exceeds the budget.
 
-        Sizes are lower bounds ("1e16" for "1e+16"), so a list a little over the budget may be
-        kept whole: fit_event makes the exact cut.
+        Sizes are lower bounds ("1e16" for "1e+16"), and the item that crosses the budget is
+        kept too, so a list a little over the budget may be kept whole: fit_event makes the
+        exact cut.
         """
         result = to_json_safe(numbers, budget)
         if size(numbers) <= budget or numbers == result:
             assert numbers == result
             # Lower bounds: a float at most one character short ("1e16"), an int item by
-            # item (a short tail chunk) as one digit.
+            # item (a short tail chunk) as one digit. Kept whole, the items before the last
+            # fit the budget (the last may be the one that crosses it).
             slack = 1 if type(numbers[0]) is float else 16
-            assert size(numbers) - slack * len(numbers) <= budget
+            assert size(numbers[:-1]) - slack * (len(numbers) - 1) <= budget
             return
         kept = len(result) - 1
         expected = (numbers[:kept], LIST_TRUNCATION_MARKER.format(n=f"{len(numbers) - kept:,}"))
