@@ -4,6 +4,7 @@ import datetime
 import enum
 import json
 import math
+import random
 import sys
 import uuid
 from collections import OrderedDict, deque, namedtuple
@@ -775,6 +776,30 @@ class TestChunkEdges:
         finally:
             _serialize._numbers_prefix = real
         assert slow == fast
+
+    @pytest.mark.parametrize(
+        "pool",
+        [[1e-7, 0.5], [2.5e-9, 0.5], [1.5e16, 0.5], [3e20, 0.5], [0.5, 0.25]],
+        ids=["e-7", "e-9", "e+16", "e+20", "plain"],
+    )
+    def test_number_chunks_cut_where_item_by_item_cuts(self, pool: list[float]) -> None:
+        """Exponents pydantic-core spells shorter than repr() ("1e-7" for "1e-07"; "1e16" for
+        "1e+16" before pydantic-core 2.46), and a chunk whose last item crosses the budget
+        (the list ends there), over 100 seeded lists each."""
+        for seed in range(100):
+            rng = random.Random(seed)
+            count = rng.randint(17, 3000)
+            numbers = [rng.choice(pool) * rng.choice((1, -1)) for _ in range(count)]
+            budget = rng.randint(100, 20_000)
+            value = ["y" * 400, *numbers]  # counted at most MIN_ITEM: room left, not count
+            fast = to_json_safe(value, budget)
+            real = _serialize._numbers_prefix
+            _serialize._numbers_prefix = lambda chunk, room: (-1, 0)  # item by item
+            try:
+                slow = to_json_safe(value, budget)
+            finally:
+                _serialize._numbers_prefix = real
+            assert (seed, slow) == (seed, fast)
 
     def test_long_list_of_datetimes_is_json_safe(self) -> None:
         """Items that are not JSON scalars (datetimes) are converted, not kept as they are."""

@@ -803,9 +803,26 @@ def _numbers_prefix(chunk: Sequence[Any], room: int) -> tuple[int, int]:
     # NaN and infinities, and "0.00001" where repr() writes the shorter "1e-05".
     if text is None or b"0.0000" in text:
         return -1, 0
-    ends = list(accumulate(len(part) + 2 for part in text[1:-1].split(b",")))
+    parts = text[1:-1].split(b",")
+    if b"e" in text:  # repr()'s exponents have a sign and two digits at least
+        ends = list(accumulate(len(part) + 2 + _exponent_shortfall(part) for part in parts))
+    else:
+        ends = list(accumulate(len(part) + 2 for part in parts))
     keep = min(len(chunk), bisect_right(ends, room) + 1)
     return keep, ends[keep - 1]
+
+
+def _exponent_shortfall(number: bytes) -> int:
+    """How much shorter pydantic-core spells a float than repr() does, by its exponent.
+
+    repr() writes "1e-07" and "1e+16"; pydantic-core writes "1e-7", and before 2.46 "1e16".
+    """
+    at = number.find(b"e")
+    if at < 0:
+        return 0
+    signed = number[at + 1 : at + 2] in (b"+", b"-")
+    digits = len(number) - at - 1 - signed
+    return (not signed) + max(0, 2 - digits)
 
 
 def _bsequence(
@@ -837,7 +854,8 @@ def _bsequence(
                 continue
             if size == _TOO_BIG and flat is None:  # numbers: the prefix that fits, at C speed
                 keep, kept_size = _numbers_prefix(chunk, room - capped)
-                if keep == len(chunk):  # earlier long items spent the room, not the count
+                if keep == len(chunk) and kept_size <= room - capped:
+                    # All fit (earlier long items spent the room, not the count): go on.
                     out.extend(chunk)
                     spent += kept_size
                     capped += kept_size
