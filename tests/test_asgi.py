@@ -254,6 +254,31 @@ class TestRequestTrace:
 
         assert "/v1/chat/{chat_id}" == events.one("trace").properties["http_route"]
 
+    @pytest.mark.parametrize(
+        ("path", "route"),
+        [("/chat/c-3", "/chat/{chat_id}"), ("/v1/chat/c-4", "/v1/chat/{chat_id}"), ("/nope", None)],
+    )
+    def test_route_template_without_scope_route(
+        self, serve: Any, path: str, route: str | None
+    ) -> None:
+        """Starlette before 1.0 does not put the matched route in the scope: it is matched again.
+
+        The app below removes ``scope["route"]`` after Starlette's router set it, as an older
+        Starlette never sets it; the real router's routes and mounts are matched.
+        """
+        starlette = Starlette(routes=ROUTES)
+
+        async def older_starlette(scope: Any, receive: Any, send: Any) -> None:
+            await starlette(scope, receive, send)
+            scope.pop("route", None)
+
+        server = serve(older_starlette)
+        with capture_events() as events:
+            httpx.get(f"{server.url}{path}")
+            server.wait()
+
+        assert route == events.one("trace").properties.get("http_route")
+
     def test_unmatched_path_keeps_its_path_and_status(self, server: Server) -> None:
         """A 404 is no error; with no route, the trace keeps the name ``METHOD /path``."""
         with capture_events() as events:

@@ -10,9 +10,16 @@ unchanged, as copying a function does.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wrapt
+
+if TYPE_CHECKING:  # wrapt 2's proxies are generic; wrapt 1's (also supported) are not
+    _BoundFunctionWrapper = wrapt.BoundFunctionWrapper[..., Any]
+    _FunctionWrapper = wrapt.FunctionWrapper[..., Any]
+else:
+    _BoundFunctionWrapper = wrapt.BoundFunctionWrapper
+    _FunctionWrapper = wrapt.FunctionWrapper
 
 __all__ = ["TracedFunction", "is_traced"]
 
@@ -29,7 +36,7 @@ def _by_reference(obj: Any) -> Any:
     return (getattr, (owner, name))
 
 
-class BoundTracedFunction(wrapt.BoundFunctionWrapper[..., Any]):
+class BoundTracedFunction(_BoundFunctionWrapper):
     """A decorated method bound to its instance or class (``obj.method``, ``Class.method``)."""
 
     def __reduce_ex__(self, protocol: Any) -> Any:
@@ -45,7 +52,7 @@ class BoundTracedFunction(wrapt.BoundFunctionWrapper[..., Any]):
         return self
 
 
-class TracedFunction(wrapt.FunctionWrapper[..., Any]):
+class TracedFunction(_FunctionWrapper):
     """A hogtrace-decorated callable."""
 
     __bound_function_wrapper__ = BoundTracedFunction

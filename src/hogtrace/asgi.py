@@ -15,7 +15,8 @@ For every ``http`` request the middleware:
 - opens a session from the ``x-session-id`` header (or another header, or a function of the
   request), and sets the distinct id from a function of the request;
 - names the trace ``"METHOD /path"`` and, once the app has routed the request, after the route
-  template (``"GET /chat/{chat_id}"``, from ``scope["route"]``) where traces can be renamed;
+  template (``"GET /chat/{chat_id}"``, from ``scope["route"]``, or matched again against the
+  app's routes on Starlette 0.x) where traces can be renamed;
 - keeps the trace open until the app returns: through a streaming response's last chunk and the
   response's background tasks, which therefore run inside the request's trace;
 - records ``http_method``, ``http_route`` and ``http_status`` as properties, marks a 5xx response
@@ -269,7 +270,7 @@ def _route_template(scope: Scope, root_path: str) -> str | None:
     """The matched route's path template (Starlette, FastAPI), with the prefix of any mounts."""
     path = getattr(scope.get("route"), "path", None)
     if not isinstance(path, str):
-        return None
+        return _matched_template(scope, root_path)
     mounted = scope.get("root_path", "")
     prefix = (
         mounted[len(root_path) :]
@@ -277,6 +278,43 @@ def _route_template(scope: Scope, root_path: str) -> str | None:
         else ""
     )
     return f"{prefix}{path}"
+
+
+#: Mounts inside mounts followed at most (a cycle of mounted apps cannot loop forever).
+_MAX_MOUNTS = 8
+
+
+def _matched_template(scope: Scope, root_path: str) -> str | None:
+    """The route template of a Starlette app that does not name its route in the scope.
+
+    Starlette 0.x (0.50 included) sets ``scope["route"]`` only for FastAPI's routes: the
+    request is matched against the outermost router's routes again (as OpenTelemetry's
+    Starlette instrumentation does), following mounts. None when no route matched (a 404).
+    """
+    routes = getattr(scope.get("router"), "routes", None)
+    if not routes or "endpoint" not in scope:
+        return None
+    probe = {**scope, "root_path": root_path}  # as the router saw it (mounts extend root_path)
+    template = ""
+    try:
+        for _ in range(_MAX_MOUNTS):
+            for route in routes:
+                match, child = route.matches(probe)
+                if getattr(match, "name", None) == "FULL":
+                    break
+            else:
+                return None
+            path = getattr(route, "path", None)
+            if not isinstance(path, str):
+                return None  # a Host route, say: no path template
+            template += path
+            routes = getattr(route, "routes", None)  # a Mount's (its app's) routes
+            if not routes:
+                return template
+            probe = {**probe, **child}
+    except Exception:  # an odd route class: no template rather than a warning per request
+        log.debug("hogtrace.asgi: could not match the request's route", exc_info=True)
+    return None
 
 
 def _request_input(scope: Scope) -> dict[str, Any]:
