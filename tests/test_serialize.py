@@ -755,6 +755,17 @@ class TestDeferredArrays:
         assert to_json_safe(value, budget) == copy
 
 
+def _chunked_and_item_by_item(value: Any, budget: int) -> tuple[Any, Any]:
+    """``to_json_safe(value, budget)`` as it is, and with number chunks cut item by item."""
+    fast = to_json_safe(value, budget)
+    real = _serialize._numbers_prefix
+    _serialize._numbers_prefix = lambda chunk, room: (-1, 0)
+    try:
+        return fast, to_json_safe(value, budget)
+    finally:
+        _serialize._numbers_prefix = real
+
+
 class TestChunkEdges:
     @settings(max_examples=60, deadline=None)
     @given(
@@ -767,14 +778,7 @@ class TestChunkEdges:
         self, texts: list[str], numbers: list[float], budget: int
     ) -> None:
         """Numbers after long strings: sized a chunk at a time, kept as item by item."""
-        value = [*texts, *numbers]
-        fast = to_json_safe(value, budget)
-        real = _serialize._numbers_prefix
-        _serialize._numbers_prefix = lambda chunk, room: (-1, 0)  # item by item
-        try:
-            slow = to_json_safe(value, budget)
-        finally:
-            _serialize._numbers_prefix = real
+        fast, slow = _chunked_and_item_by_item([*texts, *numbers], budget)
         assert slow == fast
 
     @pytest.mark.parametrize(
@@ -791,14 +795,8 @@ class TestChunkEdges:
             count = rng.randint(17, 3000)
             numbers = [rng.choice(pool) * rng.choice((1, -1)) for _ in range(count)]
             budget = rng.randint(100, 20_000)
-            value = ["y" * 400, *numbers]  # counted at most MIN_ITEM: room left, not count
-            fast = to_json_safe(value, budget)
-            real = _serialize._numbers_prefix
-            _serialize._numbers_prefix = lambda chunk, room: (-1, 0)  # item by item
-            try:
-                slow = to_json_safe(value, budget)
-            finally:
-                _serialize._numbers_prefix = real
+            # The string is counted at most MIN_ITEM: the numbers get the room left, not a share.
+            fast, slow = _chunked_and_item_by_item(["y" * 400, *numbers], budget)
             assert (seed, slow) == (seed, fast)
 
     def test_long_list_of_datetimes_is_json_safe(self) -> None:
