@@ -868,6 +868,7 @@ def child_latency(workload: str, url: str, reps: int, scale: float) -> dict[str,
             "delivered": delivered,
             "lost": made - delivered,
             "reps": [round(r["e2e"], 1) for r in runs],
+            "cpu_reps": [r["cpu"] for r in runs],
         }
         if name in times:
             sparse_us = statistics.median(times[name]) / per_unit / 1000
@@ -973,10 +974,13 @@ def report(results: list[dict[str, Any]], rss: dict[tuple[str, str], dict[str, A
             add(f"   warnings logged: {result['warnings']}")
     add("")
     add("Ratios (same run):")
-    add(f"{'':3}{'':4}{'sparse':>10}{'sparse':>10}{'e2e':>10}{'cpu':>10}{'e2e':>13}{'cpu':>13}")
+    add(
+        f"{'':3}{'':4}{'sparse':>10}{'sparse':>10}{'e2e':>10}{'cpu':>10}{'e2e':>13}{'cpu':>13}"
+        f"{'cpu, each':>14}"
+    )
     add(
         f"{'':3}{'':4}{'hog/otel':>10}{'hog/cap':>10}{'hog/cap':>10}{'hog/cap':>10}"
-        f"{'hog+cap/cap':>13}{'hog+cap/cap':>13}"
+        f"{'hog+cap/cap':>13}{'hog+cap/cap':>13}{'repetition':>14}"
     )
     for result in results:
         ways = result["ways"]
@@ -988,11 +992,23 @@ def report(results: list[dict[str, Any]], rss: dict[tuple[str, str], dict[str, A
             f"{_ratio(h['cpu'], c['cpu']):>10}"
             f"{_ratio(hc['e2e'], c['e2e']) if hc else '-':>13}"
             f"{_ratio(hc['cpu'], c['cpu']) if hc else '-':>13}"
+            f"{_paired(h, c):>14}"
         )
     add("")
     add("Targets:")
     add(_targets(results))
     return "\n".join(lines)
+
+
+def _paired(hog: dict[str, Any], raw: dict[str, Any]) -> str:
+    """The range of hogtrace / raw CPU over the repetitions, each against its neighbour.
+
+    The ways' loops of one repetition run one after the other, so a slow spell of a shared
+    machine hits both alike: the spread shows how far the median ratio can be trusted.
+    """
+    reps = zip(hog.get("cpu_reps", ()), raw.get("cpu_reps", ()), strict=True)
+    pairs = [h / c for h, c in reps if c]
+    return f"{min(pairs):.2f}-{max(pairs):.2f}x" if pairs else "-"
 
 
 def _via_capture(ways: dict[str, Any]) -> dict[str, Any]:
