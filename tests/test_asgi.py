@@ -22,7 +22,7 @@ from starlette.applications import Starlette  # noqa: E402
 from starlette.background import BackgroundTask  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse  # noqa: E402
-from starlette.routing import Mount, Route  # noqa: E402
+from starlette.routing import Host, Mount, Route  # noqa: E402
 
 import hogtrace  # noqa: E402
 from hogtrace.asgi import HogtraceMiddleware, httpx_async_hook, httpx_hook  # noqa: E402
@@ -148,6 +148,17 @@ class Finished:
             assert self.changed.wait_for(lambda: self.count >= n, timeout=TIMEOUT), self.count
 
 
+class WithoutRoute:
+    """ASGI middleware removing ``scope["route"]`` once the app returns (as Starlette 0.x)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+        scope.pop("route", None)
+
+
 class Server:
     """A uvicorn server on 127.0.0.1 in a thread, serving ``HogtraceMiddleware(app, **options)``."""
 
@@ -254,27 +265,49 @@ class TestRequestTrace:
 
         assert "/v1/chat/{chat_id}" == events.one("trace").properties["http_route"]
 
+    @pytest.mark.parametrize("starlette_0x", [False, True], ids=["route in scope", "0.x"])
     @pytest.mark.parametrize(
-        ("path", "route"),
-        [("/chat/c-3", "/chat/{chat_id}"), ("/v1/chat/c-4", "/v1/chat/{chat_id}"), ("/nope", None)],
+        ("case", "method", "path", "route"),
+        [
+            ("route", "GET", "/chat/c-3", "/chat/{chat_id}"),
+            ("mount", "GET", "/v1/chat/c-4", "/v1/chat/{chat_id}"),
+            ("404", "GET", "/nope", None),
+            ("404 in a mount", "GET", "/v1/nope", None),
+            ("405", "POST", "/chat/c-5", "/chat/{chat_id}"),
+            ("host", "GET", "/h/5", "/h/{item_id}"),
+            ("middleware in a mount", "GET", "/api/chat/7", "/chat/{chat_id}"),
+        ],
     )
-    def test_route_template_without_scope_route(
-        self, serve: Any, path: str, route: str | None
+    def test_route_template_with_and_without_scope_route(
+        self,
+        serve: Any,
+        case: str,
+        method: str,
+        path: str,
+        route: str | None,
+        starlette_0x: bool,
     ) -> None:
-        """Starlette before 1.0 does not put the matched route in the scope: it is matched again.
+        """Starlette 0.x does not put the matched route in the scope: it is matched again,
+        and gives what Starlette 1.x names (relative to the app the middleware wraps).
 
-        The app below removes ``scope["route"]`` after Starlette's router set it, as an older
-        Starlette never sets it; the real router's routes and mounts are matched.
+        ``WithoutRoute`` removes ``scope["route"]`` after Starlette's router set it, as an
+        older Starlette never sets it; the real router's routes, mounts and hosts are matched.
         """
-        starlette = Starlette(routes=ROUTES)
 
-        async def older_starlette(scope: Any, receive: Any, send: Any) -> None:
-            await starlette(scope, receive, send)
-            scope.pop("route", None)
+        def older(app: Any) -> Any:
+            return WithoutRoute(app) if starlette_0x else app
 
-        server = serve(older_starlette)
+        if case == "host":
+            items = Starlette(routes=[Route("/h/{item_id}", health)])
+            app: Any = HogtraceMiddleware(older(Starlette(routes=[Host("api.test", items)])))
+        elif case == "middleware in a mount":
+            inner = HogtraceMiddleware(older(Starlette(routes=[Route("/chat/{chat_id}", chat)])))
+            app = Starlette(routes=[Route("/chat/{x}", health), Mount("/api", app=inner)])
+        else:
+            app = HogtraceMiddleware(older(Starlette(routes=ROUTES)))
+        server = serve(app, middleware=False)
         with capture_events() as events:
-            httpx.get(f"{server.url}{path}")
+            httpx.request(method, f"{server.url}{path}", headers={"host": "api.test"})
             server.wait()
 
         assert route == events.one("trace").properties.get("http_route")
@@ -521,6 +554,32 @@ class TestSessionsAndUsers:
 
         assert "GET /background [trace]\n└── audit [span]" == events.tree()
         assert "c-9" == events.one(name="audit").properties["audited"]
+
+
+class TestRootPath:
+    @pytest.mark.parametrize(
+        ("path", "root_path"),
+        [("/api/nope", "/api"), ("/nope", "/api")],
+        ids=["path includes root_path (ASGI 2.4, uvicorn)", "root_path in front (older)"],
+    )
+    async def test_trace_name_has_the_root_path_once(self, path: str, root_path: str) -> None:
+        """A request's name is its full path, whether the server put root_path in path or not."""
+
+        async def not_found(scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            return None
+
+        scope = {"type": "http", "method": "GET", "path": path, "root_path": root_path}
+        with capture_events() as events:
+            await HogtraceMiddleware(not_found)(scope, receive, send)
+
+        assert "GET /api/nope" == events.one("trace").name
 
 
 class TestPassThrough:

@@ -181,7 +181,7 @@ class HogtraceMiddleware:
             named = self._call(self._name, scope, "name")
             if named is not None:
                 return named
-        return f"{scope.get('method', '')} {scope.get('root_path', '')}{scope.get('path', '')}"
+        return f"{scope.get('method', '')} {_full_path(scope)}"
 
     def _end_name(self, scope: Scope, route: str | None) -> str | None:
         if isinstance(self._name, str):
@@ -196,7 +196,7 @@ class HogtraceMiddleware:
         """Record what the request ended with, while its scope is still open."""
         try:
             status = request.status if request.status is not None else (500 if failed else None)
-            route = _route_template(scope, request.root_path)
+            route = _route_template(scope, request.root_path, self.app)
             props: dict[str, Any] = {}
             if status is not None:
                 props["http_status"] = status
@@ -266,51 +266,95 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _route_template(scope: Scope, root_path: str) -> str | None:
-    """The matched route's path template (Starlette, FastAPI), with the prefix of any mounts."""
-    path = getattr(scope.get("route"), "path", None)
+def _full_path(scope: Scope) -> str:
+    """The request's path with its root path, which servers may or may not include in ``path``.
+
+    As Starlette reads it: ``path`` includes ``root_path`` when it starts with it and a "/"
+    (uvicorn does so, as the ASGI spec now asks); older servers put ``root_path`` in front.
+    """
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if not isinstance(path, str) or not isinstance(root, str):
+        return ""
+    if not root or path == root or path.startswith(f"{root}/"):
+        return path
+    return f"{root}{path}"
+
+
+def _route_template(scope: Scope, root_path: str, app: Any) -> str | None:
+    """The matched route's path template (Starlette, FastAPI), with the prefix of any mounts.
+
+    Relative to the app the middleware wraps: ``root_path`` is the one it saw.
+    """
+    route = scope.get("route")
+    path = getattr(route, "path", None)
     if not isinstance(path, str):
-        return _matched_template(scope, root_path)
+        return _matched_template(scope, root_path, app)
     mounted = scope.get("root_path", "")
     prefix = (
         mounted[len(root_path) :]
         if isinstance(mounted, str) and mounted.startswith(root_path)
         else ""
     )
+    inner = getattr(route, "routes", None)
+    if inner is not None:  # a Mount (or Host) is the last route matched, not a leaf
+        if inner or "{" in path:
+            return None  # nothing matched inside it (a 404), or its prefix has parameters
+        return prefix  # a mounted ASGI app: root_path already ends with the mount's path
     return f"{prefix}{path}"
 
 
-#: Mounts inside mounts followed at most (a cycle of mounted apps cannot loop forever).
-_MAX_MOUNTS = 8
+#: Mounts inside mounts, or middleware around an app, followed at most.
+_MAX_DEPTH = 8
 
 
-def _matched_template(scope: Scope, root_path: str) -> str | None:
+def _app_routes(app: Any) -> Any:
+    """The routes of a Starlette app, router or FastAPI app, through middleware around it."""
+    for _ in range(_MAX_DEPTH):
+        routes = getattr(app, "routes", None)
+        if routes:
+            return routes
+        app = getattr(app, "app", None)  # middleware keeps the app it wraps as .app
+        if app is None:
+            return None
+    return None
+
+
+def _matched_template(scope: Scope, root_path: str, app: Any) -> str | None:
     """The route template of a Starlette app that does not name its route in the scope.
 
     Starlette 0.x (0.50 included) sets ``scope["route"]`` only for FastAPI's routes: the
-    request is matched against the outermost router's routes again (as OpenTelemetry's
-    Starlette instrumentation does), following mounts. None when no route matched (a 404).
+    request is matched again against the routes of the app the middleware wraps (as
+    OpenTelemetry's Starlette instrumentation does), through mounts and hosts, with the root
+    path the middleware saw. As Starlette's router, the first full match wins, else the first
+    partial one (a 405). None when no route matched (a 404) or on anything unexpected.
     """
-    routes = getattr(scope.get("router"), "routes", None)
-    if not routes or "endpoint" not in scope:
-        return None
-    probe = {**scope, "root_path": root_path}  # as the router saw it (mounts extend root_path)
-    template = ""
     try:
-        for _ in range(_MAX_MOUNTS):
+        routes = _app_routes(app)
+        if not routes or "endpoint" not in scope:
+            return None
+        probe = {**scope, "root_path": root_path}
+        template = ""
+        for _ in range(_MAX_DEPTH):
+            found = partial = None
             for route in routes:
                 match, child = route.matches(probe)
-                if getattr(match, "name", None) == "FULL":
+                name = getattr(match, "name", None)
+                if name == "FULL":
+                    found = route, child
                     break
-            else:
+                if name == "PARTIAL" and partial is None:
+                    partial = route, child
+            found = found or partial
+            if found is None:
                 return None
-            path = getattr(route, "path", None)
-            if not isinstance(path, str):
-                return None  # a Host route, say: no path template
-            template += path
-            routes = getattr(route, "routes", None)  # a Mount's (its app's) routes
+            route, child = found
+            path = getattr(route, "path", None)  # a Host has none: it adds no path
+            if path is not None and not isinstance(path, str):
+                return None
+            template += path or ""
+            routes = getattr(route, "routes", None)  # a Mount's or a Host's (its app's)
             if not routes:
-                return template
+                return template if path is not None else None
             probe = {**probe, **child}
     except Exception:  # an odd route class: no template rather than a warning per request
         log.debug("hogtrace.asgi: could not match the request's route", exc_info=True)
