@@ -172,16 +172,16 @@ class Scope:
         self._learned_distinct_id: str | None = None
         self._born = _state.forks
         self._link()
-        root = None
+        root: Scope | None = None
         if parent is not None:
-            root = parent.trace_root
+            root = parent if parent._roots_trace else parent._other_root  # no property call
             if root is not None and self.distinct_id is not None and parent.distinct_id is None:
                 # identify_context() was called inside the trace: the root goes to that person.
                 root.learn_distinct_id(self.distinct_id, explicit=False)
         # A root does not refer to itself: a scope in a reference cycle outlives its event until
         # the garbage collector finds it (and costs every collection until then).
-        self._other_root = root
-        self._roots_trace = root is None and self.emits
+        self._other_root: Scope | None = root
+        self._roots_trace: bool = root is None and self.emits
         self._start = monotonic_ns()
 
     @property
