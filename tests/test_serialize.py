@@ -14,6 +14,7 @@ from typing import Any
 from unittest.mock import MagicMock
 
 import pydantic
+import pydantic_core
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -30,6 +31,7 @@ from hogtrace._serialize import (
     MAX_SAFE_INTEGER,
     TRUNCATION_MARKER,
     Deferred,
+    number_sizes,
     snapshot,
     thaw,
     to_json_safe,
@@ -759,7 +761,7 @@ def _chunked_and_item_by_item(value: Any, budget: int) -> tuple[Any, Any]:
     """``to_json_safe(value, budget)`` as it is, and with number chunks cut item by item."""
     fast = to_json_safe(value, budget)
     real = _serialize._numbers_prefix
-    _serialize._numbers_prefix = lambda chunk, room: (-1, 0)
+    _serialize._numbers_prefix = lambda chunk, text, room: (-1, 0)
     try:
         return fast, to_json_safe(value, budget)
     finally:
@@ -783,13 +785,22 @@ class TestChunkEdges:
 
     @pytest.mark.parametrize(
         "pool",
-        [[1e-7, 0.5], [2.5e-9, 0.5], [1.5e16, 0.5], [3e20, 0.5], [0.5, 0.25]],
-        ids=["e-7", "e-9", "e+16", "e+20", "plain"],
+        [
+            [1e-7, 0.5],
+            [2.5e-9, 0.5],
+            [1.5e16, 0.5],
+            [3e20, 0.5],
+            [1e-5, 0.5],
+            [2.5e-5, 1e-6, 0.5],
+            [0.5, 0.25],
+        ],
+        ids=["e-7", "e-9", "e+16", "e+20", "e-05", "e-05 and e-6", "plain"],
     )
     def test_number_chunks_cut_where_item_by_item_cuts(self, pool: list[float]) -> None:
         """Exponents pydantic-core spells shorter than repr() ("1e-7" for "1e-07"; "1e16" for
-        "1e+16" before pydantic-core 2.46), and a chunk whose last item crosses the budget
-        (the list ends there), over 100 seeded lists each."""
+        "1e+16" before pydantic-core 2.46), numbers it spells longer ("0.00001" for "1e-05"),
+        and a chunk whose last item crosses the budget (the list ends there), over 100 seeded
+        lists each."""
         for seed in range(100):
             rng = random.Random(seed)
             count = rng.randint(17, 3000)
@@ -798,6 +809,25 @@ class TestChunkEdges:
             # The string is counted at most MIN_ITEM: the numbers get the room left, not a share.
             fast, slow = _chunked_and_item_by_item(["y" * 400, *numbers], budget)
             assert (seed, slow) == (seed, fast)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.floats(allow_nan=False, allow_infinity=False)
+            | st.floats(1e-6, 2e-4)
+            | st.floats(-2e-4, -1e-6)
+            | st.integers(-(2**53) + 1, 2**53 - 1),
+            min_size=1,
+            max_size=300,
+        )
+    )
+    @example(
+        [1e-5, -1e-5, 1.5e-5, 9.999e-5, 1e-4, 1e-6, 1e-7, 1e16, 1.5e16, 1e22, 5e-324, 10.00001]
+    )
+    def test_number_sizes_are_what_json_writes(self, numbers: list[float | int]) -> None:
+        """Every item's size from pydantic-core's text: repr()'s spelling, exactly."""
+        expected = [len(json.dumps(number)) for number in numbers]
+        assert expected == number_sizes(numbers, pydantic_core.to_json(numbers))
 
     def test_long_list_of_datetimes_is_json_safe(self) -> None:
         """Items that are not JSON scalars (datetimes) are converted, not kept as they are."""

@@ -24,7 +24,12 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from hogtrace._serialize import LIST_TRUNCATION_MARKER, TRUNCATION_MARKER, to_json_safe
+from hogtrace._serialize import (
+    LIST_TRUNCATION_MARKER,
+    TRUNCATION_MARKER,
+    number_sizes,
+    to_json_safe,
+)
 
 __all__ = ["LIST_TRUNCATION_MARKER", "TRUNCATION_MARKER", "fit_event"]
 
@@ -413,10 +418,7 @@ _NUMBERS = frozenset({float, int})
 def _item_sizes(items: list[Any] | tuple[Any, ...]) -> list[int] | None:
     """The JSON size of each item of a long list of numbers (and a final marker), or None.
 
-    pydantic-core's writer spells finite floats as ``repr()`` does whenever it uses neither an
-    exponent nor "0.0000" (where ``repr()`` switches to an exponent), and ints exactly; its
-    output split at the commas gives every item's size at C speed. The few floats it spells
-    otherwise are measured with ``repr()``.
+    Measured from pydantic-core's JSON of the numbers (`number_sizes`), not in Python.
     """
     known = _known
     if known is not None and known[0] is items:
@@ -431,14 +433,7 @@ def _item_sizes(items: list[Any] | tuple[Any, ...]) -> list[int] | None:
         return None
     if b"n" in text or b"N" in text or b"I" in text:  # null (NaN, infinities), NaN, Infinity
         return None
-    parts = text[1:-1].split(b",")
-    sizes = list(map(len, parts))
-    if b"e" in text or b"0.0000" in text:  # a few tiny or huge floats: measure those as json
-        index, start = 0, 1
-        for at in _positions(text, b"e", b"0.0000"):
-            index += text.count(b",", start, at)
-            start = at
-            sizes[index] = len(float.__repr__(head[index]))  # twice for "1e-05": harmless
+    sizes = number_sizes(head, text)
     if head is not items:
         sizes.append(_size(last))
     _remember(items, sizes)
@@ -453,18 +448,6 @@ _known: tuple[list[Any] | tuple[Any, ...], list[int]] | None = None
 def _remember(items: list[Any] | tuple[Any, ...], sizes: list[int]) -> None:
     global _known
     _known = (items, sizes)
-
-
-def _positions(text: bytes, *needles: bytes) -> list[int]:
-    """Where ``needles`` occur in ``text``, in order (``bytes.find`` is far faster than a regex)."""
-    found: list[int] = []
-    for needle in needles:
-        at = text.find(needle)
-        while at >= 0:
-            found.append(at)
-            at = text.find(needle, at + 1)
-    found.sort()
-    return found
 
 
 def _utf8_len(text: str) -> int:

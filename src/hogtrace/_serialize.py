@@ -44,6 +44,7 @@ __all__ = [
     "MIN_ITEM",
     "TRUNCATION_MARKER",
     "Deferred",
+    "number_sizes",
     "snapshot",
     "to_json_safe",
 ]
@@ -760,69 +761,113 @@ def _floats_text(items: Sequence[float]) -> bytes | None:
     return None if b"n" in text or b"N" in text else text
 
 
+def _numbers_text(items: Sequence[Any]) -> bytes | None:
+    """pydantic-core's JSON of finite floats, or of ints JSON can hold, all of one exact type.
+
+    None for items of another or of mixed types, NaN and infinities, and ints beyond
+    ``MAX_SAFE_INTEGER`` (each is converted on its own).
+    """
+    kind = _one_kind(items)
+    if kind is float:
+        return _floats_text(items)
+    if kind is int and min(items) >= -MAX_SAFE_INTEGER and max(items) <= MAX_SAFE_INTEGER:
+        return to_json(items)
+    return None
+
+
+def _numbers_size(text: bytes, count: int) -> int:
+    """A lower bound of the JSON of ``count`` numbers pydantic-core wrote as ``text``.
+
+    pydantic-core spells floats as repr() does except in [1e-5, 1e-4), where it writes up to 2
+    characters more ("0.00001" for "1e-05"), and in some exponents, where it writes fewer
+    ("1e-7" for "1e-07"); and it writes "," for ", ".
+    """
+    return len(text) + count - 1 - (2 * text.count(b"0.0000") if b"." in text else 0)
+
+
 def _scalars_size(items: Sequence[Any], room: int) -> int:
     """Size a list of floats, ints or strings of one exact type at C speed, as `_fast_size`.
 
     Returns the lower bound of the list's JSON, `_TOO_BIG` if it exceeds ``room`` or
     `_NOT_PLAIN` if the items are of another or mixed types or need converting.
     """
-    kind = _one_kind(items)
-    count = len(items)
-    if kind is str:
-        size = sum(map(len, items)) + 4 * count
-    elif kind is float:
-        # pydantic-core spells floats as repr() does, except in [1e-5, 1e-4) where it writes
-        # up to 2 characters more ("0.00001" for "1e-05"), and writes "," for ", ".
-        text = _floats_text(items)
-        if text is None:  # NaN or an infinity: converted to strings
+    if type(items[0]) is str:
+        if _one_kind(items) is not str:
             return _NOT_PLAIN
-        size = len(text) + count - 1 - 2 * text.count(b"0.0000")
-    elif kind is int:
-        if not (min(items) >= -MAX_SAFE_INTEGER and max(items) <= MAX_SAFE_INTEGER):
-            return _NOT_PLAIN
-        size = len(to_json(items)) + count - 1  # exact: the same digits, wider separators
+        size = sum(map(len, items)) + 4 * len(items)
     else:
-        return _NOT_PLAIN
+        text = _numbers_text(items)
+        if text is None:
+            return _NOT_PLAIN
+        size = _numbers_size(text, len(items))
     return size if size <= room else _TOO_BIG
 
 
-def _numbers_prefix(chunk: Sequence[Any], room: int) -> tuple[int, int]:
-    """How many items of a chunk of floats or ints of one type `_bsequence` keeps within ``room``.
+def number_sizes(items: Sequence[Any], text: bytes) -> list[int]:
+    """The JSON size of each of ``items`` (finite floats and ints JSON can hold), exactly.
 
-    Returns ``(count, size)``, the items kept and their size with separators (lower bounds,
-    as `_scalars_size`), or ``(-1, 0)`` when the chunk is not such a chunk. As item by item,
-    items are kept until their total exceeds ``room``: the one that crosses it is kept too.
+    ``text`` is pydantic-core's JSON of them: split at the commas it gives every item's size at
+    C speed; the few floats it spells unlike repr() are corrected by `_repr_shortfall`.
     """
-    kind = _one_kind(chunk)
-    if kind is float:
-        text = _floats_text(chunk)
-    elif kind is int and min(chunk) >= -MAX_SAFE_INTEGER and max(chunk) <= MAX_SAFE_INTEGER:
-        text = to_json(chunk)
-    else:
-        return -1, 0
-    # NaN and infinities, and "0.00001" where repr() writes the shorter "1e-05".
-    if text is None or b"0.0000" in text:
-        return -1, 0
     parts = text[1:-1].split(b",")
-    if b"e" in text:  # repr()'s exponents have a sign and two digits at least
-        ends = list(accumulate(len(part) + 2 + _exponent_shortfall(part) for part in parts))
-    else:
-        ends = list(accumulate(len(part) + 2 for part in parts))
-    keep = min(len(chunk), bisect_right(ends, room) + 1)
-    return keep, ends[keep - 1]
+    sizes = list(map(len, parts))
+    if b"e" in text or b"0.0000" in text:
+        index, start = 0, 1
+        for at in _positions(text, b"e", b"0.0000"):
+            index += text.count(b",", start, at)
+            start = at
+            part = parts[index]
+            sizes[index] = len(part) + _repr_shortfall(part)
+    return sizes
 
 
-def _exponent_shortfall(number: bytes) -> int:
-    """How much shorter pydantic-core spells a float than repr() does, by its exponent.
+def _repr_shortfall(number: bytes) -> int:
+    """How much longer repr() spells a float than pydantic-core's ``number`` (may be negative).
 
-    repr() writes "1e-07" and "1e+16"; pydantic-core writes "1e-7", and before 2.46 "1e16".
+    repr() writes exponents with a sign and two digits at least ("1e-07", "1e+16", where
+    pydantic-core writes "1e-7", and before 2.46 "1e16"), and numbers in [1e-5, 1e-4) with an
+    exponent ("1e-05", "1.5e-05", where pydantic-core writes "0.00001", "0.000015").
     """
     at = number.find(b"e")
-    if at < 0:
-        return 0
-    signed = number[at + 1 : at + 2] in (b"+", b"-")
-    digits = len(number) - at - 1 - signed
-    return (not signed) + max(0, 2 - digits)
+    if at >= 0:
+        signed = number[at + 1 : at + 2] in (b"+", b"-")
+        digits = len(number) - at - 1 - signed
+        return (not signed) + max(0, 2 - digits)
+    if number.startswith((b"0.0000", b"-0.0000")):
+        return -2 if len(number) - number.index(b".") == 6 else -1
+    return 0
+
+
+def _positions(text: bytes, *needles: bytes) -> list[int]:
+    """Where ``needles`` occur in ``text``, in order (``bytes.find`` is far faster than a regex)."""
+    found: list[int] = []
+    for needle in needles:
+        at = text.find(needle)
+        while at >= 0:
+            found.append(at)
+            at = text.find(needle, at + 1)
+    found.sort()
+    return found
+
+
+def _numbers_prefix(chunk: Sequence[Any], text: bytes, room: int) -> tuple[int, int]:
+    """How many numbers of a chunk `_bsequence` keeps within ``room``, and their exact size.
+
+    ``text`` is the chunk's `_numbers_text`. As item by item, items are kept until their total
+    with ", " separators exceeds ``room``: the one that crosses it is kept too.
+    """
+    if b"e" in text or b"0.0000" in text:
+        # Each item takes at least pydantic-core's length with ", " (at most 2 characters
+        # shorter): the items past where those lengths exceed room are not kept, nor measured.
+        parts = text[1:-1].split(b",")
+        last = bisect_right(list(accumulate(map(len, parts))), room) + 1
+        if last < len(parts):
+            chunk, text = chunk[:last], b"[" + b",".join(parts[:last]) + b"]"
+    ends = list(accumulate(number_sizes(chunk, text)))
+    # Items 1..k take ends[k - 1] + 2k: keep those that start within room.
+    fits = bisect_right(range(len(ends)), room, key=lambda k: ends[k] + 2 * k + 2)
+    keep = min(len(ends), fits + 1)
+    return keep, ends[keep - 1] + 2 * keep
 
 
 def _bsequence(
@@ -852,8 +897,10 @@ def _bsequence(
                 spent += size
                 capped += capped_size
                 continue
-            if size == _TOO_BIG and flat is None:  # numbers: the prefix that fits, at C speed
-                keep, kept_size = _numbers_prefix(chunk, room - capped)
+            if size == _TOO_BIG and flat is None and type(chunk[0]) is not str:
+                # Numbers: the prefix that fits, at C speed.
+                text = _numbers_text(chunk)
+                keep, kept_size = _numbers_prefix(chunk, text, room - capped) if text else (-1, 0)
                 if keep == len(chunk) and kept_size <= room - capped:
                     # All fit (earlier long items spent the room, not the count): go on.
                     out.extend(chunk)
