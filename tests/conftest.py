@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 import hogtrace
 from hogtrace import _errors
 from tests.capture_server import CaptureServer, Clients
 from tests.openai_server import OpenAIServer
+
+# CI (`.ci/run` sets CI=1) draws the same examples every run, so a red build is reproducible
+# and never a roll of the dice; a run on a developer's machine explores new ones each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)
