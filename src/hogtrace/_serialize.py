@@ -857,8 +857,9 @@ def _numbers_prefix(chunk: Sequence[Any], text: bytes, room: int) -> tuple[int, 
     with ", " separators exceeds ``room``: the one that crosses it is kept too.
     """
     if b"e" in text or b"0.0000" in text:
-        # Each item takes at least pydantic-core's length with ", " (at most 2 characters
-        # shorter): the items past where those lengths exceed room are not kept, nor measured.
+        # repr() is at most 2 characters shorter than pydantic-core, so an item and its ", "
+        # take at least pydantic-core's length: items past where those lengths add up to
+        # more than room are not kept, nor measured.
         parts = text[1:-1].split(b",")
         last = bisect_right(list(accumulate(map(len, parts))), room) + 1
         if last < len(parts):
