@@ -12,8 +12,9 @@ For each input, as a decorated function's argument (``{"args": [value]}``):
   deferred array (``thaw``), built-in redaction, then ``fit_event`` to the same limit.
 
 Inputs: a 10 MB numpy float64 array (1.25M floats; skipped without numpy), the same as a
-Python list, a list of 1.25M embedding-like floats (normal, sd 0.03), a 3 MB string, and a 100,000-item list of chat-message dicts. A last table times
-the redaction of a typical chat generation (a few messages of ~1 KB) and of an error string.
+Python list, 1.25M embedding-like floats (normal, sd 0.03), a 3 MB string, and a 100,000-item
+list of chat-message dicts. A last table times the redaction of a typical chat generation (a
+few messages of ~1 KB) and of an error string.
 Times are the best of several runs (ms, or µs for redaction); ratios are before / after.
 """
 
