@@ -580,6 +580,8 @@ class TestNumberChunks:
     )
     # A first chunk that fits, then a short tail whose last item crosses the budget.
     @example(numbers=[0.5] * 16 + [1.2345678901234567] * 3, budget=120)
+    # "0.0000" inside a number, not one pydantic-core spells longer than repr() ("0.00001").
+    @example(numbers=[10.00001] * 1000, budget=8000)
     def test_keeps_a_prefix_at_least_as_large_as_the_budget(
         self, numbers: list[Any], budget: int
     ) -> None:
@@ -828,6 +830,45 @@ class TestChunkEdges:
         """Every item's size from pydantic-core's text: repr()'s spelling, exactly."""
         expected = [len(json.dumps(number)) for number in numbers]
         assert expected == number_sizes(numbers, pydantic_core.to_json(numbers))
+
+    def test_no_numbers_no_sizes(self) -> None:
+        assert [] == number_sizes([], pydantic_core.to_json([]))
+
+    @pytest.mark.parametrize("count", [16, 1024, 2000])
+    def test_a_tuple_of_floats_is_a_list_without_a_warning(self, count: int) -> None:
+        """A function's ``*args`` is a tuple: sized and cut like a list (warnings are errors
+        in this suite, as in many users' suites)."""
+        numbers = tuple(0.25 + i for i in range(count))
+        budget = 1000
+        assert to_json_safe(list(numbers), budget) == to_json_safe(numbers, budget)
+        assert to_json_safe({"args": numbers}, budget)["args"][0] == 0.25
+
+    def test_a_len_that_says_fewer_still_marks_the_cut(self) -> None:
+        """Items left after a cut are marked even when ``len()`` claimed there were none."""
+
+        class Short(list):  # type: ignore[type-arg]
+            def __len__(self) -> int:
+                return 3
+
+        for items in ([0.5] * 5000, ["word"] * 5000, [{"k": "v"}] * 5000):
+            result = to_json_safe(Short(items), 500)
+            assert "…[truncated]" == result[-1]
+            assert result[:-1] == items[: len(result) - 1]
+
+    def test_a_len_that_says_fewer_keeps_what_fits_unmarked(self) -> None:
+        class Short(list):  # type: ignore[type-arg]
+            def __len__(self) -> int:
+                return 1
+
+        assert [0.5] * 50 == to_json_safe(Short([0.5] * 50), 500)
+
+    def test_a_mapping_whose_len_says_fewer_gets_a_marker_without_a_number(self) -> None:
+        class Short(dict):  # type: ignore[type-arg]
+            def __len__(self) -> int:
+                return 2
+
+        result = to_json_safe(Short({f"k{i}": "v" * 50 for i in range(200)}), 500)
+        assert "…[truncated]" == result["…"]
 
     def test_long_list_of_datetimes_is_json_safe(self) -> None:
         """Items that are not JSON scalars (datetimes) are converted, not kept as they are."""

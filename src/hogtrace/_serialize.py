@@ -754,8 +754,9 @@ _floats_json = SchemaSerializer(core_schema.list_schema(core_schema.float_schema
 
 
 def _floats_text(items: Sequence[float]) -> bytes | None:
-    """The JSON of a list of exact floats (pydantic-core's spelling), None if one is not finite."""
-    text = _floats_json(items)
+    """The JSON of exact floats (pydantic-core's spelling), None if one is not finite."""
+    # A tuple is not a list to the serializer: it would warn (an error under -W error).
+    text = _floats_json(items if type(items) is list else list(items))
     # A finite float is digits, ".", "e", "-", "+"; NaN and infinities are spelled "null", or
     # "NaN" and "Infinity" (pydantic-core's ``ser_json_inf_nan``).
     return None if b"n" in text or b"N" in text else text
@@ -782,7 +783,24 @@ def _numbers_size(text: bytes, count: int) -> int:
     characters more ("0.00001" for "1e-05"), and in some exponents, where it writes fewer
     ("1e-7" for "1e-07"); and it writes "," for ", ".
     """
-    return len(text) + count - 1 - (2 * text.count(b"0.0000") if b"." in text else 0)
+    size = len(text) + count - 1
+    at = text.find(b"0.0000")
+    found = 0
+    while at >= 0:
+        found += 1
+        if found > _FEW_TINY:  # many: those after a "," or a "-", at C speed
+            tiny = text.count(b",0.0000") + text.count(b"-0.0000") + text.startswith(b"[0.0000")
+            return len(text) + count - 1 - 2 * tiny
+        if text[at - 1] in _BEFORE_NUMBER:  # "0.00001", not the end of "10.00001"
+            size -= 2
+        at = text.find(b"0.0000", at + 6)
+    return size
+
+
+#: The bytes before a number in pydantic-core's JSON of a list: "[", "," or a minus sign.
+_BEFORE_NUMBER = frozenset(b"[,-")
+#: "0.0000" found one by one up to this many times (embedding-like values hold a few).
+_FEW_TINY = 8
 
 
 def _scalars_size(items: Sequence[Any], room: int) -> int:
@@ -809,6 +827,8 @@ def number_sizes(items: Sequence[Any], text: bytes) -> list[int]:
     ``text`` is pydantic-core's JSON of them: split at the commas it gives every item's size at
     C speed; the few floats it spells unlike repr() are corrected by `_repr_shortfall`.
     """
+    if not items:
+        return []
     parts = text[1:-1].split(b",")
     sizes = list(map(len, parts))
     if b"e" in text or b"0.0000" in text:
@@ -885,6 +905,7 @@ def _bsequence(
     spent = capped = 0
     share = room // count if count > 0 else room
     vectors = True
+    chunks = iter(chunks)
     for chunk in chunks:
         if vectors:
             size, capped_size, flat = _plain_chunk(chunk, depth + 1, room - spent)
@@ -910,30 +931,39 @@ def _bsequence(
                     continue
                 if keep >= 0:
                     out.extend(chunk[:keep])
-                    return _end_list(out, count, spent + kept_size)
+                    more = keep < len(chunk) or _more(chunks, count, len(out))
+                    return _end_list(out, count, spent + kept_size, more)
             vectors = size != _NOT_PLAIN
         for item in chunk:
             if capped > room:
-                return _end_list(out, count, spent)
+                return _end_list(out, count, spent, True)
             converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
             out.append(converted)
             spent += size + 2
             capped += min(size, _MIN_ITEM) + 2
         if capped > room:
-            return _end_list(out, count, spent)
+            return _end_list(out, count, spent, _more(chunks, count, len(out)))
     if count > len(out):  # the head of a longer array (a `Deferred`)
-        return _end_list(out, count, spent)
+        return _end_list(out, count, spent, True)
     return out, (spent if out else 2)
 
 
-def _end_list(out: list[Any], count: int, spent: int) -> tuple[list[Any], int]:
-    """Close a cut list with `LIST_TRUNCATION_MARKER` when items remain."""
-    if count < 0 or count > len(out):
-        marker = (
-            "…[truncated]"
-            if count < 0
-            else LIST_TRUNCATION_MARKER.format(n=f"{count - len(out):,}")
-        )
+def _more(chunks: Iterator[Sequence[Any]], count: int, kept: int) -> bool:
+    """Whether items remain after ``kept``: by ``count``, else by reading on.
+
+    Reading on is for a sequence without ``len()``, or whose ``len()`` said fewer items.
+    """
+    return count > kept or next(chunks, None) is not None
+
+
+def _end_list(out: list[Any], count: int, spent: int, more: bool) -> tuple[list[Any], int]:
+    """Close a cut list with `LIST_TRUNCATION_MARKER` when items remain (``more``).
+
+    Without a count of them (no ``len()``, or one that said fewer), the marker has no number.
+    """
+    if more:
+        removed = count - len(out)
+        marker = LIST_TRUNCATION_MARKER.format(n=f"{removed:,}") if removed > 0 else "…[truncated]"
         out.append(marker)
         spent += len(marker) + 4
     return out, spent
@@ -951,10 +981,9 @@ def _bmapping(
             marker_key = DICT_TRUNCATION_KEY
             while marker_key in out:
                 marker_key += DICT_TRUNCATION_KEY
+            removed = count - len(out)  # a len() that said fewer: no number
             marker = (
-                "…[truncated]"
-                if count < 0
-                else DICT_TRUNCATION_MARKER.format(n=f"{count - len(out):,}")
+                DICT_TRUNCATION_MARKER.format(n=f"{removed:,}") if removed > 0 else "…[truncated]"
             )
             out[marker_key] = marker
             return out, spent + len(marker_key) + len(marker) + 8
