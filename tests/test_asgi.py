@@ -546,6 +546,40 @@ class TestSessionsAndUsers:
         root = events.one("trace")
         assert (200, root.trace_id) == (response.status_code, root.distinct_id)
 
+    def test_next_request_on_a_keep_alive_connection_is_its_own_trace(self, serve: Any) -> None:
+        """uvicorn can run a connection's next request in a copy of the previous request's
+        context (a large body pauses reading; resuming it from the request's task, CPython
+        issue 140947), where that request's trace is still current: the next request must not
+        become its child, nor take its caller's session and distinct id."""
+
+        async def upload(request: Request) -> PlainTextResponse:
+            return PlainTextResponse(str(len(await request.body())))
+
+        app = Starlette(routes=[*ROUTES, Route("/upload", upload, methods=["POST"])])
+        server = serve(
+            app,
+            distinct_id=lambda scope: dict(scope["headers"]).get(b"x-user", b"").decode() or None,
+        )
+        with (
+            capture_events() as events,
+            httpx.Client(base_url=server.url) as client,
+        ):  # one connection
+            headers = {"x-session-id": "conv-a", "x-user": "user-a"}
+            assert "200000" == client.post("/upload", content=b"y" * 200_000, headers=headers).text
+            server.wait(1)
+            assert 200 == client.get("/health").status_code
+            server.wait(2)
+
+        upload_trace, health = events.one(name="POST /upload"), events.one(name="GET /health")
+        assert ("conv-a", "user-a") == (upload_trace.session_id, upload_trace.distinct_id)
+        assert "$ai_trace" == health.event
+        assert health.trace_id != upload_trace.trace_id
+        assert (None, None, health.trace_id) == (
+            health.parent_id,
+            health.session_id,
+            health.distinct_id,
+        )
+
     def test_background_task_runs_inside_the_request(self, server: Server) -> None:
         """A Starlette background task is a child of the request's trace."""
         with capture_events() as events:

@@ -371,6 +371,43 @@ class TestMalformedHeaders:
             handle.session_id,
         )
 
+    @pytest.mark.parametrize("headers", [{}, {"traceparent": "garbage"}], ids=["none", "bad"])
+    def test_isolated_inside_open_scope_starts_its_own_trace(self, headers: Any) -> None:
+        """``isolated``: a scope left current (a server's previous request) is not inherited."""
+        with (
+            capture_events() as events,
+            hogtrace.session("previous-user"),
+            hogtrace.trace("previous", distinct_id="user-a", properties={"tenant": "a"}) as left,
+        ):
+            with hogtrace.continue_trace(headers, isolated=True), hogtrace.trace("request"):
+                pass
+            assert left is hogtrace.current_trace()  # restored on the way out
+
+        request = events.one(name="request")
+        assert "$ai_trace" == request.event
+        assert request.trace_id != left.trace_id
+        assert (None, None) == (request.parent_id, request.session_id)
+        assert "user-a" != request.distinct_id
+        assert "tenant" not in request.properties
+
+    def test_isolated_inside_open_scope_continues_the_remote_trace_only(self) -> None:
+        with (
+            capture_events() as events,
+            hogtrace.trace("previous", properties={"tenant": "a"}),
+            hogtrace.continue_trace(REMOTE, isolated=True),
+            hogtrace.span("handle"),
+        ):
+            pass
+
+        handle = events.one(name="handle")
+        assert (TRACE, SPAN, "conv-9", "user-3") == (
+            handle.trace_id,
+            handle.parent_id,
+            handle.session_id,
+            handle.distinct_id,
+        )
+        assert "tenant" not in handle.properties
+
     def test_warnings_are_throttled(self, caplog: pytest.LogCaptureFixture) -> None:
         """A flood of bad headers logs one warning, the rest at debug."""
         caplog.set_level(logging.DEBUG, logger="hogtrace")

@@ -112,11 +112,14 @@ class ContinueSpec(ScopeSpec[RemoteScope]):
     kind = "continue_trace"
     _needs_arguments = False
 
-    def __init__(self, headers: Any) -> None:
+    def __init__(self, headers: Any, isolated: bool = False) -> None:
         super().__init__("remote")
         self.headers = headers
+        self.isolated = isolated
 
     def _make(self, name: str, parent: Scope | None, call: Call | None) -> RemoteScope:
+        if self.isolated:
+            parent = None  # a request of its own, whatever a server left current
         headers: Any = self.headers
         if callable(headers):
             try:
@@ -214,18 +217,25 @@ def _call_with(fn: Callable[..., Any], call: Call | None) -> Any:
     return fn(instance, *args, **kwargs) if instance is not None else fn(*args, **kwargs)
 
 
-def continue_trace(headers: Headers | Callable[..., Headers] | None) -> ContinueSpec:
+def continue_trace(
+    headers: Headers | Callable[..., Headers] | None, *, isolated: bool = False
+) -> ContinueSpec:
     """Continue a trace started in another process, from headers made by ``inject()``.
 
     A scope (``with``, ``async with``, decorator). The outermost scope inside is a ``$ai_span``
     of the remote trace, parented to the remote span, in the remote session. Missing or
     malformed headers are logged, never raised: scopes inside then start a fresh trace (or stay
-    in the scope already open around ``continue_trace``).
+    in the scope already open around ``continue_trace``, unless ``isolated``).
 
     Args:
         headers: the incoming request's headers (a mapping, a headers object such as
             ``http.server``'s, ``(name, value)`` pairs, or a WSGI environ), or, as a decorator,
             a callable that receives the decorated function's arguments and returns them.
+        isolated: ignore any scope already open around it: scopes inside belong to the remote
+            trace, or start a fresh one, and never inherit that scope's trace, session,
+            distinct id or properties. For a server's request handler: an asyncio server can
+            run a request in a copy of the previous request's context (uvicorn on a keep-alive
+            connection, CPython issue 140947), where that request's scope is still current.
 
     Example:
         ```py
@@ -237,7 +247,7 @@ def continue_trace(headers: Headers | Callable[..., Headers] | None) -> Continue
         def handle(request): ...
         ```
     """
-    return ContinueSpec(headers)
+    return ContinueSpec(headers, isolated)
 
 
 def posthog_properties() -> dict[str, Any]:

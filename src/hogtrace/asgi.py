@@ -11,7 +11,8 @@ For every ``http`` request the middleware:
 
 - continues the caller's trace from its ``traceparent`` / ``baggage`` headers
   (``hogtrace.continue_trace``): the request is a child of the caller's span, in its trace,
-  session and sampling decision; a request with no such headers is a trace of its own;
+  session and sampling decision; a request with no such headers is a trace of its own, even
+  where the server runs it in a context a previous request left a scope in;
 - opens a session from the ``x-session-id`` header (or another header, or a function of the
   request), and sets the distinct id from a function of the request;
 - names the trace ``"METHOD /path"`` and, once the app has routed the request, after the route
@@ -132,7 +133,7 @@ class HogtraceMiddleware:
             distinct_id = self._call(self._distinct_id, scope, "distinct_id")
             name = self._start_name(scope)
             properties = {**self._properties, "http_method": scope.get("method", "")}
-            remote = hogtrace.continue_trace(scope.get("headers") or [])
+            remote = hogtrace.continue_trace(scope.get("headers") or [], isolated=True)
             session = (
                 hogtrace.session(session_id) if session_id is not None else contextlib.nullcontext()
             )
