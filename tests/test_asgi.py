@@ -8,6 +8,7 @@ import asyncio
 import socket
 import threading
 import time
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -20,6 +21,8 @@ uvicorn = pytest.importorskip("uvicorn")
 from fastapi import APIRouter, FastAPI  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.background import BackgroundTask  # noqa: E402
+from starlette.middleware.cors import CORSMiddleware  # noqa: E402
+from starlette.middleware.gzip import GZipMiddleware  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse  # noqa: E402
 from starlette.routing import Host, Mount, Route  # noqa: E402
@@ -276,6 +279,11 @@ class TestRequestTrace:
             ("405", "POST", "/chat/c-5", "/chat/{chat_id}"),
             ("host", "GET", "/h/5", "/h/{item_id}"),
             ("middleware in a mount", "GET", "/api/chat/7", "/chat/{chat_id}"),
+            ("404 behind middleware in a mount", "GET", "/api/nope/7", None),
+            ("mount with a parameter", "GET", "/users/12/posts/9", "/users/{uid}/posts/{pid}"),
+            ("mount of an app in middleware", "GET", "/sub/x/1", "/sub/x/{item_id}"),
+            ("root mount of an app", "GET", "/a.css", None),
+            ("preflight", "OPTIONS", "/chat/c-6", "/chat/{chat_id}"),
         ],
     )
     def test_route_template_with_and_without_scope_route(
@@ -297,20 +305,44 @@ class TestRequestTrace:
         def older(app: Any) -> Any:
             return WithoutRoute(app) if starlette_0x else app
 
+        async def plain(scope: Any, receive: Any, send: Any) -> None:
+            await PlainTextResponse("body {}")(scope, receive, send)
+
+        items = Starlette(routes=[Route("/x/{item_id}", health)])
+        headers = {"host": "api.test"}
         if case == "host":
             items = Starlette(routes=[Route("/h/{item_id}", health)])
             app: Any = HogtraceMiddleware(older(Starlette(routes=[Host("api.test", items)])))
-        elif case == "middleware in a mount":
+        elif case.endswith("middleware in a mount"):
             inner = HogtraceMiddleware(older(Starlette(routes=[Route("/chat/{chat_id}", chat)])))
             app = Starlette(routes=[Route("/chat/{x}", health), Mount("/api", app=inner)])
+        elif case == "mount with a parameter":
+            posts = [Route("/posts/{pid}", health)]
+            app = HogtraceMiddleware(older(Starlette(routes=[Mount("/users/{uid}", routes=posts)])))
+        elif case == "mount of an app in middleware":
+            mounted = Mount("/sub", app=GZipMiddleware(items))
+            app = HogtraceMiddleware(older(Starlette(routes=[mounted])))
+        elif case == "root mount of an app":
+            routes = [Route("/chat/{chat_id}", chat), Mount("/", app=plain)]
+            app = HogtraceMiddleware(older(Starlette(routes=routes)))
+        elif case == "preflight":  # answered by the CORS middleware, before any routing
+            cors = CORSMiddleware(
+                Starlette(routes=ROUTES), allow_origins=["*"], allow_methods=["*"]
+            )
+            app = HogtraceMiddleware(older(cors))
+            headers = {"origin": "https://web.test", "access-control-request-method": "GET"}
         else:
             app = HogtraceMiddleware(older(Starlette(routes=ROUTES)))
         server = serve(app, middleware=False)
         with capture_events() as events:
-            httpx.request(method, f"{server.url}{path}", headers={"host": "api.test"})
+            response = httpx.request(method, f"{server.url}{path}", headers=headers)
             server.wait()
 
-        assert route == events.one("trace").properties.get("http_route")
+        assert response.status_code < 500
+        root = events.one("trace")
+        assert route == root.properties.get("http_route")
+        # Never a raw id where a template exists, never an empty path.
+        assert f"{method} {route if route is not None else path}" == root.name
 
     def test_unmatched_path_keeps_its_path_and_status(self, server: Server) -> None:
         """A 404 is no error; with no route, the trace keeps the name ``METHOD /path``."""
@@ -614,6 +646,53 @@ class TestRootPath:
             await HogtraceMiddleware(not_found)(scope, receive, send)
 
         assert "GET /api/nope" == events.one("trace").name
+
+    @pytest.mark.parametrize(
+        ("path", "root_path"),
+        [("/api/health", "/api"), ("/health", "/api"), ("/health", "")],
+        ids=["path includes root_path (uvicorn)", "root_path in front (older)", "no root_path"],
+    )
+    async def test_excluded_paths_are_relative_to_the_root_path(
+        self, path: str, root_path: str
+    ) -> None:
+        """``exclude_paths=["/health"]`` holds whether the server put root_path in path or not."""
+        served: list[str] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            served.append(scope["path"])
+            await PlainTextResponse("ok")(scope, receive, send)
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            return None
+
+        scope = {"type": "http", "method": "GET", "path": path, "root_path": root_path}
+        with capture_events() as events:
+            await HogtraceMiddleware(app, exclude_paths=["/health"])(scope, receive, send)
+
+        assert ([path], []) == (served, list(events))
+
+    @pytest.mark.parametrize("added", [False, True], ids=["wrapping the app", "add_middleware"])
+    def test_fastapi_root_path_is_not_part_of_the_route(self, serve: Any, added: bool) -> None:
+        """``FastAPI(root_path=...)`` gives the same route however the middleware is added."""
+        with warnings.catch_warnings():  # deprecated in the newest FastAPI, still used
+            warnings.filterwarnings("ignore", message=".*root_path.*")
+            api = FastAPI(root_path="/pfx")
+
+        @api.get("/items/{item_id}")
+        async def item(item_id: int) -> dict[str, Any]:
+            return {"id": item_id}
+
+        if added:
+            api.add_middleware(HogtraceMiddleware)
+        server = serve(api, middleware=not added)
+        with capture_events() as events:
+            assert 200 == httpx.get(f"{server.url}/items/1").status_code
+            server.wait()
+
+        assert "/items/{item_id}" == events.one("trace").properties["http_route"]
 
 
 class TestPassThrough:

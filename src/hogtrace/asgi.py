@@ -124,7 +124,7 @@ class HogtraceMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app for one connection: an ``http`` request inside its trace."""
-        if scope.get("type") != "http" or scope.get("path") in self._exclude:
+        if scope.get("type") != "http" or self._excluded(scope):
             await self.app(scope, receive, send)
             return
         request = _Request(scope, receive, send)
@@ -159,6 +159,11 @@ class HogtraceMiddleware:
             self._finish(span, scope, request, failed=False)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _excluded(self, scope: Scope) -> bool:
+        """Whether the path is in ``exclude_paths``, with or without the server's root path."""
+        exclude = self._exclude
+        return bool(exclude) and (scope.get("path") in exclude or _route_path(scope) in exclude)
 
     def _session(self, scope: Scope) -> str | None:
         if self._session_fn is not None:
@@ -197,7 +202,7 @@ class HogtraceMiddleware:
         """Record what the request ended with, while its scope is still open."""
         try:
             status = request.status if request.status is not None else (500 if failed else None)
-            route = _route_template(scope, request.root_path, self.app)
+            route = _route_template(scope, request, self.app)
             props: dict[str, Any] = {}
             if status is not None:
                 props["http_status"] = status
@@ -233,12 +238,23 @@ class HogtraceMiddleware:
 class _Request:
     """Watches one request's messages: the response status, completion and early disconnects."""
 
-    __slots__ = ("_receive", "_send", "complete", "disconnected", "root_path", "status")
+    __slots__ = (
+        "_receive",
+        "_send",
+        "complete",
+        "disconnected",
+        "outer_route",
+        "root_path",
+        "status",
+    )
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._receive = receive
         self._send = send
         self.root_path: str = scope.get("root_path", "")
+        #: A route a router around the middleware matched (a Mount it is inside): not a route
+        #: of the app it wraps.
+        self.outer_route: Any = scope.get("route")
         self.status: int | None = None
         self.complete = False
         self.disconnected = False
@@ -281,27 +297,35 @@ def _full_path(scope: Scope) -> str:
     return f"{root}{path}"
 
 
-def _route_template(scope: Scope, root_path: str, app: Any) -> str | None:
-    """The matched route's path template (Starlette, FastAPI), with the prefix of any mounts.
+def _route_path(scope: Scope) -> str:
+    """The path relative to the root path, as Starlette's ``get_route_path`` reads it."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if not isinstance(path, str) or not isinstance(root, str):
+        return ""
+    if root and path.startswith(root) and (path == root or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
 
-    Relative to the app the middleware wraps: ``root_path`` is the one it saw.
+
+def _route_template(scope: Scope, request: _Request, app: Any) -> str | None:
+    """The matched route's path template (Starlette, FastAPI), with the templates of any mounts.
+
+    Relative to the app the middleware wraps (the root path it saw). The route in the scope
+    is used as it is when the app routed to one of its own routes directly; under a mount (a
+    changed root path, whose values may be ids) or with no route of its own in the scope, the
+    request is matched again (`_matched_template`).
     """
     route = scope.get("route")
     path = getattr(route, "path", None)
-    if not isinstance(path, str):
-        return _matched_template(scope, root_path, app)
-    mounted = scope.get("root_path", "")
-    prefix = (
-        mounted[len(root_path) :]
-        if isinstance(mounted, str) and mounted.startswith(root_path)
-        else ""
-    )
-    inner = getattr(route, "routes", None)
-    if inner is not None:  # a Mount (or Host) is the last route matched, not a leaf
-        if inner or "{" in path:
-            return None  # nothing matched inside it (a 404), or its prefix has parameters
-        return prefix  # a mounted ASGI app: root_path already ends with the mount's path
-    return f"{prefix}{path}"
+    if (
+        route is not request.outer_route
+        and isinstance(path, str)
+        and path
+        and getattr(route, "routes", None) is None  # a leaf route, not a Mount or a Host
+        and scope.get("root_path", "") == request.root_path
+    ):
+        return path
+    return _matched_template(scope, request.root_path, app)
 
 
 #: Mounts inside mounts, or middleware around an app, followed at most.
@@ -321,17 +345,20 @@ def _app_routes(app: Any) -> Any:
 
 
 def _matched_template(scope: Scope, root_path: str, app: Any) -> str | None:
-    """The route template of a Starlette app that does not name its route in the scope.
+    """The route template of the request, matched again against the app's routes.
 
-    Starlette 0.x (0.50 included) sets ``scope["route"]`` only for FastAPI's routes: the
-    request is matched again against the routes of the app the middleware wraps (as
-    OpenTelemetry's Starlette instrumentation does), through mounts and hosts, with the root
-    path the middleware saw. As Starlette's router, the first full match wins, else the first
-    partial one (a 405). None when no route matched (a 404) or on anything unexpected.
+    For what the scope does not say: Starlette 0.x (0.50 included) sets ``scope["route"]``
+    only for FastAPI's routes, a mount's template has parameters where the root path has
+    values, and middleware can answer before routing (a CORS preflight). The request is
+    matched against the routes of the app the middleware wraps (as OpenTelemetry's
+    Starlette instrumentation does), through mounts, hosts and middleware around mounted
+    apps, with the root path the middleware saw. As Starlette's router, the first full match
+    wins, else the first partial one (a 405, a preflight). None when no route matched (a 404)
+    or on anything unexpected.
     """
     try:
         routes = _app_routes(app)
-        if not routes or "endpoint" not in scope:
+        if not routes:
             return None
         probe = {**scope, "root_path": root_path}
         template = ""
@@ -354,8 +381,12 @@ def _matched_template(scope: Scope, root_path: str, app: Any) -> str | None:
                 return None
             template += path or ""
             routes = getattr(route, "routes", None)  # a Mount's or a Host's (its app's)
+            if routes is not None and not routes:  # its app may be inside middleware
+                routes = _app_routes(getattr(route, "app", None))
             if not routes:
-                return template if path is not None else None
+                # A leaf, or a mounted app without routes (named after the mount). A root
+                # mount ("/" is "") names nothing: the request keeps its path.
+                return template if path is not None and template else None
             probe = {**probe, **child}
     except Exception:  # an odd route class: no template rather than a warning per request
         log.debug("hogtrace.asgi: could not match the request's route", exc_info=True)
