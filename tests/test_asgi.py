@@ -647,6 +647,22 @@ class TestRootPath:
 
         assert "GET /api/nope" == events.one("trace").name
 
+    async def test_a_root_path_of_slash_adds_nothing(self) -> None:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await PlainTextResponse("ok")(scope, receive, send)
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            return None
+
+        scope = {"type": "http", "method": "GET", "path": "/items/1", "root_path": "/"}
+        with capture_events() as events:
+            await HogtraceMiddleware(app)(scope, receive, send)
+
+        assert "GET /items/1" == events.one("trace").name
+
     @pytest.mark.parametrize(
         ("path", "root_path"),
         [("/api/health", "/api"), ("/health", "/api"), ("/health", "")],
@@ -693,6 +709,34 @@ class TestRootPath:
             server.wait()
 
         assert "/items/{item_id}" == events.one("trace").properties["http_route"]
+
+
+class TestResponseEnd:
+    @pytest.mark.parametrize("last", ["http.response.pathsend", "http.response.zerocopysend"])
+    async def test_a_file_sent_by_an_extension_completes_the_response(self, last: str) -> None:
+        """A disconnect after a response sent by the path-send or zero-copy extension (a file
+        response on servers that offer them) is not a client that left early."""
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": last, "path": "/tmp/file"})
+            await receive()  # the server then reports the connection closed
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.disconnect"}
+
+        async def send(message: Any) -> None:
+            return None
+
+        scope = {"type": "http", "method": "GET", "path": "/file", "root_path": ""}
+        with capture_events() as events:
+            await HogtraceMiddleware(app)(scope, receive, send)
+
+        root = events.one("trace")
+        assert (200, None) == (
+            root.properties["http_status"],
+            root.properties.get("http_client_disconnected"),
+        )
 
 
 class TestPassThrough:

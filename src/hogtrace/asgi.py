@@ -270,9 +270,16 @@ class _Request:
         if kind == "http.response.start":
             status = message.get("status")
             self.status = status if isinstance(status, int) else None
-        elif kind == "http.response.body" and not message.get("more_body", False):
+        elif kind in _LAST_BODY and not message.get("more_body", False):
             self.complete = True
         await self._send(message)
+
+
+#: Messages that send a response body: ASGI's, and the path-send and zero-copy extensions
+#: (a file response on servers that offer them); the last one completes the response.
+_LAST_BODY = frozenset(
+    {"http.response.body", "http.response.pathsend", "http.response.zerocopysend"}
+)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -292,6 +299,7 @@ def _full_path(scope: Scope) -> str:
     path, root = scope.get("path", ""), scope.get("root_path", "")
     if not isinstance(path, str) or not isinstance(root, str):
         return ""
+    root = root.rstrip("/")  # a root path of "/" adds nothing
     if not root or path == root or path.startswith(f"{root}/"):
         return path
     return f"{root}{path}"
