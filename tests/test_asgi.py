@@ -284,6 +284,8 @@ class TestRequestTrace:
             ("mount of an app in middleware", "GET", "/sub/x/1", "/sub/x/{item_id}"),
             ("root mount of an app", "GET", "/a.css", None),
             ("preflight", "OPTIONS", "/chat/c-6", "/chat/{chat_id}"),
+            ("redirect to the route", "GET", "/chat/c-7/", "/chat/{chat_id}"),
+            ("redirect in a mount", "GET", "/v1/chat/c-8/", "/v1/chat/{chat_id}"),
         ],
     )
     def test_route_template_with_and_without_scope_route(

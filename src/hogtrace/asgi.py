@@ -340,12 +340,11 @@ def _route_template(scope: Scope, request: _Request, app: Any) -> str | None:
 _MAX_DEPTH = 8
 
 
-def _app_routes(app: Any) -> Any:
-    """The routes of a Starlette app, router or FastAPI app, through middleware around it."""
+def _app_router(app: Any) -> Any:
+    """The Starlette app, router or FastAPI app that holds the routes, through middleware."""
     for _ in range(_MAX_DEPTH):
-        routes = getattr(app, "routes", None)
-        if routes:
-            return routes
+        if getattr(app, "routes", None):
+            return app
         app = getattr(app, "app", None)  # middleware keeps the app it wraps as .app
         if app is None:
             return None
@@ -361,43 +360,61 @@ def _matched_template(scope: Scope, root_path: str, app: Any) -> str | None:
     matched against the routes of the app the middleware wraps (as OpenTelemetry's
     Starlette instrumentation does), through mounts, hosts and middleware around mounted
     apps, with the root path the middleware saw. As Starlette's router, the first full match
-    wins, else the first partial one (a 405, a preflight). None when no route matched (a 404)
-    or on anything unexpected.
+    wins, else the first partial one (a 405, a preflight), else, where the router redirects
+    slashes, the route the redirect goes to. None when no route matched (a 404) or on
+    anything unexpected.
     """
     try:
-        routes = _app_routes(app)
-        if not routes:
+        router = _app_router(app)
+        if router is None:
             return None
         probe = {**scope, "root_path": root_path}
-        template = ""
-        for _ in range(_MAX_DEPTH):
-            found = partial = None
-            for route in routes:
-                match, child = route.matches(probe)
-                name = getattr(match, "name", None)
-                if name == "FULL":
-                    found = route, child
-                    break
-                if name == "PARTIAL" and partial is None:
-                    partial = route, child
-            found = found or partial
-            if found is None:
-                return None
-            route, child = found
-            path = getattr(route, "path", None)  # a Host has none: it adds no path
-            if path is not None and not isinstance(path, str):
-                return None
-            template += path or ""
-            routes = getattr(route, "routes", None)  # a Mount's or a Host's (its app's)
-            if routes is not None and not routes:  # its app may be inside middleware
-                routes = _app_routes(getattr(route, "app", None))
-            if not routes:
-                # A leaf, or a mounted app without routes (named after the mount). A root
-                # mount ("/" is "") names nothing: the request keeps its path.
-                return template if path is not None and template else None
-            probe = {**probe, **child}
+        template = _template(router.routes, probe)
+        path = probe.get("path")
+        if (
+            template is None
+            and isinstance(path, str)
+            and _route_path(probe) not in ("", "/")
+            and getattr(getattr(router, "router", router), "redirect_slashes", False) is True
+        ):  # Starlette redirects "/a/" to "/a" (and "/a" to "/a/") when that one matches
+            flipped = path.rstrip("/") if path.endswith("/") else f"{path}/"
+            template = _template(router.routes, {**probe, "path": flipped})
+        return template
     except Exception:  # an odd route class: no template rather than a warning per request
         log.debug("hogtrace.asgi: could not match the request's route", exc_info=True)
+    return None
+
+
+def _template(routes: Any, probe: Scope) -> str | None:
+    """The template of the route ``probe`` matches among ``routes`` (through mounts), or None."""
+    template = ""
+    for _ in range(_MAX_DEPTH):
+        found = partial = None
+        for route in routes:
+            match, child = route.matches(probe)
+            name = getattr(match, "name", None)
+            if name == "FULL":
+                found = route, child
+                break
+            if name == "PARTIAL" and partial is None:
+                partial = route, child
+        found = found or partial
+        if found is None:
+            return None
+        route, child = found
+        path = getattr(route, "path", None)  # a Host has none: it adds no path
+        if path is not None and not isinstance(path, str):
+            return None
+        template += path or ""
+        routes = getattr(route, "routes", None)  # a Mount's or a Host's (its app's)
+        if routes is not None and not routes:  # its app may be inside middleware
+            inner = _app_router(getattr(route, "app", None))
+            routes = inner.routes if inner is not None else None
+        if not routes:
+            # A leaf, or a mounted app without routes (named after the mount). A root
+            # mount ("/" is "") names nothing: the request keeps its path.
+            return template if path is not None and template else None
+        probe = {**probe, **child}
     return None
 
 
