@@ -171,7 +171,13 @@ class SpanProcessor(_SdkSpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Open the hogtrace scope of a GenAI span; remember the others for their children."""
         try:
-            self._start(span)
+            span_id = span.get_span_context().span_id
+            if _claim(self, span_id):
+                try:
+                    self._start(span)
+                except Exception:
+                    _release(span_id)
+                    raise
         except Exception:
             logger.exception("hogtrace.otel: could not bridge the start of span %r", span.name)
 
@@ -185,9 +191,10 @@ class SpanProcessor(_SdkSpanProcessor):
     def shutdown(self) -> None:
         """Close the hogtrace scopes of spans that never ended."""
         with self._lock:
-            records = list(self._records.values())
+            records = list(self._records.items())
             self._records.clear()
-        for record in records:
+        for span_id, record in records:
+            _release(span_id)
             _close(record)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -239,6 +246,7 @@ class SpanProcessor(_SdkSpanProcessor):
             record = self._records.pop(context.span_id, None)
         if record is None:
             return
+        _release(context.span_id)
         attributes = span.attributes or {}
         if record.pending:
             kind, span_type = _classify(attributes)
@@ -266,13 +274,20 @@ class SpanProcessor(_SdkSpanProcessor):
         conversation = _conversation_id(attributes)
         outer = record.inner
         if conversation is not None and (outer is None or outer.session_id is None):
-            session: _ScopeSpec = hogtrace.session(conversation)
+            # As a computed id: one PostHog rejects is made valid (and logged), not refused.
+            session: _ScopeSpec = hogtrace.session(id=lambda: conversation)
             record.inner = record.ctx.run(session.__enter__)
             record.exits.append(session)
         if not record.inside and not (model_call and self._standalone):
             # Outside every hogtrace scope, only model calls are sent. The span is remembered
             # (with the session of its conversation id) for the model calls inside it.
             return
+        wraps = getattr(outer, "wraps_model_call", None)
+        if kind == "generation" and getattr(outer, "kind", None) == "generation" and wraps:
+            # The same call recorded twice (a @hogtrace.generation around an instrumented SDK
+            # call, a framework's LLM span around the SDK's): the inner one is the model call,
+            # the outer is sent as the $ai_span around it, so tokens and cost count once.
+            wraps()
         spec: _ScopeSpec
         if kind == "generation":
             spec = hogtrace.generation(
@@ -298,7 +313,9 @@ class SpanProcessor(_SdkSpanProcessor):
         with self._lock:
             self._records[span_id] = record
             while len(self._records) > self._max:
-                evicted.append(self._records.popitem(last=False)[1])
+                old_id, old_record = self._records.popitem(last=False)
+                _release(old_id)
+                evicted.append(old_record)
         if evicted and not self._warned_overflow:
             self._warned_overflow = True
             logger.warning(
@@ -308,6 +325,34 @@ class SpanProcessor(_SdkSpanProcessor):
             )
         for old in evicted:
             _close(old)
+
+
+#: Which processor bridges each started span: a second hogtrace processor on the same provider
+#: (added twice by mistake) would send every span again. Entries leave when the span ends.
+_claims: dict[int, SpanProcessor] = {}
+_claims_lock = threading.Lock()
+_warned_twice = False
+
+
+def _claim(processor: SpanProcessor, span_id: int) -> bool:
+    """Whether ``processor`` bridges the span: the first hogtrace processor to see it does."""
+    global _warned_twice
+    with _claims_lock:
+        owner = _claims.setdefault(span_id, processor)
+    if owner is processor:
+        return True
+    if not _warned_twice:
+        _warned_twice = True
+        logger.warning(
+            "hogtrace.otel: more than one hogtrace SpanProcessor sees the same spans (added"
+            " twice?); only the first sends them"
+        )
+    return False
+
+
+def _release(span_id: int) -> None:
+    with _claims_lock:
+        _claims.pop(span_id, None)
 
 
 def _close(record: _Record) -> None:
@@ -616,7 +661,7 @@ def _from_parts(message: Mapping[str, Any]) -> dict[str, Any]:
     role = message.get("role") or "user"
     parts = message.get("parts")
     out: dict[str, Any] = {"role": role}
-    if not isinstance(parts, list):
+    if not isinstance(parts, (list, tuple)):  # the SDK keeps a list attribute as a tuple
         out["content"] = _text(message.get("content"))
         return out
     content: list[Any] = []
