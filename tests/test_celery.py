@@ -19,6 +19,7 @@ from celery.contrib.testing.worker import start_worker  # noqa: E402
 import hogtrace  # noqa: E402
 import hogtrace.celery  # noqa: E402
 from hogtrace.testing import capture_events  # noqa: E402
+from tests.capture_server import CaptureServer, Clients  # noqa: E402
 
 TIMEOUT = 20
 
@@ -273,6 +274,29 @@ class TestFailuresAndRetries:
             "└── flaky [span]"
         ) == events.tree()
 
+    @pytest.mark.parametrize("how", ["session only", "the user's own baggage"])
+    def test_retries_sent_with_baggage_but_no_trace_stay_in_one_trace(
+        self, postruns: Postruns, how: str
+    ) -> None:
+        """A message that carried no trace (only a session, or baggage of the user's) makes the
+        first attempt the trace; later attempts are its children (they were traces of their
+        own)."""
+        with capture_events() as events:
+            if how == "session only":
+                with hogtrace.session("s1"):
+                    result = flaky.delay(2)
+            else:
+                result = flaky.apply_async(args=(2,), headers={"baggage": "tenant=acme"})
+            assert "ok" == outcome(result)
+            postruns.wait(3)
+
+        session = ", session s1" if how == "session only" else ""
+        assert (
+            f"flaky [trace{session}] ✗ ValueError: attempt 0 failed\n"
+            "├── flaky [span] ✗ ValueError: attempt 1 failed\n"
+            "└── flaky [span]"
+        ) == events.tree()
+
 
 class TestSetup:
     def test_instrument_is_idempotent(self, postruns: Postruns) -> None:
@@ -338,3 +362,116 @@ class TestSetup:
 
         assert "request [trace]\n└── add [span]\n    └── sum [span]" == events.tree()
         assert 3 == add(1, 2)  # a plain call is a plain call
+
+
+class TestPoolChildExit:
+    def test_a_pool_child_delivers_before_it_exits(
+        self, capture_server: CaptureServer, clients: Clients
+    ) -> None:
+        """A prefork child recycled by ``worker_max_tasks_per_child`` leaves through
+        ``os._exit`` after Celery's ``worker_process_shutdown``: the events of its last task
+        (emitted after the task body, at postrun) are delivered then."""
+        hogtrace.configure(clients(flush_interval=60))  # nothing leaves on its own
+        was_instrumented = hogtrace.celery.is_instrumented()
+        hogtrace.celery.instrument()
+        try:
+            with hogtrace.trace("last task"):
+                pass
+            signals.worker_process_shutdown.send(sender=None, pid=1234, exitcode=0)
+        finally:
+            if not was_instrumented:
+                hogtrace.celery.uninstrument()
+
+        assert ["$ai_trace"] == [e["event"] for e in capture_server.events]
+
+
+class TestEager:
+    def test_an_exception_propagated_to_the_caller_is_recorded(self, postruns: Postruns) -> None:
+        """``apply(throw=True)`` (or ``task_eager_propagates``): Celery re-raises before its
+        failure signal, and its postrun has no state: the error is read from the exception."""
+        with (
+            capture_events() as events,
+            hogtrace.trace("request"),
+            pytest.raises(ValueError, match="boom"),
+        ):
+            fail.apply(throw=True)
+
+        task = events.one(name="fail")
+        assert ("ValueError: boom", "FAILURE") == (task.error, task.properties["celery_state"])
+
+    def test_an_eager_retry_nests_the_next_attempt_in_the_first(self, postruns: Postruns) -> None:
+        """Applied eagerly, a retry runs the next attempt inside the first: each is its own span
+        with its own outcome (the second replaced the first, closed before its retry)."""
+        with capture_events() as events, hogtrace.trace("request"):
+            assert "ok" == flaky.apply(args=(1,)).get()
+
+        attempts = sorted(events.named("flaky"), key=lambda e: e.properties["celery_retries"])
+        assert [("RETRY", "ValueError: attempt 0 failed"), ("SUCCESS", None)] == [
+            (e.properties["celery_state"], e.error) for e in attempts
+        ]
+
+
+threads_app = make_app("hogtrace-threads")
+
+
+@threads_app.task(name="flaky_threads", bind=True, max_retries=1, default_retry_delay=0)
+def flaky_threads(self: Any) -> str:
+    if self.request.retries == 0:
+        raise self.retry(exc=ValueError("attempt 0 failed"), countdown=0)
+    with hogtrace.span("work"):
+        return "ok"
+
+
+class TestThreadPool:
+    def test_a_retry_that_starts_before_its_first_attempt_ends(self) -> None:
+        """In a thread pool the retry (same task id) can start in another thread while the
+        first attempt is still in its retry handlers: each attempt keeps its own scope."""
+        second_started = threading.Event()
+
+        def hold_first_attempt(request: Any = None, **_: Any) -> None:  # after hogtrace's
+            assert second_started.wait(TIMEOUT)
+
+        def note_second(task: Any = None, **_: Any) -> None:
+            if task.name == "flaky_threads" and task.request.retries == 1:
+                second_started.set()
+
+        counter = Postruns()
+        hogtrace.celery.instrument(threads_app)
+        signals.task_retry.connect(hold_first_attempt, weak=False, dispatch_uid="tests.hold")
+        signals.task_prerun.connect(note_second, weak=False, dispatch_uid="tests.note")
+        signals.task_postrun.connect(counter, weak=False, dispatch_uid="tests.count")
+        try:
+            with (
+                start_worker(
+                    threads_app,
+                    pool="threads",
+                    concurrency=2,
+                    perform_ping_check=False,
+                    shutdown_timeout=TIMEOUT,
+                ),
+                capture_events() as events,
+            ):
+                with hogtrace.trace("request"):
+                    result = flaky_threads.delay()
+                assert "ok" == outcome(result)
+                counter.wait(2)
+        finally:
+            for uid in ("tests.hold", "tests.note", "tests.count"):
+                for signal in (signals.task_retry, signals.task_prerun, signals.task_postrun):
+                    signal.disconnect(dispatch_uid=uid)
+            hogtrace.celery.uninstrument()
+
+        assert (
+            "request [trace]\n"
+            "├── flaky_threads [span] ✗ ValueError: attempt 0 failed\n"
+            "└── flaky_threads [span]\n"
+            "    └── work [span]"
+        ) == events.tree()
+        first, second = sorted(
+            events.named("flaky_threads"), key=lambda e: e.properties["celery_retries"]
+        )
+        assert ("RETRY", "SUCCESS", "ok") == (
+            first.properties["celery_state"],
+            second.properties["celery_state"],
+            second.output,
+        )

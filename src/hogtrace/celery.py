@@ -6,7 +6,7 @@ One line, once, in the code that both the sender and the worker import::
 
     hogtrace.celery.instrument()  # or instrument(app) to trace only that app's tasks
 
-It connects four Celery signals (task signatures do not change):
+It connects five Celery signals (task signatures do not change):
 
 - ``before_task_publish``: ``hogtrace.inject()`` puts the current trace, span, session, distinct
   id and sampling decision into the message headers (``traceparent`` and ``baggage``).
@@ -15,6 +15,7 @@ It connects four Celery signals (task signatures do not change):
   span, in its trace and session; sent from outside every scope, it is a trace of its own.
 - ``task_failure`` / ``task_retry``: the exception is recorded on the task's scope.
 - ``task_postrun``: the scope closes and its event is emitted.
+- ``worker_process_shutdown``: a pool child about to exit (without exit hooks) delivers.
 
 A retry keeps its trace: each attempt is one span, the retried attempt carries the error that
 caused the retry, and every later attempt is a sibling of the first under the sender (or, for a
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -42,9 +44,11 @@ HEADERS = ("traceparent", "baggage")
 _UID = "hogtrace.celery"
 _lock = threading.Lock()
 _options: _Options | None = None
-# Open scopes of running tasks, by task id. Celery runs prerun, the task and postrun in one
-# thread (or greenlet), so each ExitStack is closed in the context that entered it.
-_running: dict[str, _Running] = {}
+# Open scopes of running tasks, by task id and thread. Celery runs prerun, the task and postrun
+# in one thread (or greenlet), so each ExitStack is closed in the context that entered it. A
+# retry reuses the task id: in a thread pool it may start in another thread before the first
+# attempt has finished, and applied eagerly it runs inside the first attempt (a stack).
+_running: dict[tuple[str, int], list[_Running]] = {}
 _running_lock = threading.Lock()
 
 
@@ -65,7 +69,7 @@ class _Options:
 
 
 class _Running:
-    __slots__ = ("carrier", "scope", "stack", "thread")
+    __slots__ = ("carrier", "scope", "stack")
 
     def __init__(
         self, stack: contextlib.ExitStack, scope: hogtrace.Scope, carrier: dict[str, str]
@@ -73,7 +77,18 @@ class _Running:
         self.stack = stack
         self.scope = scope
         self.carrier = carrier
-        self.thread = threading.get_ident()
+
+
+def _key(task_id: str) -> tuple[str, int]:
+    return task_id, threading.get_ident()
+
+
+def _current(task_id: Any) -> _Running | None:
+    """The innermost attempt of ``task_id`` running in this thread."""
+    if not isinstance(task_id, str):
+        return None
+    attempts = _running.get(_key(task_id))
+    return attempts[-1] if attempts else None
 
 
 def instrument(
@@ -108,6 +123,7 @@ def instrument(
         signals.task_failure.connect(_on_failure, weak=False, dispatch_uid=_UID)
         signals.task_retry.connect(_on_retry, weak=False, dispatch_uid=_UID)
         signals.task_postrun.connect(_on_postrun, weak=False, dispatch_uid=_UID)
+        signals.worker_process_shutdown.connect(_on_process_exit, weak=False, dispatch_uid=_UID)
 
 
 def uninstrument() -> None:
@@ -120,6 +136,7 @@ def uninstrument() -> None:
         signals.task_prerun.disconnect(dispatch_uid=_UID)
         signals.task_failure.disconnect(dispatch_uid=_UID)
         signals.task_retry.disconnect(dispatch_uid=_UID)
+        signals.worker_process_shutdown.disconnect(dispatch_uid=_UID)
         # task_postrun stays connected until the tasks that are running have closed.
         if not _running:
             signals.task_postrun.disconnect(dispatch_uid=_UID)
@@ -138,14 +155,13 @@ def _on_publish(sender: Any = None, headers: Any = None, **_: Any) -> None:
     if _options is None or not isinstance(headers, dict):
         return
     try:
-        task_id = headers.get("id")
-        running = _running.get(task_id) if isinstance(task_id, str) else None
-        if running is not None and running.thread == threading.get_ident():
+        if _current(headers.get("id")) is not None:
             # A retry of the running task: the next attempt is a sibling of this one under the
             # same sender (Celery copies the headers the attempt received). An attempt that
-            # received none is the anchor: the next attempts are its children.
-            if not any(k in headers for k in HEADERS):
-                headers.update(hogtrace.inject())
+            # received no trace (none, or only a session or the user's own baggage) is the
+            # anchor: the next attempts are its children.
+            if "traceparent" not in headers:
+                hogtrace.inject(headers)
             return
         hogtrace.inject(headers)
     except Exception:
@@ -185,10 +201,14 @@ def _on_prerun(
         stack.close()
         log.warning("hogtrace.celery: could not open the scope of task %r", task, exc_info=True)
         return
+    eager = getattr(request, "is_eager", False) is True
+    stale: list[_Running] = []
     with _running_lock:
-        previous = _running.pop(task_id, None)
-        _running[task_id] = _Running(stack, scope, carrier)
-    if previous is not None:  # a postrun that never came: close what it left open
+        attempts = _running.setdefault(_key(task_id), [])
+        if not eager:  # a postrun that never came: close what it left open
+            stale, attempts[:] = attempts[:], []
+        attempts.append(_Running(stack, scope, carrier))
+    for previous in stale:
         _close(previous)
 
 
@@ -208,11 +228,18 @@ def _on_postrun(task_id: Any = None, retval: Any = None, state: Any = None, **_:
     """``task_postrun``: close the task's scope, which emits its event."""
     if not isinstance(task_id, str):
         return
+    running = None
     with _running_lock:
-        running = _running.pop(task_id, None)
+        attempts = _running.get(_key(task_id))
+        if attempts:
+            running = attempts.pop()
+            if not attempts:
+                del _running[_key(task_id)]
         drained = _options is None and not _running
     if running is not None:
         try:
+            if state is None:
+                state = _propagated(running)
             if isinstance(state, str):
                 running.scope.set_properties(celery_state=state)
             if state == "SUCCESS" and _options is not None and _options.capture_output:
@@ -251,8 +278,35 @@ def _carrier(request: Any) -> dict[str, str]:
     return found
 
 
+def _propagated(running: _Running) -> str | None:
+    """The state of an eager task whose exception Celery re-raises (``task_eager_propagates``).
+
+    Celery then sends neither ``task_failure`` nor ``task_retry``, and ``task_postrun``
+    without a state, from the ``finally`` the exception passes through.
+    """
+    error = sys.exc_info()[1]
+    if error is None:
+        return None
+    retry = type(error).__name__ == "Retry" and hasattr(error, "exc")
+    cause = getattr(error, "exc", None) if retry else None
+    running.scope.set_error(cause if isinstance(cause, BaseException) else error)
+    return "RETRY" if retry else "FAILURE"
+
+
+def _on_process_exit(**_: Any) -> None:
+    """``worker_process_shutdown``: a pool child exits without exit hooks; deliver first.
+
+    A prefork child recycled by ``worker_max_tasks_per_child`` (or a pool shrinking) leaves
+    through ``os._exit``: bounded by ``configure(shutdown_timeout=...)``.
+    """
+    try:
+        hogtrace.shutdown()
+    except Exception:
+        log.warning("hogtrace.celery: could not deliver events at process exit", exc_info=True)
+
+
 def _record_error(task_id: Any, error: Any) -> None:
-    running = _running.get(task_id) if isinstance(task_id, str) else None
+    running = _current(task_id)
     if running is None:
         return
     try:
