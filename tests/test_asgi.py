@@ -223,6 +223,15 @@ def renamable() -> bool:
         return callable(getattr(probe, "set_name", None))
 
 
+async def request_body() -> dict[str, Any]:
+    """An ASGI ``receive`` with an empty request body, for a middleware called directly."""
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def discard(message: Any) -> None:
+    """An ASGI ``send`` that drops the response."""
+
+
 # -- tests ---------------------------------------------------------------------------------------
 
 
@@ -637,15 +646,9 @@ class TestRootPath:
             await send({"type": "http.response.start", "status": 404, "headers": []})
             await send({"type": "http.response.body", "body": b""})
 
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: Any) -> None:
-            return None
-
         scope = {"type": "http", "method": "GET", "path": path, "root_path": root_path}
         with capture_events() as events:
-            await HogtraceMiddleware(not_found)(scope, receive, send)
+            await HogtraceMiddleware(not_found)(scope, request_body, discard)
 
         assert "GET /api/nope" == events.one("trace").name
 
@@ -653,15 +656,9 @@ class TestRootPath:
         async def app(scope: Any, receive: Any, send: Any) -> None:
             await PlainTextResponse("ok")(scope, receive, send)
 
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: Any) -> None:
-            return None
-
         scope = {"type": "http", "method": "GET", "path": "/items/1", "root_path": "/"}
         with capture_events() as events:
-            await HogtraceMiddleware(app)(scope, receive, send)
+            await HogtraceMiddleware(app)(scope, request_body, discard)
 
         assert "GET /items/1" == events.one("trace").name
 
@@ -680,15 +677,9 @@ class TestRootPath:
             served.append(scope["path"])
             await PlainTextResponse("ok")(scope, receive, send)
 
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: Any) -> None:
-            return None
-
         scope = {"type": "http", "method": "GET", "path": path, "root_path": root_path}
         with capture_events() as events:
-            await HogtraceMiddleware(app, exclude_paths=["/health"])(scope, receive, send)
+            await HogtraceMiddleware(app, exclude_paths=["/health"])(scope, request_body, discard)
 
         assert ([path], []) == (served, list(events))
 

@@ -227,6 +227,32 @@ class TestOpenAIWrapper:
         assert ["user-7", "user-7"] == [g["distinct_id"] for g in generations]
         assert [False, False] == ["$process_person_profile" in g["properties"] for g in generations]
 
+    def test_distinct_id_learned_mid_trace_applies(
+        self, oai: OpenAI, capture_server: CaptureServer
+    ) -> None:
+        """``set_distinct_id()`` part-way through: the wrapper's later event goes to that
+        person too, not to an anonymous id (one request is not split across two people)."""
+        with hogtrace.trace("answer"), hogtrace.span("step"):
+            hogtrace.current_trace().set_distinct_id("user-1")
+            oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+        events = delivered(capture_server)
+        assert {"user-1"} == {e["distinct_id"] for e in events}
+        assert not any("$process_person_profile" in e["properties"] for e in events)
+
+    def test_console_prints_wrapper_calls_outside_scopes_at_once(
+        self, oai: OpenAI, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """With ``console=True`` a wrapper call outside every scope is printed when it is
+        made: no root of ours will close its trace (they were held, contents and all)."""
+        hogtrace.configure(console=True)
+        for _ in range(3):
+            oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+        assert 3 == capsys.readouterr().err.count("[generation")
+        hogtrace.flush()
+        assert "" == capsys.readouterr().err  # nothing was left waiting
+
     def test_wrapper_distinct_id_wins(self, oai: OpenAI, capture_server: CaptureServer) -> None:
         """A ``posthog_distinct_id`` given to the call is kept."""
         with hogtrace.trace("answer", distinct_id="user-7"):

@@ -149,7 +149,7 @@ def _identify(msg: dict[str, Any], props: dict[str, Any], scope: Scope, config: 
     """
     if props.get("$process_person_profile") is not False:
         return  # the wrapper was given a user: it wins
-    distinct = scope.distinct_id or config.distinct_id
+    distinct = scope.event_distinct_id or config.distinct_id
     if distinct is not None:
         msg["distinct_id"] = distinct
         del props["$process_person_profile"]

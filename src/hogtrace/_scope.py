@@ -189,6 +189,21 @@ class Scope:
         """The scope whose event is this trace's root in this process (``current_trace()``)."""
         return self if self._roots_trace else self._other_root
 
+    @property
+    def event_distinct_id(self) -> str | None:
+        """The distinct id an event closed in this scope now gets (before the configured one).
+
+        A person learned mid-trace (``set_distinct_id``, ``identify``) applies to every event
+        closed after it: `close` applies the same rule, inline.
+        """
+        root = self._other_root
+        if root is not None:
+            if root._learned_distinct_id is not None:
+                return root._learned_distinct_id
+            if self.distinct_id is None:
+                return root.distinct_id
+        return self.distinct_id
+
     def _link(self) -> None:
         """Place this scope in the trace tree (trace and span: the outermost one is the root)."""
         self.id = new_id()
@@ -367,7 +382,8 @@ class Scope:
             self.timestamp = utc_now()
             root = self._other_root
             if root is not None:
-                # A person learned mid-trace applies to every event closed after it.
+                # A person learned mid-trace applies to every event closed after it (as
+                # `event_distinct_id`, inline: this runs for every decorated call).
                 if root._learned_distinct_id is not None:
                     self.distinct_id = root._learned_distinct_id
                 elif self.distinct_id is None:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from hogtrace import _posthog, _state
+from hogtrace._context import current_scope
 from hogtrace._errors import RateLimit, log_internal_error
 from hogtrace._events import Event, build_event
 from hogtrace._options import Config
@@ -582,33 +583,42 @@ class ConsoleSink:
         if event is None:
             return
         try:
-            trace_id = event.properties["$ai_trace_id"]
-            with self._lock:
-                events = self._pending.setdefault(trace_id, [])
-                events.append(event)
-                if not getattr(scope, "local_root", False):
-                    if len(self._pending) > 1000:  # traces whose root never closes
-                        self._pending.pop(next(iter(self._pending)))
-                    return
-                del self._pending[trace_id]
-            self._write(render_tree(events))
+            self._add(event, event.properties["$ai_trace_id"], getattr(scope, "local_root", False))
         except Exception as err:  # e.g. stderr closed at interpreter exit
             stats_counters.failed.incr()
             log_internal_error("printing a trace", err)
 
     def wrapper_event(self, msg: dict[str, Any]) -> bool:
-        """Hold a PostHog wrapper's event for its trace's tree (it is still sent as usual)."""
+        """Hold a PostHog wrapper's event for its trace's tree (it is still sent as usual).
+
+        Outside every hogtrace scope no root of ours will close its trace: printed at once.
+        """
         try:
             props = msg.get("properties")
             trace_id = props.get("$ai_trace_id") if isinstance(props, dict) else None
             if isinstance(trace_id, str):
-                with self._lock:
-                    self._pending.setdefault(trace_id, []).append(
-                        Event(str(msg.get("event")), str(msg.get("distinct_id")), props, None)  # type: ignore[arg-type]
-                    )
+                event = Event(str(msg.get("event")), str(msg.get("distinct_id")), props, None)  # type: ignore[arg-type]
+                self._add(event, trace_id, complete=current_scope() is None)
         except Exception as err:
             log_internal_error("recording a wrapper event for the console", err)
         return False
+
+    def _add(self, event: Event, trace_id: str, complete: bool) -> None:
+        """Add an event to its trace's tree; print the tree when ``complete``.
+
+        At most `_MAX_PENDING` trees wait for their root: past it the oldest is printed as
+        it is (a root that never closes, in this process).
+        """
+        done: list[list[Event]] = []
+        with self._lock:
+            events = self._pending.setdefault(trace_id, [])
+            events.append(event)
+            if complete:
+                done.append(self._pending.pop(trace_id))
+            elif len(self._pending) > _MAX_PENDING:
+                done.append(self._pending.pop(next(iter(self._pending))))
+        for tree in done:
+            self._write(render_tree(tree))
 
     def _write(self, text: str) -> None:
         stream = self._stream or sys.stderr
@@ -626,6 +636,10 @@ class ConsoleSink:
 
     def shutdown(self, timeout: float | None = None) -> None:
         self.flush()
+
+
+#: Traces the console holds while their root is open.
+_MAX_PENDING = 1000
 
 
 class FanoutSink:
