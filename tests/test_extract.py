@@ -1285,6 +1285,30 @@ class TestStreamOpenAIChat:
             result.cache_reporting_exclusive,
         )
 
+    def test_a_chunk_with_content_blocks_keeps_the_rest_of_the_stream(self) -> None:
+        """Some OpenAI-compatible providers send ``delta.content`` as blocks (a thinking block,
+        then text): the text joins, the block is kept, and tokens, provider and stop reason
+        of the other chunks are not lost (one such chunk emptied the whole extraction)."""
+        chunks = [chunk.model_dump() for chunk in OPENAI_STREAM]
+        thinking = {"type": "thinking", "thinking": "Let me see."}
+        blocks = {
+            **chunks[0],
+            "choices": [
+                {"index": 0, "delta": {"content": [thinking, {"type": "text", "text": "Well, "}]}}
+            ],
+        }
+        plain, _ = accumulate(chunks)
+        result, _ = accumulate([blocks, *chunks])
+
+        assert (plain.input_tokens, plain.output_tokens, plain.stop_reason) == (
+            result.input_tokens,
+            result.output_tokens,
+            result.stop_reason,
+        )
+        content = result.output[0]["content"]
+        assert thinking == content[0]
+        assert content[1]["text"].startswith("Well, ")
+
     def test_result_can_be_taken_twice(self) -> None:
         """Result does not consume the accumulated state."""
         acc = StreamAccumulator()

@@ -212,11 +212,50 @@ class TestReturnedGenerators:
         event = hogtrace_events.one()
         assert (False, [0]) == (event.is_error, event.output)
 
+    @pytest.mark.parametrize("how", ["for", "async for"])
+    def test_a_stream_iterable_both_ways_is_recorded_either_way(
+        self, how: str, hogtrace_events: CapturedEvents
+    ) -> None:
+        """litellm's stream wrapper has ``__next__`` and ``__anext__``: read with ``for`` it
+        was recorded as empty (an async proxy forwarded ``__iter__`` to the stream)."""
+
+        class Both:
+            def __init__(self) -> None:
+                self.items = iter([1, 2])
+
+            def __iter__(self) -> Both:
+                return self
+
+            def __next__(self) -> int:
+                return next(self.items)
+
+            def __aiter__(self) -> Both:
+                return self
+
+            async def __anext__(self) -> int:
+                try:
+                    return next(self.items)
+                except StopIteration:
+                    raise StopAsyncIteration from None
+
+        @hogtrace.span("rows")
+        def rows() -> Both:
+            return Both()
+
+        async def read_async() -> list[int]:
+            return [item async for item in rows()]
+
+        got = list(rows()) if how == "for" else asyncio.run(read_async())
+
+        assert ([1, 2], [1, 2]) == (got, hogtrace_events.one().output)
+
     @pytest.mark.parametrize("suppress", [False, True])
-    def test_stream_whose_exit_swallows_the_error(
+    def test_an_error_of_the_callers_block_is_not_the_streams(
         self, suppress: bool, hogtrace_events: CapturedEvents
     ) -> None:
-        """An error its own ``__exit__`` suppresses is not the scope's error."""
+        """The caller's code in the ``with`` block (its loop) is not inside the scope, as for a
+        generator function: its error is not the scope's, suppressed by the stream or not
+        (an error in the UI code reading a model's stream is not the model call's)."""
 
         class Rows:
             def __init__(self) -> None:
@@ -243,7 +282,32 @@ class TestReturnedGenerators:
             raise ValueError("stop reading")
 
         event = hogtrace_events.one()
-        assert (not suppress, [1]) == (event.is_error, event.output)
+        assert (False, [1]) == (event.is_error, event.output)
+
+    def test_an_error_of_the_stream_in_a_with_block_is_the_scopes(
+        self, hogtrace_events: CapturedEvents
+    ) -> None:
+        class Broken:
+            def __iter__(self) -> Broken:
+                return self
+
+            def __next__(self) -> int:
+                raise ConnectionError("stream cut")
+
+            def __enter__(self) -> Broken:
+                return self
+
+            def __exit__(self, *exc_info: object) -> None:
+                return None
+
+        @hogtrace.span("rows")
+        def rows() -> Broken:
+            return Broken()
+
+        with pytest.raises(ConnectionError), rows() as stream:
+            next(stream)
+
+        assert "ConnectionError: stream cut" == hogtrace_events.one().error
 
     def test_yielded_items_keep_their_cut_counts(self, hogtrace_events: CapturedEvents) -> None:
         """A yielded item cut when it was recorded is not cut again when the scope closes."""

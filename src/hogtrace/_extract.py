@@ -1156,7 +1156,15 @@ class _ChatStream:
         if delta is None:
             return
         if content := _get(delta, "content"):
-            self.parts.setdefault(index, []).append(content)
+            if isinstance(content, str):
+                self.parts.setdefault(index, []).append(content)
+            else:  # blocks, as some OpenAI-compatible providers send (thinking, then text)
+                for block in _seq(content):
+                    plain = _plain(block)
+                    text = plain.get("text") if isinstance(plain, dict) else None
+                    is_text = isinstance(plain, dict) and plain.get("type") == "text"
+                    part = text if is_text and isinstance(text, str) else plain
+                    self.parts.setdefault(index, []).append(part)
         elif (audio := _get(delta, "audio")) is not None:
             plain = _plain(audio)
             block = {"type": "audio", **plain} if isinstance(plain, dict) else {"type": "audio"}
@@ -1202,9 +1210,12 @@ def _chat_stream_parts(parts: Iterable[Any]) -> list[Block]:
     audio: Block = {"type": "audio"}
     data: list[str] = []
     transcript: list[str] = []
+    others: list[Block] = []
     for part in parts:
         if isinstance(part, str):
             texts.append(part)
+        elif not isinstance(part, dict):
+            continue
         elif part.get("type") == "audio":
             if "id" not in audio and part.get("id"):
                 audio["id"] = part["id"]
@@ -1214,7 +1225,9 @@ def _chat_stream_parts(parts: Iterable[Any]) -> list[Block]:
                 transcript.append(part["transcript"])
         elif part.get("type") == "refusal" and part.get("refusal"):
             refusals.append(part["refusal"])
-    items: list[Block] = [_text("".join(texts))] if texts else []
+        elif part.get("type") != "refusal":
+            others.append(part)  # a block of another kind (thinking), kept as it came
+    items: list[Block] = [*others, _text("".join(texts))] if texts else list(others)
     if data or transcript:
         if data:
             audio["data"] = "".join(data)

@@ -145,11 +145,11 @@ def is_stream(value: object) -> str | None:
         return None
     if kind.__name__ in _PROVIDER_STREAMS and kind.__module__.split(".", 1)[0] in _PROVIDER_MODULES:
         return "async" if hasattr(kind, "__anext__") else "sync"
-    if hasattr(kind, "__anext__") and hasattr(kind, "__aiter__"):
-        return "async"  # async generators and async iterators
+    is_async = hasattr(kind, "__anext__") and hasattr(kind, "__aiter__")
     if hasattr(kind, "__next__") and hasattr(kind, "__iter__") and not isinstance(value, io.IOBase):
-        return "sync"  # generators and iterators (not files)
-    return None
+        # Generators and iterators (not files); some are both (litellm's stream wrapper).
+        return "both" if is_async else "sync"
+    return "async" if is_async else None  # async generators and async iterators
 
 
 def wrap_stream(scope: Scope, stream: Any, ctx: contextvars.Context, mode: str) -> Any:
@@ -157,12 +157,9 @@ def wrap_stream(scope: Scope, stream: Any, ctx: contextvars.Context, mode: str) 
     collector = Collector(scope)
     if mode == "async":
         return _AsyncStreamProxy(stream, collector, ctx)
+    if mode == "both":
+        return _EitherStreamProxy(stream, collector, ctx)
     return _StreamProxy(stream, collector, ctx)
-
-
-def _ending(error: BaseException | None, suppressed: object) -> BaseException:
-    """How a stream used as a context manager ended: its error, unless ``__exit__`` swallowed it."""
-    return error if error is not None and not suppressed else GeneratorExit()
 
 
 class _StreamProxyBase(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -234,7 +231,9 @@ class _StreamProxy(_StreamProxyBase):
         except BaseException as raised:
             self._self_finish(raised)
             raise
-        self._self_finish(_ending(exc_info[1], suppressed))
+        # An error of the stream itself ended the scope when it was raised; one raised by the
+        # caller's code in the block (its loop) is not the model call's.
+        self._self_finish(GeneratorExit())
         return suppressed
 
 
@@ -243,15 +242,15 @@ class _AsyncStreamProxy(_StreamProxyBase):
         return self
 
     async def __anext__(self) -> Any:
-        return await self._self_step(self.__wrapped__.__anext__())
+        return await self._self_astep(self.__wrapped__.__anext__())
 
     async def asend(self, value: Any) -> Any:
-        return await self._self_step(self.__wrapped__.asend(value))
+        return await self._self_astep(self.__wrapped__.asend(value))
 
     async def athrow(self, *args: Any) -> Any:
-        return await self._self_step(self.__wrapped__.athrow(*args))
+        return await self._self_astep(self.__wrapped__.athrow(*args))
 
-    async def _self_step(self, awaitable: Any) -> Any:
+    async def _self_astep(self, awaitable: Any) -> Any:
         try:
             item = await InContext(self._self_ctx, awaitable)
         except StopAsyncIteration:
@@ -303,5 +302,9 @@ class _AsyncStreamProxy(_StreamProxyBase):
         except BaseException as raised:
             self._self_finish(raised)
             raise
-        self._self_finish(_ending(exc_info[1], suppressed))
+        self._self_finish(GeneratorExit())  # as in the sync proxy: the caller's error is its own
         return suppressed
+
+
+class _EitherStreamProxy(_StreamProxy, _AsyncStreamProxy):
+    """A stream that can be iterated both ways (``for`` and ``async for``), as returned."""
