@@ -118,6 +118,94 @@ class TestOpenAIStreams:
         assert (ANSWER, True) == (text_of(event.output), event.properties["$ai_stream"])
 
 
+class TestStreamHelpers:
+    """The SDKs' ``.stream(...)`` helpers return a context manager whose ``__enter__`` makes
+    the request: returned from a generation, it stays open until the ``with`` block ends
+    (it ended at once, with the manager's repr as output and no tokens)."""
+
+    @pytest.fixture
+    def client(self, llm_server: OpenAIServer) -> Iterator[openai.OpenAI]:
+        with openai.OpenAI(base_url=llm_server.openai_url, api_key="sk-test") as made:
+            yield made
+
+    @pytest.mark.parametrize("read", ["events", "get_final_completion"])
+    def test_openai_chat_stream_helper(
+        self, client: Any, hogtrace_events: CapturedEvents, read: str
+    ) -> None:
+        @hogtrace.generation
+        def chat(messages: list[dict[str, str]]) -> Any:
+            return client.chat.completions.stream(
+                model="gpt-4o-mini",
+                messages=messages,
+                stream_options={"include_usage": True},
+            )
+
+        manager = chat(MESSAGES)
+        assert [] == list(hogtrace_events)  # the request is made on entering the block
+        with manager as stream:
+            if read == "events":
+                assert "content.done" in [event.type for event in stream]
+            else:
+                assert ANSWER == stream.get_final_completion().choices[0].message.content
+
+        event = hogtrace_events.one()
+        props = event.properties
+        assert (ANSWER, USAGE["chat"], True) == (
+            text_of(event.output),
+            (props["$ai_input_tokens"], props["$ai_output_tokens"]),
+            props["$ai_model"].startswith("gpt-4o-mini"),
+        )
+
+    def test_anthropic_message_stream_helper(
+        self, llm_server: OpenAIServer, hogtrace_events: CapturedEvents
+    ) -> None:
+        with anthropic.Anthropic(base_url=llm_server.url, api_key="sk-ant-test") as client:
+
+            @hogtrace.generation
+            def ask(messages: list[dict[str, str]]) -> Any:
+                return client.messages.stream(
+                    model="claude-3-5-haiku-latest", max_tokens=100, messages=messages
+                )
+
+            with ask(MESSAGES) as stream:
+                assert ANSWER == "".join(stream.text_stream)
+
+        event = hogtrace_events.one()
+        props = event.properties
+        assert (ANSWER, USAGE["messages"]) == (
+            text_of(event.output),
+            (props["$ai_input_tokens"], props["$ai_output_tokens"]),
+        )
+
+    def test_async_chat_stream_helper(
+        self, llm_server: OpenAIServer, hogtrace_events: CapturedEvents
+    ) -> None:
+        async def main() -> None:
+            async with openai.AsyncOpenAI(
+                base_url=llm_server.openai_url, api_key="sk-test"
+            ) as client:
+
+                @hogtrace.generation
+                def chat(messages: list[dict[str, str]]) -> Any:
+                    return client.chat.completions.stream(
+                        model="gpt-4o-mini",
+                        messages=messages,
+                        stream_options={"include_usage": True},
+                    )
+
+                async with chat(MESSAGES) as stream:
+                    async for _ in stream:
+                        pass
+
+        asyncio.run(main())
+
+        event = hogtrace_events.one()
+        assert (ANSWER, USAGE["chat"][0]) == (
+            text_of(event.output),
+            event.properties["$ai_input_tokens"],
+        )
+
+
 class TestAnthropicStreams:
     @pytest.fixture
     def client(self, llm_server: OpenAIServer) -> Iterator[anthropic.Anthropic]:

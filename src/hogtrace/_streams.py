@@ -32,6 +32,24 @@ log = logging.getLogger("hogtrace")
 #: Provider stream classes, recognised by module and name (their SDKs are never imported).
 _PROVIDER_STREAMS = frozenset({"Stream", "AsyncStream"})
 _PROVIDER_MODULES = ("openai", "anthropic")
+#: The SDKs' streaming helpers (``client.chat.completions.stream(...)``, ``responses.stream``,
+#: ``messages.stream``): context managers whose ``__enter__`` makes the request and returns
+#: the stream of events.
+_PROVIDER_MANAGERS = frozenset(
+    {
+        "ChatCompletionStreamManager",
+        "AsyncChatCompletionStreamManager",
+        "ResponseStreamManager",
+        "AsyncResponseStreamManager",
+        "MessageStreamManager",
+        "AsyncMessageStreamManager",
+        "BetaMessageStreamManager",
+        "BetaAsyncMessageStreamManager",
+    }
+)
+#: What those streams know of the response so far, read when no event went through the proxy
+#: (``text_stream``, ``get_final_*()`` read the stream past it): OpenAI's, Anthropic's.
+_SNAPSHOTS = ("current_completion_snapshot", "current_message_snapshot")
 
 
 class Collector:
@@ -44,10 +62,13 @@ class Collector:
     items holds about the limit, not every item.
     """
 
-    __slots__ = ("capped", "items", "more", "room", "scope", "spent", "stream")
+    __slots__ = ("capped", "items", "more", "room", "scope", "source", "spent", "stream")
+    # (A helper's stream and the helper itself may both end the scope: the first one does.)
 
     def __init__(self, scope: Scope | None) -> None:
         self.scope = scope
+        #: The stream of an SDK's streaming helper, whose snapshot is the output.
+        self.source: Any = None
         self.stream = isinstance(scope, GenerationScope)
         if self.stream:
             cast(GenerationScope, scope).start_stream()
@@ -57,6 +78,8 @@ class Collector:
         self.spent = self.capped = 0
 
     def add(self, item: Any) -> None:
+        if self.scope is None:  # read on after the scope ended (past a helper's block)
+            return
         try:
             if self.stream:
                 cast(GenerationScope, self.scope).stream_chunk(item)
@@ -79,6 +102,9 @@ class Collector:
         scope = self.scope
         if scope is None:
             return
+        self.scope = None  # closed once
+        if self.source is not None and (exc is None or isinstance(exc, GeneratorExit)):
+            self._snapshot(scope)
         if self.stream:
             scope.close(exc=exc)
             return
@@ -86,6 +112,20 @@ class Collector:
         if self.more:
             items = [*items, f"…[{self.more} more items]"]
         scope.close_with_items(items, exc)
+
+    def _snapshot(self, scope: Scope) -> None:
+        """The helper's own account of the response so far: output, model and tokens.
+
+        Read however the caller read the stream (events, ``text_stream``, ``get_final_*()``).
+        """
+        for name in _SNAPSHOTS:
+            try:
+                snapshot = getattr(self.source, name, None)
+            except Exception:  # no event yet: the snapshot does not exist
+                continue
+            if snapshot is not None:
+                scope.set_output(snapshot)
+                return
 
 
 class InContext:
@@ -143,8 +183,11 @@ def is_stream(value: object) -> str | None:
     kind = type(value)
     if _is_mock(value):
         return None
-    if kind.__name__ in _PROVIDER_STREAMS and kind.__module__.split(".", 1)[0] in _PROVIDER_MODULES:
-        return "async" if hasattr(kind, "__anext__") else "sync"
+    if kind.__module__.split(".", 1)[0] in _PROVIDER_MODULES:
+        if kind.__name__ in _PROVIDER_STREAMS:
+            return "async" if hasattr(kind, "__anext__") else "sync"
+        if kind.__name__ in _PROVIDER_MANAGERS:
+            return "async manager" if hasattr(kind, "__aenter__") else "manager"
     is_async = hasattr(kind, "__anext__") and hasattr(kind, "__aiter__")
     if hasattr(kind, "__next__") and hasattr(kind, "__iter__") and not isinstance(value, io.IOBase):
         # Generators and iterators (not files); some are both (litellm's stream wrapper).
@@ -159,6 +202,10 @@ def wrap_stream(scope: Scope, stream: Any, ctx: contextvars.Context, mode: str) 
         return _AsyncStreamProxy(stream, collector, ctx)
     if mode == "both":
         return _EitherStreamProxy(stream, collector, ctx)
+    if mode == "manager":
+        return _ManagerProxy(stream, collector, ctx)
+    if mode == "async manager":
+        return _AsyncManagerProxy(stream, collector, ctx)
     return _StreamProxy(stream, collector, ctx)
 
 
@@ -308,3 +355,57 @@ class _AsyncStreamProxy(_StreamProxyBase):
 
 class _EitherStreamProxy(_StreamProxy, _AsyncStreamProxy):
     """A stream that can be iterated both ways (``for`` and ``async for``), as returned."""
+
+
+class _ManagerProxyBase(_StreamProxyBase):
+    """An SDK's streaming helper: the scope ends with the stream, or with the ``with`` block.
+
+    The stream its ``__enter__`` returns is wrapped too, so the events read from it are
+    collected; the stream's own snapshot of the response, where it keeps one, is the output
+    (however the caller read it: events, ``text_stream``, ``get_final_*()``).
+    """
+
+    def _self_wrap(self, stream: Any, proxy: type[_StreamProxyBase]) -> Any:
+        self._self_collector.source = stream
+        return proxy(stream, self._self_collector, self._self_ctx)
+
+    def _self_end(self, raised: BaseException | None) -> None:
+        self._self_finish(raised if raised is not None else GeneratorExit())
+
+
+class _ManagerProxy(_ManagerProxyBase):
+    def __enter__(self) -> Any:
+        try:
+            stream = _run_in(self._self_ctx, self.__wrapped__.__enter__)
+        except BaseException as exc:  # the request failed
+            self._self_finish(exc)
+            raise
+        return self._self_wrap(stream, _StreamProxy)
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            suppressed = self.__wrapped__.__exit__(*exc_info)
+        except BaseException as raised:
+            self._self_end(raised)
+            raise
+        self._self_end(None)
+        return suppressed
+
+
+class _AsyncManagerProxy(_ManagerProxyBase):
+    async def __aenter__(self) -> Any:
+        try:
+            stream = await InContext(self._self_ctx, self.__wrapped__.__aenter__())
+        except BaseException as exc:
+            self._self_finish(exc)
+            raise
+        return self._self_wrap(stream, _AsyncStreamProxy)
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            suppressed = await self.__wrapped__.__aexit__(*exc_info)
+        except BaseException as raised:
+            self._self_end(raised)
+            raise
+        self._self_end(None)
+        return suppressed
