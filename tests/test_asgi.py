@@ -269,6 +269,22 @@ class TestRequestTrace:
         name = "GET /api/items/{item_id}" if renamable() else "GET /api/items/42"
         assert f"{name} [trace]\n└── retrieve [span]" == events.tree()
 
+    def test_mounted_fastapi_app_with_a_router_names_its_route(self, serve: Any) -> None:
+        """A FastAPI app mounted in another, its routes from ``include_router``: FastAPI
+        0.16x keeps those behind a router object that shows no path (they were raw paths)."""
+        outer = FastAPI()
+        outer.mount("/sub", fastapi_app())
+        server = serve(outer)
+        with capture_events() as events:
+            assert 200 == httpx.get(f"{server.url}/sub/api/items/42").status_code
+            server.wait()
+
+        root = events.one("trace")
+        assert ("GET /sub/api/items/{item_id}", "/sub/api/items/{item_id}") == (
+            root.name,
+            root.properties["http_route"],
+        )
+
     def test_mounted_route_template_includes_the_mount(self, server: Server) -> None:
         """A route inside a Starlette ``Mount`` is reported with the mount's prefix."""
         with capture_events() as events:

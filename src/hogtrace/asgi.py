@@ -325,15 +325,17 @@ def _route_template(scope: Scope, request: _Request, app: Any) -> str | None:
     """
     route = scope.get("route")
     path = getattr(route, "path", None)
-    if (
-        route is not request.outer_route
+    leaf = (
+        path
+        if route is not request.outer_route
         and isinstance(path, str)
         and path
         and getattr(route, "routes", None) is None  # a leaf route, not a Mount or a Host
-        and scope.get("root_path", "") == request.root_path
-    ):
-        return path
-    return _matched_template(scope, request.root_path, app)
+        else None
+    )
+    if leaf is not None and scope.get("root_path", "") == request.root_path:
+        return leaf
+    return _matched_template(scope, request.root_path, app, leaf)
 
 
 #: Mounts inside mounts, or middleware around an app, followed at most.
@@ -351,7 +353,9 @@ def _app_router(app: Any) -> Any:
     return None
 
 
-def _matched_template(scope: Scope, root_path: str, app: Any) -> str | None:
+def _matched_template(
+    scope: Scope, root_path: str, app: Any, leaf: str | None = None
+) -> str | None:
     """The route template of the request, matched again against the app's routes.
 
     For what the scope does not say: Starlette 0.x (0.50 included) sets ``scope["route"]``
@@ -361,15 +365,16 @@ def _matched_template(scope: Scope, root_path: str, app: Any) -> str | None:
     Starlette instrumentation does), through mounts, hosts and middleware around mounted
     apps, with the root path the middleware saw. As Starlette's router, the first full match
     wins, else the first partial one (a 405, a preflight), else, where the router redirects
-    slashes, the route the redirect goes to. None when no route matched (a 404) or on
-    anything unexpected.
+    slashes, the route the redirect goes to. A route that cannot be looked into (FastAPI's
+    included routers) ends the match with ``leaf``, the route the app put in the scope. None
+    when no route matched (a 404) or on anything unexpected.
     """
     try:
         router = _app_router(app)
         if router is None:
             return None
         probe = {**scope, "root_path": root_path}
-        template = _template(router.routes, probe)
+        template = _template(router.routes, probe, leaf)
         path = probe.get("path")
         if (
             template is None
@@ -378,15 +383,19 @@ def _matched_template(scope: Scope, root_path: str, app: Any) -> str | None:
             and getattr(getattr(router, "router", router), "redirect_slashes", False) is True
         ):  # Starlette redirects "/a/" to "/a" (and "/a" to "/a/") when that one matches
             flipped = path.rstrip("/") if path.endswith("/") else f"{path}/"
-            template = _template(router.routes, {**probe, "path": flipped})
+            template = _template(router.routes, {**probe, "path": flipped}, None)
         return template
     except Exception:  # an odd route class: no template rather than a warning per request
         log.debug("hogtrace.asgi: could not match the request's route", exc_info=True)
     return None
 
 
-def _template(routes: Any, probe: Scope) -> str | None:
-    """The template of the route ``probe`` matches among ``routes`` (through mounts), or None."""
+def _template(routes: Any, probe: Scope, leaf: str | None) -> str | None:
+    """The template of the route ``probe`` matches among ``routes`` (through mounts), or None.
+
+    ``leaf``: the template of the route the app matched, for a route that shows neither a
+    path nor routes of its own.
+    """
     template = ""
     for _ in range(_MAX_DEPTH):
         found = partial = None
@@ -405,6 +414,8 @@ def _template(routes: Any, probe: Scope) -> str | None:
         path = getattr(route, "path", None)  # a Host has none: it adds no path
         if path is not None and not isinstance(path, str):
             return None
+        if path is None and getattr(route, "routes", None) is None:  # opaque (FastAPI's)
+            return f"{template}{leaf}" if leaf is not None else None
         template += path or ""
         routes = getattr(route, "routes", None)  # a Mount's or a Host's (its app's)
         if routes is not None and not routes:  # its app may be inside middleware
