@@ -60,6 +60,10 @@ class OpenAIServer:
                     n = next(server._ids)
                 if _fails(body):
                     self._json(429, _error(path))
+                elif "CUT" in _last_text(body) and body.get("stream"):
+                    # One chunk, then an error event: a stream that fails part-way.
+                    first = _chat_chunks(body, n)[0]
+                    self._sse([first, {"error": {"message": "overloaded", "type": "server"}}])
                 elif path == "/v1/chat/completions":
                     if body.get("stream"):
                         self._sse(_chat_chunks(body, n))
@@ -68,7 +72,10 @@ class OpenAIServer:
                 elif path == "/v1/embeddings":
                     self._json(200, _embeddings(body))
                 elif path == "/v1/responses":
-                    self._json(200, _response(body, n))
+                    if body.get("stream"):
+                        self._events(_response_events(body, n))
+                    else:
+                        self._json(200, _response(body, n))
                 elif path == "/v1/messages":
                     if body.get("stream"):
                         self._events(_message_events(body, n))
@@ -88,7 +95,7 @@ class OpenAIServer:
 
             def _sse(self, chunks: list[dict[str, Any]]) -> None:
                 out = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks)
-                out += b"data: [DONE]\n\n"
+                out += b"" if "error" in chunks[-1] else b"data: [DONE]\n\n"
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Content-Length", str(len(out)))
@@ -277,6 +284,30 @@ def _response(body: dict[str, Any], n: int) -> dict[str, Any]:
         "user": None,
         "metadata": {},
     }
+
+
+def _response_events(body: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """The Responses API's stream events for `_response` (text in one delta)."""
+    done = _response(body, n)
+    item = done["output"][0]
+    started = {**done, "status": "in_progress", "output": [], "usage": None}
+    ids = {"output_index": 0, "item_id": item["id"], "content_index": 0}
+    part = {"type": "output_text", "text": ANSWER, "annotations": []}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": started},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {**item, "status": "in_progress", "content": []},
+        },
+        {"type": "response.content_part.added", **ids, "part": {**part, "text": ""}},
+        {"type": "response.output_text.delta", **ids, "delta": ANSWER, "logprobs": []},
+        {"type": "response.output_text.done", **ids, "text": ANSWER, "logprobs": []},
+        {"type": "response.content_part.done", **ids, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": done},
+    ]
+    return [{**event, "sequence_number": i} for i, event in enumerate(events)]
 
 
 def _message(body: dict[str, Any], n: int) -> dict[str, Any]:

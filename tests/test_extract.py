@@ -1291,14 +1291,20 @@ class TestStreamOpenAIChat:
         of the other chunks are not lost (one such chunk emptied the whole extraction)."""
         chunks = [chunk.model_dump() for chunk in OPENAI_STREAM]
         thinking = {"type": "thinking", "thinking": "Let me see."}
-        blocks = {
-            **chunks[0],
-            "choices": [
-                {"index": 0, "delta": {"content": [thinking, {"type": "text", "text": "Well, "}]}}
-            ],
-        }
+
+        def blocks(*content: dict[str, str]) -> dict[str, Any]:
+            return {**chunks[0], "choices": [{"index": 0, "delta": {"content": list(content)}}]}
+
         plain, _ = accumulate(chunks)
-        result, _ = accumulate([blocks, *chunks])
+        result, _ = accumulate(
+            [
+                blocks({"type": "thinking", "thinking": "Let me "}),  # a piece at a time
+                blocks(
+                    {"type": "thinking", "thinking": "see."}, {"type": "text", "text": "Well, "}
+                ),
+                *chunks,
+            ]
+        )
 
         assert (plain.input_tokens, plain.output_tokens, plain.stop_reason) == (
             result.input_tokens,

@@ -156,6 +156,54 @@ class TestStreamHelpers:
             props["$ai_model"].startswith("gpt-4o-mini"),
         )
 
+    @pytest.mark.parametrize("read", ["events", "get_final_response"])
+    def test_openai_responses_stream_helper(
+        self, client: Any, hogtrace_events: CapturedEvents, read: str
+    ) -> None:
+        """The Responses helper keeps no snapshot: its events, or what ``get_final_response()``
+        returned (which reads the stream past the proxy), are the response."""
+
+        @hogtrace.generation
+        def ask(text: str) -> Any:
+            return client.responses.stream(model="gpt-4o-mini", input=text)
+
+        with ask("What is PostHog?") as stream:
+            if read == "events":
+                assert "response.completed" in [event.type for event in stream]
+            else:
+                assert ANSWER == stream.get_final_response().output_text
+
+        event = hogtrace_events.one()
+        assert (ANSWER, False) == (text_of(event.output), event.is_error)
+        assert event.properties["$ai_input_tokens"] > 0
+
+    @pytest.mark.parametrize("read", ["events", "get_final_completion"])
+    def test_an_error_part_way_is_the_generations(
+        self, client: Any, hogtrace_events: CapturedEvents, read: str
+    ) -> None:
+        """The SDK's error mid-stream, however the stream was read, fails the generation (read
+        past the proxy, it reached the block's exit and passed for the caller's own)."""
+
+        @hogtrace.generation
+        def chat(text: str) -> Any:
+            return client.chat.completions.stream(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+            )
+
+        def read_through() -> None:  # the error passes through the helper's block
+            with chat("CUT please") as stream:
+                if read == "events":
+                    for _ in stream:
+                        pass
+                else:
+                    stream.get_final_completion()
+
+        with pytest.raises(openai.APIError):
+            read_through()
+
+        event = hogtrace_events.one()
+        assert (True, "APIError") == (event.is_error, event.properties["$ai_error_type"])
+
     def test_anthropic_message_stream_helper(
         self, llm_server: OpenAIServer, hogtrace_events: CapturedEvents
     ) -> None:

@@ -1225,8 +1225,19 @@ def _chat_stream_parts(parts: Iterable[Any]) -> list[Block]:
                 transcript.append(part["transcript"])
         elif part.get("type") == "refusal" and part.get("refusal"):
             refusals.append(part["refusal"])
-        elif part.get("type") != "refusal":
-            others.append(part)  # a block of another kind (thinking), kept as it came
+        elif part.get("type") != "refusal":  # a block of another kind (thinking)
+            kind = part.get("type")
+            last = others[-1] if others else None
+            if (
+                last is not None
+                and isinstance(kind, str)
+                and last.get("type") == kind
+                and isinstance(last.get(kind), str)
+                and isinstance(part.get(kind), str)
+            ):  # streamed a piece at a time, as text is: joined
+                others[-1] = {**last, kind: last[kind] + part[kind]}
+            else:
+                others.append(part)
     items: list[Block] = [*others, _text("".join(texts))] if texts else list(others)
     if data or transcript:
         if data:

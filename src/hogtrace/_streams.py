@@ -62,13 +62,25 @@ class Collector:
     items holds about the limit, not every item.
     """
 
-    __slots__ = ("capped", "items", "more", "room", "scope", "source", "spent", "stream")
+    __slots__ = (
+        "capped",
+        "final",
+        "items",
+        "more",
+        "room",
+        "scope",
+        "source",
+        "spent",
+        "stream",
+    )
     # (A helper's stream and the helper itself may both end the scope: the first one does.)
 
     def __init__(self, scope: Scope | None) -> None:
         self.scope = scope
         #: The stream of an SDK's streaming helper, whose snapshot is the output.
         self.source: Any = None
+        #: What the caller's ``get_final_*()`` on that stream returned: the whole response.
+        self.final: Any = None
         self.stream = isinstance(scope, GenerationScope)
         if self.stream:
             cast(GenerationScope, scope).start_stream()
@@ -118,6 +130,9 @@ class Collector:
 
         Read however the caller read the stream (events, ``text_stream``, ``get_final_*()``).
         """
+        if self.final is not None:
+            scope.set_output(self.final)
+            return
         for name in _SNAPSHOTS:
             try:
                 snapshot = getattr(self.source, name, None)
@@ -369,8 +384,57 @@ class _ManagerProxyBase(_StreamProxyBase):
         self._self_collector.source = stream
         return proxy(stream, self._self_collector, self._self_ctx)
 
-    def _self_end(self, raised: BaseException | None) -> None:
+    def _self_end(self, raised: BaseException | None, passing: BaseException | None) -> None:
+        """End the scope as the block ends.
+
+        With ``raised`` (by the helper's exit), or with the SDK's own error passing through
+        the block (``text_stream``, ``get_final_*()`` read the stream past the proxy); the
+        caller's other errors are its own.
+        """
+        if raised is None and passing is not None and _from_provider(passing):
+            raised = passing
         self._self_finish(raised if raised is not None else GeneratorExit())
+
+
+def _from_provider(error: BaseException) -> bool:
+    """Whether ``error`` is one of the provider SDKs' own (``openai.APIError``, ...)."""
+    return type(error).__module__.split(".", 1)[0] in _PROVIDER_MODULES
+
+
+class _FinalStreamProxy(_StreamProxy):
+    """The stream of a helper: ``get_final_*()`` results are kept as the response."""
+
+    def get_final_completion(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_final("get_final_completion", args, kwargs)
+
+    def get_final_response(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_final("get_final_response", args, kwargs)
+
+    def get_final_message(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_final("get_final_message", args, kwargs)
+
+    def _self_final(self, name: str, args: Any, kwargs: Any) -> Any:
+        result = getattr(self.__wrapped__, name)(*args, **kwargs)
+        self._self_collector.final = result
+        return result
+
+
+class _AsyncFinalStreamProxy(_AsyncStreamProxy):
+    """`_FinalStreamProxy` for the async helpers, whose ``get_final_*()`` are coroutines."""
+
+    async def get_final_completion(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._self_final("get_final_completion", args, kwargs)
+
+    async def get_final_response(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._self_final("get_final_response", args, kwargs)
+
+    async def get_final_message(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._self_final("get_final_message", args, kwargs)
+
+    async def _self_final(self, name: str, args: Any, kwargs: Any) -> Any:
+        result = await getattr(self.__wrapped__, name)(*args, **kwargs)
+        self._self_collector.final = result
+        return result
 
 
 class _ManagerProxy(_ManagerProxyBase):
@@ -380,15 +444,15 @@ class _ManagerProxy(_ManagerProxyBase):
         except BaseException as exc:  # the request failed
             self._self_finish(exc)
             raise
-        return self._self_wrap(stream, _StreamProxy)
+        return self._self_wrap(stream, _FinalStreamProxy)
 
     def __exit__(self, *exc_info: Any) -> Any:
         try:
             suppressed = self.__wrapped__.__exit__(*exc_info)
         except BaseException as raised:
-            self._self_end(raised)
+            self._self_end(raised, None)
             raise
-        self._self_end(None)
+        self._self_end(None, exc_info[1])
         return suppressed
 
 
@@ -399,13 +463,13 @@ class _AsyncManagerProxy(_ManagerProxyBase):
         except BaseException as exc:
             self._self_finish(exc)
             raise
-        return self._self_wrap(stream, _AsyncStreamProxy)
+        return self._self_wrap(stream, _AsyncFinalStreamProxy)
 
     async def __aexit__(self, *exc_info: Any) -> Any:
         try:
             suppressed = await self.__wrapped__.__aexit__(*exc_info)
         except BaseException as raised:
-            self._self_end(raised)
+            self._self_end(raised, None)
             raise
-        self._self_end(None)
+        self._self_end(None, exc_info[1])
         return suppressed
