@@ -118,6 +118,18 @@ class TestOpenAIStreams:
         assert (ANSWER, True) == (text_of(event.output), event.properties["$ai_stream"])
 
 
+def helper_chat(client: Any) -> Any:
+    """A generation returning ``client``'s chat streaming helper (sync or async client)."""
+
+    @hogtrace.generation
+    def chat(messages: list[dict[str, str]]) -> Any:
+        return client.chat.completions.stream(
+            model="gpt-4o-mini", messages=messages, stream_options={"include_usage": True}
+        )
+
+    return chat
+
+
 class TestStreamHelpers:
     """The SDKs' ``.stream(...)`` helpers return a context manager whose ``__enter__`` makes
     the request: returned from a generation, it stays open until the ``with`` block ends
@@ -132,15 +144,7 @@ class TestStreamHelpers:
     def test_openai_chat_stream_helper(
         self, client: Any, hogtrace_events: CapturedEvents, read: str
     ) -> None:
-        @hogtrace.generation
-        def chat(messages: list[dict[str, str]]) -> Any:
-            return client.chat.completions.stream(
-                model="gpt-4o-mini",
-                messages=messages,
-                stream_options={"include_usage": True},
-            )
-
-        manager = chat(MESSAGES)
+        manager = helper_chat(client)(MESSAGES)
         assert [] == list(hogtrace_events)  # the request is made on entering the block
         with manager as stream:
             if read == "events":
@@ -229,21 +233,12 @@ class TestStreamHelpers:
         self, llm_server: OpenAIServer, hogtrace_events: CapturedEvents
     ) -> None:
         async def main() -> None:
-            async with openai.AsyncOpenAI(
-                base_url=llm_server.openai_url, api_key="sk-test"
-            ) as client:
-
-                @hogtrace.generation
-                def chat(messages: list[dict[str, str]]) -> Any:
-                    return client.chat.completions.stream(
-                        model="gpt-4o-mini",
-                        messages=messages,
-                        stream_options={"include_usage": True},
-                    )
-
-                async with chat(MESSAGES) as stream:
-                    async for _ in stream:
-                        pass
+            async with (
+                openai.AsyncOpenAI(base_url=llm_server.openai_url, api_key="sk-test") as client,
+                helper_chat(client)(MESSAGES) as stream,
+            ):
+                async for _ in stream:
+                    pass
 
         asyncio.run(main())
 
@@ -282,6 +277,31 @@ class TestAnthropicStreams:
         props = event.properties
         assert ANSWER == text_of(event.output)
         assert USAGE["messages"] == (props["$ai_input_tokens"], props["$ai_output_tokens"])
+
+
+class SelfClosingRows:
+    """An iterator that is its own context manager, as an SDK stream is."""
+
+    def __init__(
+        self, items: list[int], *, suppress: bool = False, error: Exception | None = None
+    ) -> None:
+        self.items = iter(items)
+        self.suppress = suppress
+        self.error = error
+
+    def __iter__(self) -> SelfClosingRows:
+        return self
+
+    def __next__(self) -> int:
+        if self.error is not None:
+            raise self.error
+        return next(self.items)
+
+    def __enter__(self) -> SelfClosingRows:
+        return self
+
+    def __exit__(self, *exc_info: object) -> bool:
+        return self.suppress
 
 
 class TestReturnedGenerators:
@@ -393,25 +413,9 @@ class TestReturnedGenerators:
         generator function: its error is not the scope's, suppressed by the stream or not
         (an error in the UI code reading a model's stream is not the model call's)."""
 
-        class Rows:
-            def __init__(self) -> None:
-                self.items = iter([1, 2, 3])
-
-            def __iter__(self) -> Rows:
-                return self
-
-            def __next__(self) -> int:
-                return next(self.items)
-
-            def __enter__(self) -> Rows:
-                return self
-
-            def __exit__(self, *exc_info: object) -> bool:
-                return suppress
-
         @hogtrace.span("rows")
-        def rows() -> Rows:
-            return Rows()
+        def rows() -> SelfClosingRows:
+            return SelfClosingRows([1, 2, 3], suppress=suppress)
 
         with contextlib.suppress(ValueError), rows() as stream:
             next(stream)
@@ -423,22 +427,9 @@ class TestReturnedGenerators:
     def test_an_error_of_the_stream_in_a_with_block_is_the_scopes(
         self, hogtrace_events: CapturedEvents
     ) -> None:
-        class Broken:
-            def __iter__(self) -> Broken:
-                return self
-
-            def __next__(self) -> int:
-                raise ConnectionError("stream cut")
-
-            def __enter__(self) -> Broken:
-                return self
-
-            def __exit__(self, *exc_info: object) -> None:
-                return None
-
         @hogtrace.span("rows")
-        def rows() -> Broken:
-            return Broken()
+        def rows() -> SelfClosingRows:
+            return SelfClosingRows([], error=ConnectionError("stream cut"))
 
         with pytest.raises(ConnectionError), rows() as stream:
             next(stream)
