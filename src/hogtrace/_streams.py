@@ -47,8 +47,8 @@ _PROVIDER_MANAGERS = frozenset(
         "BetaAsyncMessageStreamManager",
     }
 )
-#: What those streams know of the response so far, read when no event went through the proxy
-#: (``text_stream``, ``get_final_*()`` read the stream past it): OpenAI's, Anthropic's.
+#: What those streams know of the response so far, however the caller read it (events, or
+#: ``text_stream`` and ``get_final_*()``, which read past the proxy): OpenAI's, Anthropic's.
 _SNAPSHOTS = ("current_completion_snapshot", "current_message_snapshot")
 
 
@@ -238,6 +238,17 @@ class _StreamProxyBase(wrapt.ObjectProxy):  # type: ignore[type-arg]
             self._self_done = True
             self._self_collector.close(exc)
 
+    def _self_exited(self, passing: BaseException | None) -> None:
+        """End the scope as the caller's ``with`` block around the stream ends.
+
+        An error the stream raised ended the scope then. Of an error passing through the
+        block, only the provider SDK's own is the stream's (read past the proxy, by a helper's
+        ``text_stream`` or ``get_final_*()``); the caller's code (its loop) is not the model
+        call, as for a generator function.
+        """
+        stream_error = passing is not None and _from_provider(passing)
+        self._self_finish(passing if stream_error else GeneratorExit())
+
     def __del__(self) -> None:  # dropped before the end: the scope ends (cancelled, no error)
         try:
             self._self_finish(GeneratorExit())
@@ -293,9 +304,7 @@ class _StreamProxy(_StreamProxyBase):
         except BaseException as raised:
             self._self_finish(raised)
             raise
-        # An error of the stream itself ended the scope when it was raised; one raised by the
-        # caller's code in the block (its loop) is not the model call's.
-        self._self_finish(GeneratorExit())
+        self._self_exited(exc_info[1])
         return suppressed
 
 
@@ -364,7 +373,7 @@ class _AsyncStreamProxy(_StreamProxyBase):
         except BaseException as raised:
             self._self_finish(raised)
             raise
-        self._self_finish(GeneratorExit())  # as in the sync proxy: the caller's error is its own
+        self._self_exited(exc_info[1])
         return suppressed
 
 
@@ -383,17 +392,6 @@ class _ManagerProxyBase(_StreamProxyBase):
     def _self_wrap(self, stream: Any, proxy: type[_StreamProxyBase]) -> Any:
         self._self_collector.source = stream
         return proxy(stream, self._self_collector, self._self_ctx)
-
-    def _self_end(self, raised: BaseException | None, passing: BaseException | None) -> None:
-        """End the scope as the block ends.
-
-        With ``raised`` (by the helper's exit), or with the SDK's own error passing through
-        the block (``text_stream``, ``get_final_*()`` read the stream past the proxy); the
-        caller's other errors are its own.
-        """
-        if raised is None and passing is not None and _from_provider(passing):
-            raised = passing
-        self._self_finish(raised if raised is not None else GeneratorExit())
 
 
 def _from_provider(error: BaseException) -> bool:
@@ -450,9 +448,9 @@ class _ManagerProxy(_ManagerProxyBase):
         try:
             suppressed = self.__wrapped__.__exit__(*exc_info)
         except BaseException as raised:
-            self._self_end(raised, None)
+            self._self_finish(raised)
             raise
-        self._self_end(None, exc_info[1])
+        self._self_exited(exc_info[1])
         return suppressed
 
 
@@ -469,7 +467,7 @@ class _AsyncManagerProxy(_ManagerProxyBase):
         try:
             suppressed = await self.__wrapped__.__aexit__(*exc_info)
         except BaseException as raised:
-            self._self_end(raised, None)
+            self._self_finish(raised)
             raise
-        self._self_end(None, exc_info[1])
+        self._self_exited(exc_info[1])
         return suppressed

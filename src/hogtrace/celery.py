@@ -219,9 +219,13 @@ def _on_failure(task_id: Any = None, exception: Any = None, **_: Any) -> None:
 
 def _on_retry(request: Any = None, reason: Any = None, **_: Any) -> None:
     """``task_retry``: record why this attempt is retried on its scope."""
-    # ``self.retry(exc=err)`` reports a ``Retry`` wrapping ``err``: record ``err`` itself.
+    _record_error(getattr(request, "id", None), _cause(reason))
+
+
+def _cause(reason: Any) -> Any:
+    """``self.retry(exc=err)`` reports a ``Retry`` wrapping ``err``: ``err`` itself."""
     cause = getattr(reason, "exc", None)
-    _record_error(getattr(request, "id", None), cause if cause is not None else reason)
+    return cause if cause is not None else reason
 
 
 def _on_postrun(task_id: Any = None, retval: Any = None, state: Any = None, **_: Any) -> None:
@@ -287,9 +291,9 @@ def _propagated(running: _Running) -> str | None:
     error = sys.exc_info()[1]
     if error is None:
         return None
-    retry = type(error).__name__ == "Retry" and hasattr(error, "exc")
-    cause = getattr(error, "exc", None) if retry else None
-    running.scope.set_error(cause if isinstance(cause, BaseException) else error)
+    retry = type(error).__name__ == "Retry"
+    cause = _cause(error) if retry else error
+    running.scope.set_error(cause if isinstance(cause, BaseException) else str(cause))
     return "RETRY" if retry else "FAILURE"
 
 
