@@ -862,6 +862,26 @@ class TestChunkEdges:
 
         assert [0.5] * 50 == to_json_safe(Short([0.5] * 50), 500)
 
+    @pytest.mark.parametrize("item", [0.5, "word", {"k": "v"}])
+    def test_a_len_that_says_more_marks_no_cut_that_did_not_happen(self, item: Any) -> None:
+        """A sequence whose ``len()`` claims more items than it gives is kept whole, unmarked."""
+
+        class Long(list):  # type: ignore[type-arg]
+            def __len__(self) -> int:
+                return 10_000
+
+        items = [item] * 40
+        assert items == to_json_safe(Long(items), 5000)
+
+    def test_a_len_that_says_more_still_marks_a_real_cut(self) -> None:
+        class Long(list):  # type: ignore[type-arg]
+            def __len__(self) -> int:
+                return 10_000
+
+        result = to_json_safe(Long([0.5] * 5000), 500)
+        assert result[-1].startswith("…[truncated")
+        assert result[:-1] == [0.5] * (len(result) - 1)
+
     def test_a_mapping_whose_len_says_fewer_gets_a_marker_without_a_number(self) -> None:
         class Short(dict):  # type: ignore[type-arg]
             def __len__(self) -> int:

@@ -629,7 +629,9 @@ def _btolist(
             chunks = (value[i : i + step].tolist() for i in range(0, rows, step))
         else:  # one row (a smaller array) at a time
             chunks = ([_row(value, i, len(shape))] for i in range(rows))
-        return _bsequence(chunks, rows if length is None else length, depth, active, room)
+        if length is None:
+            return _bsequence(chunks, rows, depth, active, room)
+        return _bsequence(chunks, length, depth, active, room, head=True)
     return _bwalk(value.tolist(), depth, active, room)
 
 
@@ -892,9 +894,18 @@ def _numbers_prefix(chunk: Sequence[Any], text: bytes, room: int) -> tuple[int, 
 
 
 def _bsequence(
-    chunks: Iterable[Sequence[Any]], count: int, depth: int, active: set[int], room: int
+    chunks: Iterable[Sequence[Any]],
+    count: int,
+    depth: int,
+    active: set[int],
+    room: int,
+    head: bool = False,
 ) -> tuple[list[Any], int]:
     """Convert the items of a sequence of ``count`` items (-1: unknown), given in chunks.
+
+    With ``head``, the chunks are the first rows of a longer array (a `Deferred`) of ``count``
+    rows; else ``count`` is the sequence's ``len()``, which only says how many items a cut
+    removed: whether any remain is read from the chunks (a ``len()`` may say more or fewer).
 
     Items are kept until `hogtrace._limits` would certainly cut the list to a prefix: when
     the items so far, each counted at most `_MIN_ITEM` bytes, exceed ``room``. Each item may
@@ -931,7 +942,7 @@ def _bsequence(
                     continue
                 if keep >= 0:
                     out.extend(chunk[:keep])
-                    more = keep < len(chunk) or _more(chunks, count, len(out))
+                    more = keep < len(chunk) or _more(chunks, count, len(out), head)
                     return _end_list(out, count, spent + kept_size, more)
             vectors = size != _NOT_PLAIN
         for item in chunk:
@@ -942,18 +953,19 @@ def _bsequence(
             spent += size + 2
             capped += min(size, _MIN_ITEM) + 2
         if capped > room:
-            return _end_list(out, count, spent, _more(chunks, count, len(out)))
-    if count > len(out):  # the head of a longer array (a `Deferred`)
+            return _end_list(out, count, spent, _more(chunks, count, len(out), head))
+    if head and count > len(out):  # the rows of the array after its head
         return _end_list(out, count, spent, True)
     return out, (spent if out else 2)
 
 
-def _more(chunks: Iterator[Sequence[Any]], count: int, kept: int) -> bool:
-    """Whether items remain after ``kept``: by ``count``, else by reading on.
+def _more(chunks: Iterator[Sequence[Any]], count: int, kept: int, head: bool) -> bool:
+    """Whether items remain after ``kept``: rows after an array's head, else by reading on.
 
-    Reading on is for a sequence without ``len()``, or whose ``len()`` said fewer items.
+    Reading on (one chunk at most) rather than trusting ``len()``: a sequence's ``len()`` may
+    say more items than it gives, or fewer.
     """
-    return count > kept or next(chunks, None) is not None
+    return (head and count > kept) or next(chunks, None) is not None
 
 
 def _end_list(out: list[Any], count: int, spent: int, more: bool) -> tuple[list[Any], int]:
