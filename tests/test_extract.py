@@ -1462,6 +1462,18 @@ class TestStreamAnthropic:
         """The same events as dicts read the same."""
         assert self.expected == accumulate(ANTHROPIC_STREAM)[0]
 
+    def test_a_stream_cut_before_message_delta_reports_no_output_count(self) -> None:
+        """``message_start``'s ``output_tokens: 1`` is a placeholder, not a count: a stream cut
+        before ``message_delta`` has an unknown output count (posthog's accumulator reads only
+        the input counts from ``message_start`` too)."""
+        result, _ = accumulate(anthropic_events(ANTHROPIC_STREAM[:5]))
+        assert result.output_tokens is None
+        assert (12, 100, 50) == (
+            result.input_tokens,
+            result.cache_read_input_tokens,
+            result.cache_creation_input_tokens,
+        )
+
     def test_unfinished_tool_input_is_left_empty(self) -> None:
         """Tool input whose block never stopped (or is not JSON) stays {}, as in posthog."""
         events = anthropic_events([*ANTHROPIC_STREAM[:6], ANTHROPIC_STREAM[6], ANTHROPIC_STREAM[9]])

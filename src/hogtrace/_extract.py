@@ -98,6 +98,9 @@ _RESPONSES = _paths(
     "output_tokens_details.reasoning_tokens",
 )
 _ANTHROPIC = _paths(*_USAGE_FIELDS[:4], "output_tokens_details.thinking_tokens")
+# A stream's ``message_start`` says 1 output token, a placeholder: its count comes with
+# ``message_delta`` (posthog's accumulator reads only the input counts there too).
+_ANTHROPIC_START = _paths(_USAGE_FIELDS[0], None, *_USAGE_FIELDS[2:4], None)
 _GEMINI = _paths(
     "prompt_token_count",
     "candidates_token_count",
@@ -452,10 +455,10 @@ def _anthropic_block(block: object) -> Block | None:
     return plain if isinstance(plain, dict) and plain.get("type") else None
 
 
-def _anthropic_usage(ex: Extracted, usage: object) -> None:
+def _anthropic_usage(ex: Extracted, usage: object, paths: Paths = _ANTHROPIC) -> None:
     if usage is not None:
         ex.cache_reporting_exclusive = True
-        _usage(ex, usage, _ANTHROPIC)
+        _usage(ex, usage, paths)
 
 
 def _anthropic(result: object) -> Extracted:
@@ -1566,7 +1569,7 @@ class StreamAccumulator:
         if typ == "message_start":
             message = _get(event, "message")
             ex.model = _str(_get(message, "model")) or ex.model
-            _anthropic_usage(ex, _get(message, "usage"))
+            _anthropic_usage(ex, _get(message, "usage"), _ANTHROPIC_START)
         elif typ == "content_block_start":
             state.start(event)
         elif typ == "content_block_delta":
