@@ -31,6 +31,7 @@ from openai.types.responses import (
     Response,
     ResponseCompletedEvent,
     ResponseCreatedEvent,
+    ResponseOutputItemDoneEvent,
     ResponseTextDeltaEvent,
 )
 
@@ -1361,6 +1362,48 @@ class TestStreamOpenAIResponses:
         output = [{"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}]
         expected = Extracted(provider="openai", output=output)
         assert expected == accumulate(events)[0]
+
+    def test_finished_items_without_completion(self) -> None:
+        """A stream cut before completion keeps the items it finished (a function call, the
+        reasoning), in output order, and the text of the message it was still writing."""
+        done = [
+            ResponseOutputItemDoneEvent(
+                type="response.output_item.done",
+                item=item,
+                output_index=index,
+                sequence_number=index,
+            )
+            for index, item in ((0, RESPONSE["output"][0]), (2, RESPONSE["output"][2]))
+        ]
+        deltas = [
+            ResponseTextDeltaEvent(
+                type="response.output_text.delta",
+                delta=delta,
+                item_id="msg_1",
+                output_index=1,
+                content_index=0,
+                logprobs=[],
+                sequence_number=3 + n,
+            )
+            for n, delta in enumerate(("Hello ", "there."))
+        ]
+        result, acc = accumulate([done[0], deltas[0], done[1], deltas[1]])
+        reasoning, text, call = result.output[0]["content"]
+        assert {"id": "rs_1", "summary": [], "type": "reasoning"} == reasoning
+        assert {"type": "text", "text": "Hello there."} == text
+        assert RESPONSE_OUTPUT[0]["content"][-1] == call
+        assert "function" == call["type"]
+        assert 0 == acc.ignored
+
+    def test_a_finished_message_is_not_doubled_by_its_deltas(self) -> None:
+        message = RESPONSE["output"][1]
+        events = [
+            {"type": "response.output_text.delta", "delta": "Hello ", "output_index": 1},
+            {"type": "response.output_text.delta", "delta": "there.", "output_index": 1},
+            {"type": "response.output_item.done", "item": message, "output_index": 1},
+        ]
+        texts = [{"type": "text", "text": "Hello "}, {"type": "text", "text": "there."}]
+        assert [{"role": "assistant", "content": texts}] == accumulate(events)[0].output
 
 
 ANTHROPIC_STREAM: list[dict[str, Any]] = [

@@ -1254,19 +1254,44 @@ def _chat_stream_parts(parts: Iterable[Any]) -> list[Block]:
 
 
 class _ResponsesStream:
-    """OpenAI Responses events: the terminal event's output items."""
+    """OpenAI Responses events: the terminal event's output items.
 
-    __slots__ = ("items", "terminal", "texts")
+    For a stream cut before its terminal event, what had arrived: the items finished
+    (``response.output_item.done``: a function call, a message) and the text deltas of those
+    not finished, in output order.
+    """
+
+    __slots__ = ("done", "items", "terminal", "texts")
 
     def __init__(self) -> None:
         self.items: list[Any] = []
         self.terminal = False
-        self.texts: list[str] = []  # output text deltas, for a stream cut before its end
+        self.done: dict[int, Any] = {}  # output index -> finished item
+        self.texts: dict[int, list[str]] = {}  # output index -> its text deltas
+
+    def add(self, typ: str, event: object) -> None:
+        if typ == "response.output_text.delta":
+            if isinstance(delta := _get(event, "delta"), str):
+                self.texts.setdefault(self._index(event), []).append(delta)
+        elif typ == "response.output_item.done" and (item := _get(event, "item")) is not None:
+            self.done[self._index(event)] = item
+
+    @staticmethod
+    def _index(event: object) -> int:
+        index = _get(event, "output_index")
+        return index if type(index) is int else 0
 
     def output(self) -> list[Message]:
-        if not self.terminal and self.texts:
-            return [{"role": "assistant", "content": [_text("".join(self.texts))]}]
-        return _responses_items(self.items)
+        if self.terminal:
+            return _responses_items(self.items)
+        items = []
+        for index in sorted(self.done.keys() | self.texts.keys()):
+            item = self.done.get(index)
+            if item is None:
+                text = "".join(self.texts[index])
+                item = {"type": "message", "content": [{"type": "output_text", "text": text}]}
+            items.append(item)
+        return _responses_items(items)
 
 
 def _anthropic_start(block: object) -> Block | None:
@@ -1548,8 +1573,8 @@ class StreamAccumulator:
     def _add_responses(self, typ: str, event: object) -> bool:
         self._ex.provider = "openai"
         state = self._use(_ResponsesStream)
-        if typ == "response.output_text.delta" and isinstance(delta := _get(event, "delta"), str):
-            state.texts.append(delta)
+        if not state.terminal:
+            state.add(typ, event)
         response = _get(event, "response")
         self._ex.model = _str(_get(response, "model")) or self._ex.model
         if typ in _RESPONSES_FINAL:  # carries the whole response, with its usage
