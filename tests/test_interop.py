@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -729,6 +730,39 @@ class TestLangChain:
                 ],
             )
         ] == shape(events)
+
+    @pytest.mark.parametrize("privacy", [False, True])
+    def test_failed_chain_exception_follows_privacy_mode(
+        self, capture_server: CaptureServer, privacy: bool
+    ) -> None:
+        """LangChain sends a run's error to error tracking (message, stack and the run's input)
+        only outside privacy mode: under hogtrace's privacy mode, as under the client's own,
+        no ``$exception`` leaves and no event links one."""
+
+        def boom(_: Any) -> str:
+            raise ValueError("the user's secret plan")
+
+        client = posthog.Posthog(
+            "phc_test", host=capture_server.url, enable_exception_autocapture=True
+        )
+        try:
+            hogtrace.configure(client, privacy_mode=privacy)
+            chain = ChatPromptTemplate.from_messages([("user", "{q}")]) | RunnableLambda(boom)
+            with hogtrace.trace("answer"), pytest.raises(ValueError, match="secret"):
+                chain.invoke({"q": "my plan"}, config={"callbacks": [CallbackHandler(client)]})
+            events = delivered(capture_server)
+        finally:
+            client.shutdown()
+
+        exceptions = by_kind(events, "$exception")
+        linked = [e for e in events if "$exception_event_id" in e["properties"]]
+        if privacy:
+            assert ([], []) == (exceptions, linked)
+            assert "secret" not in json.dumps(events)
+        else:  # the same run outside privacy mode does send it: the test above can fail
+            assert exceptions
+            assert linked
+        assert 4 == len([e for e in events if e["event"].startswith("$ai_")])  # trace, 3 runs
 
 
 class TestAnthropicWrapper:

@@ -76,7 +76,11 @@ def join_scope(msg: dict[str, Any]) -> tuple[bool, bool]:
     """
     props = msg.get("properties")
     event = msg.get("event")
-    if not isinstance(props, dict) or not isinstance(event, str) or not event.startswith("$ai_"):
+    if not isinstance(props, dict) or not isinstance(event, str):
+        return True, False
+    if event == "$exception":
+        return not _hidden_wrapper_exception(props), False
+    if not event.startswith("$ai_"):
         return True, False
     if props.get("$ai_lib") == "hogtrace":
         return True, False  # our own events, delivered by the sink's worker: already complete
@@ -88,6 +92,19 @@ def join_scope(msg: dict[str, Any]) -> tuple[bool, bool]:
                 return False, False
             _rewrite(msg, props, event, scope, state.config)
     return True, True
+
+
+def _hidden_wrapper_exception(props: dict[str, Any]) -> bool:
+    """True for a wrapper's ``$exception`` inside a hogtrace scope under privacy mode.
+
+    LangChain's handler sends the run's error to error tracking with the run's properties
+    (its input) and the exception's message and stack, which echo prompts and output. It
+    does not under the client's own privacy mode; under hogtrace's, neither: dropped here.
+    """
+    if "$ai_trace_id" not in props or props.get("$ai_lib") == "hogtrace":
+        return False
+    state = _state.state
+    return state.config.privacy_mode and state.active and current_scope() is not None
 
 
 def _rewrite(
