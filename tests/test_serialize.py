@@ -569,6 +569,80 @@ class _Half(float):
     """A float subclass: converted to a plain float."""
 
 
+class TestLongNumbers:
+    """Lists of numbers far longer than the limit: cut from the first chunk's sizes."""
+
+    @pytest.fixture
+    def cuts(self, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+        """Whether each `_long_numbers` call cut the list (False: it left it to the item path)."""
+        seen: list[bool] = []
+        real = _serialize._long_numbers
+
+        def spy(value: Any, room: int) -> Any:
+            result = real(value, room)
+            seen.append(result is not None)
+            return result
+
+        monkeypatch.setattr(_serialize, "_long_numbers", spy)
+        return seen
+
+    @pytest.mark.parametrize(
+        "make",
+        [
+            lambda rnd, n: [rnd.random() for _ in range(n)],
+            lambda rnd, n: [rnd.gauss(0, 0.03) for _ in range(n)],  # some in [1e-5, 1e-4)
+            lambda rnd, n: [rnd.uniform(-1e6, 1e6) * 10 ** rnd.randint(-30, 30) for _ in range(n)],
+            lambda rnd, n: [rnd.randint(-(2**40), 2**40) for _ in range(n)],
+            lambda rnd, n: [rnd.randint(0, 50_000) for _ in range(n)],  # token ids
+        ],
+        ids=["uniform", "embedding", "exponents", "big ints", "token ids"],
+    )
+    @pytest.mark.parametrize("limit", [20_000, 800_000])
+    def test_numbers_far_over_the_limit_reach_the_event_as_sized_one_by_one(
+        self, make: Any, limit: int, cuts: list[bool]
+    ) -> None:
+        """A list of numbers far longer than the limit is cut from its first chunk's sizes
+        (not each number's): the event still holds exactly what sizing every number keeps."""
+        numbers = make(random.Random(limit), 40 * limit // 10)
+        fast = to_json_safe(numbers, limit)
+        exact = to_json_safe(deque(numbers), limit)  # not a list: sized number by number
+        assert [True] == cuts
+        assert len(fast) < len(numbers)
+        assert fast[-1].startswith("…[truncated ")
+        assert fast[:-1] == numbers[: len(fast) - 1]
+        assert fit_event({"$ai_input": exact}, limit, {"$ai_input"}) == fit_event(
+            {"$ai_input": fast}, limit, {"$ai_input"}
+        )
+
+    def test_numbers_much_shorter_after_the_first_chunk_are_cut_early_but_marked(
+        self, cuts: list[bool]
+    ) -> None:
+        """The one case that keeps fewer numbers than fit: long ones first, then short ones."""
+        numbers = [1.2345678901234567] * 1024 + [0.5] * 1_000_000
+        result = to_json_safe(numbers, 800_000)
+        kept = len(result) - 1
+        assert numbers[:kept] == result[:-1]
+        assert LIST_TRUNCATION_MARKER.format(n=f"{len(numbers) - kept:,}") == result[-1]
+        assert size(result) < 800_000
+        assert [True] == cuts
+
+    @pytest.mark.parametrize(
+        "odd", [math.nan, math.inf, 1, True, None, 2**60, 0.5, _Half(0.5), "x", [0.5]]
+    )
+    def test_an_odd_item_after_the_first_chunk_is_converted(
+        self, odd: Any, cuts: list[bool]
+    ) -> None:
+        """Numbers after the first chunk are checked before they are kept as they are."""
+        numbers: list[Any] = [0.25 + i for i in range(400_000)]
+        if type(odd) is float:  # a float kind among ints
+            numbers = list(range(400_000))
+        numbers[30_000] = odd
+        result = to_json_safe(numbers, 800_000)
+        assert [False] == cuts  # seen, and left to the item-by-item path
+        assert result == to_json_safe(deque(numbers), 800_000)
+        assert type(to_json_safe(odd)) is type(result[30_000])
+
+
 class TestNumberChunks:
     """Long lists of numbers are sized a chunk at a time; the cut is the one item by item."""
 

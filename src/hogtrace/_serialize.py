@@ -547,6 +547,10 @@ def _bcontainer(
         if category == _MAPPING:
             return _bmapping(iter(value.items()), _length(value), depth, active, room)
         if category == _SEQUENCE:
+            if (type(value) is list or type(value) is tuple) and len(value) > _LONG:
+                cut = _long_numbers(value, room)
+                if cut is not None:
+                    return cut
             return _bsequence(_chunks(value, room), _length(value), depth, active, room)
         if category == _MODEL:
             return _bmodel(value, depth, active, room)
@@ -957,6 +961,48 @@ def _bsequence(
     if head and count > len(out):  # the rows of the array after its head
         return _end_list(out, count, spent, True)
     return out, (spent if out else 2)
+
+
+#: Lists and tuples longer than this may be numbers far beyond the limit (`_long_numbers`).
+_LONG = 4 * _CHUNK
+#: How many more numbers than its first chunk's sizes say fit `_long_numbers` keeps.
+_HEADROOM = 1.25
+
+
+def _long_numbers(value: list[Any] | tuple[Any, ...], room: int) -> tuple[list[Any], int] | None:
+    """The head of a list of numbers far longer than ``room`` holds, cut without sizing it.
+
+    Sizing each number needs its JSON: ~40,000 floats fill the default limit, ~5 ms to write
+    and check on the calling thread. Here only the first chunk is written; its average size
+    says how many numbers fit, and that many and a quarter more are kept (a slice, after a
+    check that they are all of the first one's exact type, finite or within JSON's integers):
+    the event builder then cuts them exactly to the limit. Only a list whose later numbers
+    are much shorter than its first ones keeps fewer than would fit; the cut is marked either
+    way. None when the list is not such a list (mixed types, NaN, a list that may fit): the
+    caller sizes it item by item.
+    """
+    first = value[: _chunk_size(room)]
+    text = _numbers_text(first)
+    if text is None:
+        return None
+    size = _numbers_size(text, len(first))
+    shortest = 3 if type(first[0]) is int else 5  # "0, " or "0.0, ": a number and its ", "
+    keep = min(int(room * _HEADROOM * len(first) / max(size, 1)), room // shortest) + 1
+    if len(value) <= keep:
+        return None
+    rest = value[len(first) : keep]
+    kind = type(first[0])
+    if _one_kind(rest) is not kind:
+        return None
+    if kind is float:
+        total = sum(rest)
+        if total - total != 0.0:  # NaN or an infinity (or an overflowing sum): converted
+            return None
+    elif min(rest) < -MAX_SAFE_INTEGER or max(rest) > MAX_SAFE_INTEGER:
+        return None
+    out = [*first, *rest]
+    # A lower bound, as `_bsequence` gives: the first chunk's size, the shortest for the rest.
+    return _end_list(out, len(value), size + shortest * len(rest), True)
 
 
 def _more(chunks: Iterator[Sequence[Any]], count: int, kept: int, head: bool) -> bool:
