@@ -370,6 +370,30 @@ class TestStats:
             capture_server
         )
 
+    def test_metric_values_the_client_cannot_serialise_still_arrive(
+        self, capture_server: CaptureServer, clients: Clients
+    ) -> None:
+        """The client drops an event it cannot serialise (an int too large for JSON), with only
+        a log line: a metric's value is made JSON-safe like any property."""
+        hogtrace.configure(clients())
+        with hogtrace.trace("t"):
+            hogtrace.metric("big", 10**5000)
+            hogtrace.metric("nested", {"scores": [10**5000, 0.5]})
+
+        events = flushed(capture_server)
+        metrics = {
+            e["properties"]["$ai_metric_name"]: e["properties"]["$ai_metric_value"]
+            for e in events
+            if e["event"] == "$ai_metric"
+        }
+        assert {
+            "big": "<int of 16,610 bits>",
+            "nested": {"scores": ["<int of 16,610 bits>", 0.5]},
+        } == metrics
+        assert {"emitted": 3, "accounted": 3, "delivered": 3, "undelivered": 0} == accounted(
+            capture_server
+        )
+
 
 class TestBoundedExit:
     @pytest.fixture
@@ -408,10 +432,64 @@ class TestBoundedExit:
         assert (41, 41) == (balance["emitted"], balance["accounted"])
         assert 0 < balance["delivered"] < 41
 
+    @pytest.mark.parametrize("outcome", [200, 400])
+    def test_a_built_client_given_up_on_is_counted_once(
+        self, held: CaptureServer, outcome: int
+    ) -> None:
+        """When shutdown() gives up on a client hogtrace built, everything it holds is counted
+        at once, the batch it is sending included; the queued rest is not sent later. When that
+        batch ends, a loss is not counted twice, and a delivery is taken back out."""
+        held.fail_next(outcome)  # how the held first batch will be answered (400: not retried)
+        hogtrace.configure(api_key="phc_test", host=held.url, shutdown_timeout=1.0)
+        consumers = list(hogtrace._state.state.config.client.consumers)
+        answer("first")
+        hogtrace.flush(timeout=0.2)
+        held.wait_for_attempts(1)  # the client is sending a batch of 2 events
+        for _ in range(9):
+            answer("queued")
+        hogtrace.flush(timeout=0.2)  # 18 more handed to the client, queued behind it
+
+        stopping = run_bounded(hogtrace.shutdown)
+
+        assert not stopping.is_alive()
+        after = {"emitted": 20, "accounted": 20, "delivered": 0, "undelivered": 20}
+        assert after == accounted(held)
+        held.gate.set()
+        for consumer in consumers:
+            consumer.join(BOUND)
+        delivered = 2 if outcome == 200 else 0
+        assert {
+            "emitted": 20,
+            "accounted": 20,
+            "delivered": delivered,
+            "undelivered": 20 - delivered,
+        } == accounted(held)
+        assert 1 == held.attempts  # the 18 queued were never sent
+
+    def test_a_user_client_still_holding_events_is_logged(
+        self, held: CaptureServer, clients: Clients, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Your own client keeps what it holds (not counted: it may still send it), and the
+        shutdown says how much."""
+        hogtrace.configure(clients(), shutdown_timeout=1.0)
+        for _ in range(5):
+            answer("held")
+
+        stopping = run_bounded(hogtrace.shutdown)
+
+        assert not stopping.is_alive()
+        assert 0 == hogtrace.stats()["undelivered"]
+        assert any(
+            "your PostHog client still holds 10 events" in r.getMessage() for r in caplog.records
+        )
+
     def test_reset_returns_while_the_server_holds(self, held: CaptureServer) -> None:
-        """reset() of a client hogtrace built returns while PostHog never answers."""
+        """reset() of a client hogtrace built returns while PostHog never answers; the retired
+        client's loss, reported after the reset, does not reach the fresh counts."""
+        held.fail_next(400)
         hogtrace.configure(api_key="phc_test", host=held.url, shutdown_timeout=1.0)
         client = hogtrace._state.state.config.client
+        consumers = list(client.consumers)
         for _ in range(20):
             answer("queued")
         hogtrace.flush(timeout=0.5)
@@ -422,6 +500,10 @@ class TestBoundedExit:
         assert not resetting.is_alive()
         assert [] == held.requests
         assert client is not hogtrace._state.state.config.client
+        assert {"emitted": 0, "dropped": 0, "failed": 0, "undelivered": 0} == hogtrace.stats()
+        held.gate.set()  # the held batch is answered 400: the retired client reports it lost
+        for consumer in consumers:
+            consumer.join(BOUND)
         assert {"emitted": 0, "dropped": 0, "failed": 0, "undelivered": 0} == hogtrace.stats()
 
     def test_configure_returns_while_the_server_holds(

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -413,6 +415,28 @@ class TestStats:
         for values in seen:
             assert values == sorted(values)
 
+    @pytest.mark.slow
+    @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="POSIX interval timers")
+    def test_stats_can_be_read_in_a_signal_handler(self) -> None:
+        """A handler (SIGTERM: log the counts, shut down) may interrupt a stats() read on the
+        same thread: the read takes no lock, so it cannot deadlock."""
+        script = """
+import signal, hogtrace
+handled = []
+signal.signal(signal.SIGALRM, lambda *_: handled.append(hogtrace.stats()["emitted"]))
+signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+reads = 0
+while len(handled) < 300:
+    hogtrace.stats()
+    reads += 1
+signal.setitimer(signal.ITIMER_REAL, 0)
+print(len(handled), reads > 0)
+"""
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        )
+        assert "300 True" == done.stdout.strip(), done.stderr
+
 
 CHILD_SCRIPT = """
 import sys, time
@@ -436,7 +460,42 @@ for i in range(5):
 """
 
 
+EXIT_SCRIPT = """
+import atexit, json, logging, sys
+import hogtrace
+
+logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+atexit.register(lambda: print(json.dumps(hogtrace.stats())))  # first in: runs after hogtrace's
+hogtrace.configure(api_key="phc_test", host=sys.argv[1], shutdown_timeout=1.0)
+for i in range(5):
+    with hogtrace.trace("t"):
+        pass
+"""
+
+
 class TestProcessLifecycle:
+    @pytest.mark.slow
+    def test_exit_counts_and_logs_what_could_not_be_sent(
+        self, capture_server: CaptureServer
+    ) -> None:
+        """At exit with PostHog not answering, the exit hook gives up within the bound, as
+        shutdown() does: the events are counted and one line says how many."""
+        capture_server.gate_timeout = 60.0
+        capture_server.gate.clear()
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_SCRIPT, capture_server.url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        capture_server.gate.set()
+
+        assert 0 == done.returncode, done.stderr
+        assert {"emitted": 5, "dropped": 0, "failed": 0, "undelivered": 5} == json.loads(
+            done.stdout
+        )
+        assert 1 == done.stderr.count("5 events are not delivered"), done.stderr
+
     def test_events_are_delivered_at_exit_without_flush(
         self, capture_server: CaptureServer
     ) -> None:

@@ -29,6 +29,7 @@ from hogtrace._noop import NOOP_GENERATION, NOOP_SCOPE, is_noop
 from hogtrace._protocols import Annotation
 from hogtrace._sampling import sampled
 from hogtrace._scope import Scope
+from hogtrace._sinks import reconcile_settled
 from hogtrace._stats import stats_counters
 
 __all__ = [
@@ -710,4 +711,5 @@ def stats() -> dict[str, int]:
         assert hogtrace.stats()["dropped"] == 0
         ```
     """
+    reconcile_settled()
     return stats_counters.as_dict()

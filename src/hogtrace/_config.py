@@ -24,7 +24,15 @@ from hogtrace._interop import install_when_needed, uninstall
 from hogtrace._options import Config, default_config
 from hogtrace._protocols import Capture, Sink
 from hogtrace._redact import set_secret_patterns
-from hogtrace._sinks import ConsoleSink, DropSink, FanoutSink, PostHogSink, count_undelivered
+from hogtrace._sinks import (
+    ClientLedger,
+    ConsoleSink,
+    DropSink,
+    FanoutSink,
+    PostHogSink,
+    forget_settled,
+    ledger_of,
+)
 from hogtrace._state import State, set_state
 from hogtrace._stats import stats_counters
 
@@ -89,7 +97,7 @@ def _make_sink(config: Config) -> Sink:
 
 
 def _build_client(api_key: str, host: str | None) -> Any:
-    return _posthog.build_client(api_key, host, count_undelivered)
+    return _posthog.build_client(api_key, host, ClientLedger())
 
 
 def _register_atexit() -> None:
@@ -101,8 +109,9 @@ def _register_atexit() -> None:
 
 
 def _atexit_flush() -> None:
+    """At exit: deliver, within the bound, as ``shutdown()`` does (and counts and logs alike)."""
     try:
-        flush(timeout=min(_ATEXIT_TIMEOUT, _state.state.config.shutdown_timeout))
+        _shutdown(min(_ATEXIT_TIMEOUT, _state.state.config.shutdown_timeout))
     except Exception:  # pragma: no cover - interpreter teardown
         log.debug("hogtrace: flush at exit failed", exc_info=True)
 
@@ -330,11 +339,14 @@ def _replace(
     return old_state, retire_client
 
 
-def _retire(old: State | None, retire_client: bool) -> None:
-    """Flush and stop ``old``'s sink (and its client, if retired), within its shutdown_timeout."""
+def _retire(old: State | None, retire_client: bool, timeout: float | None = None) -> None:
+    """Flush and stop ``old``'s sink (and its client, if retired) within ``timeout`` seconds.
+
+    ``timeout`` defaults to ``old``'s ``shutdown_timeout``.
+    """
     if old is None:
         return
-    deadline = _Deadline(old.config.shutdown_timeout)
+    deadline = _Deadline(old.config.shutdown_timeout if timeout is None else timeout)
     if old.sink is not None:
         old.sink.flush(timeout=deadline.left())
         old.sink.shutdown(deadline.left())
@@ -346,6 +358,7 @@ class _Deadline:
     """Seconds left of a bound shared by several steps."""
 
     def __init__(self, timeout: float) -> None:
+        self.total = timeout
         self._end = time.monotonic() + timeout
 
     def left(self) -> float:
@@ -358,25 +371,38 @@ def _retire_client(config: Config, deadline: _Deadline) -> None:
         return
     uninstall(client)
     if config.owns_client:
-        _bounded(_posthog.shutdown_client, client, deadline.left(), "shutting down", lost=True)
+        _bounded(_posthog.shutdown_client, client, deadline.left(), "shutting down")
+        ledger = ledger_of(client)
+        if ledger is not None:
+            # Not used again: what it still holds is counted now, and the queued part stopped.
+            held = ledger.settle(client)
+            if held:
+                log.warning(
+                    "hogtrace: the PostHog client did not finish sending within %.1f s"
+                    " (PostHog unreachable?): %d events are not delivered. See"
+                    " hogtrace.stats()['undelivered'].",
+                    deadline.total,
+                    held,
+                )
     else:
         # The user's client keeps its queue and may still deliver it: logged, not counted.
-        _bounded(_posthog.flush_client, client, deadline.left(), "flushing", deadline.left())
+        left = deadline.left()
+        _bounded(_posthog.flush_client, client, left, "flushing", left)
+        held = _posthog.unfinished(_posthog.lane_queues(client))
+        if held:
+            log.warning(
+                "hogtrace: your PostHog client still holds %d events after %.1f s (PostHog"
+                " unreachable?). It keeps them: they are sent if it gets to send them, and"
+                " hogtrace does not count them (see the FAQ on hogtrace.stats()).",
+                held,
+                deadline.total,
+            )
 
 
-def _bounded(
-    step: Callable[..., Any],
-    client: Any,
-    timeout: float,
-    what: str,
-    *args: Any,
-    lost: bool = False,
-) -> None:
+def _bounded(step: Callable[..., Any], client: Any, timeout: float, what: str, *args: Any) -> None:
     """Run a client step that may block (PostHog unreachable) for at most ``timeout`` seconds.
 
-    It runs in a daemon thread; if it has not finished in time it is left to finish on its own
-    and what the client still holds is logged (and, when ``lost``, counted as undelivered: a
-    client hogtrace retires is not used again).
+    It runs in a daemon thread; if it has not finished in time it is left to finish on its own.
     """
 
     def run() -> None:
@@ -388,19 +414,6 @@ def _bounded(
     thread = threading.Thread(target=run, name="hogtrace-client-stop", daemon=True)
     thread.start()
     thread.join(timeout)
-    if thread.is_alive():
-        queue = _posthog.client_queue(client)
-        waiting = queue.qsize() if queue is not None else 0
-        if lost:
-            for _ in range(waiting):
-                stats_counters.undelivered.incr()
-        log.warning(
-            "hogtrace: %s the PostHog client did not finish within %.1f s (PostHog unreachable?);"
-            " %d queued events may not be delivered. See hogtrace.stats()['undelivered'].",
-            what,
-            timeout,
-            waiting,
-        )
 
 
 def reset() -> None:
@@ -408,6 +421,7 @@ def reset() -> None:
     with _lock:
         retiring = _replace(default_config(), retire_client=True)
     _retire(*retiring)
+    forget_settled()
     stats_counters.reset()
 
 
@@ -438,11 +452,15 @@ def shutdown() -> None:
     A client hogtrace built is shut down; a client you passed in is flushed, not shut down.
     Returns within the configured ``shutdown_timeout`` (default 10 s) whatever PostHog does.
     """
+    _shutdown(None)
+
+
+def _shutdown(timeout: float | None) -> None:
     with _lock:
         current = _state.state
         config = dataclasses.replace(current.config, client=None, owns_client=False)
         set_state(State(config=config, sink=None, active=False, capture=current.capture))
-    _retire(current, True)
+    _retire(current, True, timeout)
 
 
 def start_capture(capture: Capture) -> State:

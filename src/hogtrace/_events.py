@@ -173,6 +173,7 @@ def build_event(
 def _annotation_event(note: Annotation, config: Config, limit: int) -> Event:
     """``$ai_metric`` / ``$ai_feedback``: the payload, the trace and the session; nothing else."""
     props: dict[str, Any] = {**config.properties, **note.inherited, **note.payload}
+    _json_safe_properties(props)  # a metric value of any type, say: never lost by the client
     props["$ai_trace_id"] = note.trace_id
     if note.session_id is not None:
         props["$ai_session_id"] = note.session_id

@@ -125,6 +125,41 @@ def client_queue(client: Any) -> Any:
     return q
 
 
+def lane_queues(client: Any) -> list[Any]:
+    """The client's queues: ``Client.queue`` and each consumer's (the AI lane has its own)."""
+    queues: list[Any] = []
+    try:
+        candidates = [getattr(client, "queue", None)]
+        candidates += [getattr(c, "queue", None) for c in getattr(client, "consumers", None) or ()]
+    except Exception:
+        return queues
+    for q in candidates:
+        if isinstance(getattr(q, "unfinished_tasks", None), int) and all(
+            q is not x for x in queues
+        ):
+            queues.append(q)
+    return queues
+
+
+def unfinished(queues: list[Any]) -> int:
+    """Events a client's ``queues`` hold: queued, or in a batch being sent."""
+    return sum(q.unfinished_tasks for q in queues)
+
+
+def discard_queued(queues: list[Any]) -> int:
+    """Take every event still queued out of a retired client's ``queues``; how many."""
+    discarded = 0
+    for q in queues:
+        while True:
+            try:
+                q.get_nowait()
+            except Exception:  # queue.Empty
+                break
+            q.task_done()
+            discarded += 1
+    return discarded
+
+
 def flush_client(client: Any, timeout: float | None) -> None:
     """``client.flush()``, bounded by ``timeout`` where the client supports it."""
     try:

@@ -35,8 +35,12 @@ __all__ = [
     "ConsoleSink",
     "DropSink",
     "FanoutSink",
+    "ClientLedger",
     "PostHogSink",
     "build_event_or_count",
+    "forget_settled",
+    "ledger_of",
+    "reconcile_settled",
 ]
 
 log = logging.getLogger("hogtrace")
@@ -172,8 +176,7 @@ class _HandOff:
             wake.clear()  # what woke us is in items now (a wake-up lost here finds it there)
 
 
-def count_undelivered(error: Exception, batch: list[Any]) -> None:
-    """``on_error`` of a client hogtrace builds: count hogtrace's events the client lost."""
+def _hogtrace_events(batch: list[Any]) -> int:
     lost = 0
     for msg in batch:
         try:
@@ -181,15 +184,88 @@ def count_undelivered(error: Exception, batch: list[Any]) -> None:
                 lost += 1
         except Exception:
             continue
-    for _ in range(lost):
-        stats_counters.undelivered.incr()
-    if lost and _undelivered_warning.ready():
-        log.warning(
-            "hogtrace: the PostHog client could not deliver %d events (%s). See"
-            " hogtrace.stats()['undelivered'].",
-            lost,
-            error,
-        )
+    return lost
+
+
+class ClientLedger:
+    """``on_error`` of a client hogtrace builds: counts what the client loses, and settles.
+
+    While the client is in use, each batch it gives up on (after its retries) is counted in
+    ``stats()["undelivered"]``. When hogtrace retires the client (``shutdown()``, ``reset()``,
+    ``configure()`` replacing it, exit) and it has not finished sending within the bound,
+    `settle` counts everything it still holds at once: the queued events are taken out (they
+    will not be sent) and the batch it is sending is counted too. A later give-up of that batch
+    is then not counted again; if it is delivered after all, `reconcile` takes it back out.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settled = False
+        self._in_flight = 0  # counted when settling, still being sent
+        self._late_lost = 0  # of those, what the client then gave up on
+        self._queues: list[Any] = []  # the retired client's, while it sends that batch
+
+    def __call__(self, error: Exception, batch: list[Any]) -> None:
+        lost = _hogtrace_events(batch)
+        with self._lock:
+            if self._settled:
+                self._late_lost += lost
+                return
+            stats_counters.undelivered.add(lost)
+        if lost and _undelivered_warning.ready():
+            log.warning(
+                "hogtrace: the PostHog client could not deliver %d events (%s). See"
+                " hogtrace.stats()['undelivered'].",
+                lost,
+                error,
+            )
+
+    def settle(self, client: Any) -> int:
+        """Count what ``client`` still holds as undelivered (and stop the queued part); how many."""
+        queues = _posthog.lane_queues(client)
+        with self._lock:
+            self._settled = True
+            held = _posthog.unfinished(queues)
+            self._in_flight = max(0, held - _posthog.discard_queued(queues))
+            stats_counters.undelivered.add(held)
+            if self._in_flight:
+                self._queues = queues
+                _settling.add(self)
+        return held
+
+    def reconcile(self) -> None:
+        """Once the batch counted in flight is done: what was not lost was delivered."""
+        with self._lock:
+            if _posthog.unfinished(self._queues):
+                return  # still sending
+            stats_counters.redelivered.add(max(0, self._in_flight - self._late_lost))
+            self._in_flight = 0
+            self._queues = []
+            _settling.discard(self)
+
+
+#: Ledgers of retired clients still sending a batch counted as undelivered.
+_settling: set[ClientLedger] = set()
+
+
+def reconcile_settled() -> None:
+    """Take back out of ``undelivered`` the batches retired clients delivered after all."""
+    for ledger in list(_settling):
+        ledger.reconcile()
+
+
+def forget_settled() -> None:
+    """After ``reset()``: the retired clients' batches belong to the counts that were reset."""
+    _settling.clear()
+
+
+def ledger_of(client: Any) -> ClientLedger | None:
+    """The `ClientLedger` of a client hogtrace built (its ``on_error``), else None."""
+    try:
+        on_error = getattr(client, "on_error", None)
+    except Exception:
+        return None
+    return on_error if isinstance(on_error, ClientLedger) else None
 
 
 _undelivered_warning = RateLimit()
@@ -505,17 +581,35 @@ class PostHogSink:
         if thread is threading.current_thread():
             return
         if thread is None:
-            self._drain_here(time.monotonic() + timeout)
+            if not self._drain_here(time.monotonic() + timeout):
+                self._drop_queued()
             return
         self._queue.put(_STOP, wake=True)
         thread.join(timeout)
         if thread.is_alive():
-            self._abandon.set()
+            self._abandon.set()  # the event the worker is on, if any, is dropped by it
+            self._drop_queued()
+
+    def _drop_queued(self) -> None:
+        """Drop (and count, and log once) the events still queued when shutdown gave up."""
+        dropped = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _FlushMarker):
+                item.done.set()
+            elif item is not _STOP:
+                stats_counters.dropped.incr()
+                dropped += 1
+        self._queue.put(_STOP, wake=True)  # a worker that comes back finds it, and ends
+        if dropped:
             log.warning(
-                "hogtrace: shutdown: the PostHog client did not take the %d queued events"
-                " within %.1f s; they are dropped",
-                self._queue.qsize(),
-                timeout,
+                "hogtrace: shutdown: %d queued events were not handed to the PostHog client in"
+                " time (it is not taking events: PostHog unreachable?); they are dropped. See"
+                " hogtrace.stats()['dropped'].",
+                dropped,
             )
 
     def after_fork(self) -> None:
