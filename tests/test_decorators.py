@@ -1400,6 +1400,29 @@ class TestInternalFailures:
         expected = "ok"
         assert expected == props["$ai_output_state"]
 
+    def test_a_result_whose_class_refuses_attribute_lookups(
+        self, hogtrace_events: CapturedEvents
+    ) -> None:
+        """A class whose metaclass ``__getattr__`` raises (not ``AttributeError``) is returned
+        as it is: hogtrace asks its type whether it is a stream, and must take no for an
+        answer it cannot get."""
+
+        class Refusing(type):
+            def __getattr__(cls, name: str) -> Any:
+                raise RuntimeError(f"no {name}")
+
+        class Thing(metaclass=Refusing):
+            pass
+
+        thing = Thing()
+
+        @hogtrace.span
+        def make() -> Thing:
+            return thing
+
+        assert make() is thing
+        assert hogtrace_events.one().name.endswith(".make")
+
     @pytest.mark.parametrize("target", TARGETS)
     @pytest.mark.usefixtures("lenient")
     def test_decorated_calls_unaffected(

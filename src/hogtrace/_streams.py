@@ -194,7 +194,18 @@ def _is_mock(value: object) -> bool:
 
 
 def is_stream(value: object) -> str | None:
-    """``"sync"`` or ``"async"`` for a stream a scope should stay open for, else ``None``."""
+    """``"sync"`` or ``"async"`` for a stream a scope should stay open for, else ``None``.
+
+    Never raises: a type that fails to answer (a metaclass ``__getattr__`` that raises
+    something other than ``AttributeError``) is not a stream.
+    """
+    try:
+        return _stream_kind(value)
+    except Exception:
+        return None
+
+
+def _stream_kind(value: object) -> str | None:
     kind = type(value)
     if _is_mock(value):
         return None
