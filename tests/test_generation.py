@@ -360,6 +360,25 @@ class TestGenerationForms:
         }
         assert expected == props(events.one(), *expected)
 
+    def test_credentials_in_the_base_url_are_redacted(self, events: CapturedEvents) -> None:
+        """A proxy's ``user:password@`` in the base URL (given, or read from the SDK client) is
+        not sent; the rest of the URL is."""
+
+        @hogtrace.generation(base_url="https://proxy:hunter2@llm.internal/v1")
+        def ask(messages: list[dict[str, str]]) -> str:
+            return "hi"
+
+        ask(USER)
+        client = openai.OpenAI(
+            api_key="sk-x", base_url="http://proxy:hunter2@127.0.0.1:9/v1", max_retries=0
+        )
+        create = hogtrace.generation(client.chat.completions.create)  # reads the client's url
+        with pytest.raises(openai.APIConnectionError):  # nothing listens there
+            create(model="gpt-4o-mini", messages=USER)
+
+        urls = [e.properties["$ai_base_url"] for e in events]
+        assert ["https://[REDACTED]@llm.internal/v1", "http://[REDACTED]@127.0.0.1:9/v1/"] == urls
+
     def test_with_block(self, events: CapturedEvents) -> None:
         """A with block is a generation named by its argument, or "generation" without one."""
         with hogtrace.generation("named") as g:

@@ -192,6 +192,7 @@ FREE_TEXT = [
     ("BEARER eyJhbGciOi.J9xyz123", f"BEARER {REDACTED}"),
     ("https://bob:hunter2@db.example.com:5432/x", f"https://{REDACTED}@db.example.com:5432/x"),
     ("base_url=http://u:p@proxy/v1", f"base_url=http://{REDACTED}@proxy/v1"),
+    ("redis://:hunter2@localhost:6379/0", f"redis://{REDACTED}@localhost:6379/0"),  # no user
     ("key sk-abc123def456ghi789", f"key {REDACTED}"),
     ("sk-proj-AbC123_xyz-9876543210", REDACTED),
     ("sk-ant-api03-AbCdEf123456", REDACTED),
@@ -213,6 +214,7 @@ NOT_SECRETS = [
     "pip install scikit-learn; import sklearn",
     "task-1234 and ask-me-anything",
     "see https://example.com/a@b and mailto:me@example.com",
+    "git clone ssh://git@github.com/org/repo.git",
     "trace 0192f3c4-5b6a-7c8d-9e0f-123456789abc, 512 input tokens",
     "AKIA is a prefix",
 ]

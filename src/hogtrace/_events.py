@@ -17,7 +17,7 @@ from hogtrace._limits import fit_event
 from hogtrace._names import ANNOTATION_CONTENT, CONTENT_KEYS, PRIVATE_CONTENT
 from hogtrace._options import Config
 from hogtrace._protocols import Annotation, ClosedScope
-from hogtrace._redact import plain_messages_clean, redact_secrets
+from hogtrace._redact import plain_messages_clean, redact_secrets, redact_text
 from hogtrace._serialize import thaw, to_json_safe
 from hogtrace._version import __version__
 
@@ -160,6 +160,9 @@ def build_event(
         props["$ai_is_error"] = True
         props["$ai_error_type"] = error_type(error)
     scope.add_properties(props)
+    base_url = props.get("$ai_base_url")
+    if type(base_url) is str:
+        props["$ai_base_url"] = redact_text(base_url)  # "https://user:pass@proxy/v1"
 
     # Personless: one person per conversation (the session), else per trace.
     distinct_id = _identify(scope.distinct_id or config.distinct_id, session_id or trace_id, props)

@@ -25,6 +25,7 @@ from hogtrace._generation import GenerationScope
 from hogtrace._ids import new_id
 from hogtrace._names import TREE_EVENTS, WRAPPER_CONTENT
 from hogtrace._options import Config
+from hogtrace._redact import redact_text
 from hogtrace._scope import Scope
 
 __all__ = ["install", "install_when_needed", "join_scope", "uninstall", "wrappers_loaded"]
@@ -139,6 +140,9 @@ def _rewrite(
     for key, value in scope.inherited.items():
         props.setdefault(key, value)
     _identify(msg, props, scope, config)
+    base_url = props.get("$ai_base_url")
+    if type(base_url) is str:
+        props["$ai_base_url"] = redact_text(base_url)  # the wrappers send the client's as is
     if config.privacy_mode:
         _hide_content(props)
     _count(props, event, scope)

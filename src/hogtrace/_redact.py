@@ -38,7 +38,7 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     # (name, regex whose group 1 is the secret, a substring every match contains or "").
     # Each regex starts with a literal, which CPython's re scans for fast; a lookbehind placed
     # after it checks what precedes. One alternation of them all is ~300x slower to search.
-    ("url credentials", r"://([^\s/@:]+:[^\s/@]+)@", "@"),
+    ("url credentials", r"://([^\s/@:]*:[^\s/@]+)@", "@"),  # "redis://:pw@" too
     ("bearer token", r"earer (?<=[Bb]earer )((?=[\w\-.~+/*]*[0-9*])[\w\-.~+/*]{8,}=*)", "earer "),
     ("bearer token", r"EARER (?<=BEARER )((?=[\w\-.~+/*]*[0-9*])[\w\-.~+/*]{8,}=*)", "E"),
     # OpenAI (sk-, sk-proj-, also masked: "sk-proj-****abcd") and Anthropic (sk-ant-) keys.
