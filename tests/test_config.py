@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -331,6 +332,19 @@ class TestRedactPatterns:
 
         event = events.one()
         assert ("acct=[REDACTED]", "ValueError: bad acct=[REDACTED]") == (event.input, event.error)
+
+    def test_compiled_patterns_keep_their_flags(self) -> None:
+        import hogtrace.testing
+
+        hogtrace.configure(redact_patterns=[re.compile("internal-[a-z]+", re.IGNORECASE)])
+        with hogtrace.testing.capture_events() as events, hogtrace.span("s") as s:
+            s.set_input("see INTERNAL-HOST")
+
+        assert "see [REDACTED]" == events.one().input
+
+    def test_a_pattern_matching_the_empty_string_raises_at_configure(self) -> None:
+        with pytest.raises(ValueError, match=r"redact_patterns: .* matches the empty string"):
+            hogtrace.configure(redact_patterns=[r"\d*"])
 
     def test_bad_pattern_raises_at_configure(self) -> None:
         """A pattern that does not compile raises ``re.error`` from ``configure()``."""

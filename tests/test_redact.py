@@ -262,6 +262,42 @@ class TestAddedPatterns:
         assert not is_secret_key("ok")
         assert "ok" == redact_text("ok")
 
+    @pytest.mark.parametrize(
+        ("pattern", "text"),
+        [
+            (re.compile("secretword", re.IGNORECASE), "a SECRETWORD here"),  # its flags kept
+            (r"(?i)secretword", "a SecretWord here"),  # inline flags, at its own start
+            (re.compile(r"secret word  # a comment", re.VERBOSE), "a secretword here"),
+            (r"(z)\1", "a zz here"),  # its own group numbers, after another pattern's
+            (r"(?P<n>q)(?P=n)", "a qq here"),  # a group name another pattern also uses
+        ],
+    )
+    def test_each_added_pattern_keeps_its_own_meaning(
+        self, pattern: str | re.Pattern[str], text: str
+    ) -> None:
+        add_secret_patterns(value_patterns=[r"(a)\1", r"(?P<n>b)(?P=n)", pattern])
+        try:
+            assert text.replace(text.split()[1], REDACTED) == redact_text(text)
+            assert f"{REDACTED} {REDACTED}" == redact_text("aa bb")
+        finally:
+            reset_secret_patterns()
+
+    @pytest.mark.parametrize("pattern", [r"x*", r"(a|)", ""])
+    def test_a_pattern_matching_the_empty_string_is_refused(self, pattern: str) -> None:
+        """It would put the marker between every two characters of every string."""
+        with pytest.raises(ValueError, match="matches the empty string"):
+            add_secret_patterns(value_patterns=[r"ok\d", pattern])
+        assert "ok1" == redact_text("ok1")
+
+    def test_an_empty_match_inside_text_replaces_nothing(self) -> None:
+        """A pattern that matches nothing on its own but can match empty inside some text (a
+        bare lookahead) does not insert markers there."""
+        add_secret_patterns(value_patterns=[r"(?=acct)", r"(?<=pin=)\d*"])
+        try:
+            assert "acct=1 pin= pin=[REDACTED]" == redact_text("acct=1 pin= pin=42")
+        finally:
+            reset_secret_patterns()
+
     def test_cyclic_input_does_not_recurse_forever(self) -> None:
         """A cyclic structure does not raise RecursionError."""
         value: dict[str, Any] = {"password": "p"}

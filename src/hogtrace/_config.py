@@ -23,7 +23,7 @@ from hogtrace import _posthog, _state
 from hogtrace._interop import install_when_needed, uninstall
 from hogtrace._options import Config, default_config
 from hogtrace._protocols import Capture, Sink
-from hogtrace._redact import set_secret_patterns
+from hogtrace._redact import compile_patterns, set_secret_patterns
 from hogtrace._sinks import (
     ClientLedger,
     ConsoleSink,
@@ -231,7 +231,7 @@ def configure(
         _check_type("shutdown_timeout", shutdown_timeout, (int, float), allow_none=False)
         if shutdown_timeout < 0:
             raise ValueError("hogtrace.configure(): shutdown_timeout must be >= 0")
-    patterns: tuple[str, ...] | None = None
+    patterns: tuple[re.Pattern[str], ...] | None = None
     if redact_patterns is not UNSET:
         patterns = _pattern_sources(redact_patterns)
     if properties is not UNSET and properties is not None and not isinstance(properties, Mapping):
@@ -278,24 +278,19 @@ def configure(
     _retire(*retiring)
 
 
-def _pattern_sources(patterns: Any) -> tuple[str, ...]:
-    """Regex sources from ``redact_patterns``; ``re.error`` / ``TypeError`` for bad ones."""
+def _pattern_sources(patterns: Any) -> tuple[re.Pattern[str], ...]:
+    """``redact_patterns`` compiled, each with its own flags.
+
+    Bad ones raise now (``re.error``, ``TypeError``, ``ValueError``), not when an event is built.
+    """
     if patterns is None:
         return ()
     if isinstance(patterns, (str, re.Pattern)):
         patterns = (patterns,)
-    sources: list[str] = []
-    for pattern in patterns:
-        if isinstance(pattern, re.Pattern):
-            pattern = pattern.pattern
-        if not isinstance(pattern, str):
-            raise TypeError(
-                f"hogtrace.configure(): redact_patterns must be strings or compiled patterns,"
-                f" got {pattern!r}"
-            )
-        re.compile(pattern)  # raises re.error now, not when an event is built
-        sources.append(pattern)
-    return tuple(sources)
+    try:
+        return compile_patterns(patterns)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"hogtrace.configure(): redact_patterns: {err}") from None
 
 
 _NOTHING_TO_RETIRE = (None, False)

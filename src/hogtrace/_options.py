@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -50,7 +51,7 @@ class Config:
     capture_ai: bool | None = None
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     #: The user's own secret patterns (regex sources), besides the built-in ones.
-    redact_patterns: tuple[str, ...] = ()
+    redact_patterns: tuple[re.Pattern[str], ...] = ()
 
     #: Privacy mode from hogtrace or from the PostHog client's own ``privacy_mode`` (derived).
     content_hidden: bool = dataclasses.field(init=False, default=False)

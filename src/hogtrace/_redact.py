@@ -26,6 +26,7 @@ __all__ = [
     "REDACTED",
     "SECRET_VALUE_PATTERNS",
     "add_secret_patterns",
+    "compile_patterns",
     "is_secret_key",
     "redact_secrets",
     "redact_text",
@@ -116,7 +117,7 @@ def _decide(key: str) -> bool:
     """Apply the exact-name and last-words rules to ``key``."""
     if key.lower().replace("-", "").replace("_", "") in _EXACT:
         return True
-    if _extra_keys is not None and _extra_keys.search(key):
+    if _extra_keys and any(regex.search(key) for regex in _extra_keys):
         return True
     words = [word.lower() for word in _WORDS.findall(key)]
     while words and words[-1].isdigit():  # "api_key_2"
@@ -148,7 +149,7 @@ def redact_secrets(value: Any) -> Any:
         return redact_text(value)
     if (kind is not dict and kind is not list) or not value:
         return value  # a scalar, or an empty container (a call without arguments)
-    if _extra_values is None:
+    if not _extra_values:
         # Most content holds no secret: gather its strings, and if no key is secret and no
         # pattern matches the strings joined by newlines, nothing changes. No built-in
         # pattern matches across a newline, so a match there is a match in one string.
@@ -164,7 +165,7 @@ def plain_messages_clean(texts: list[str]) -> bool:
     The strings are checked once, joined (as `redact_secrets` does); neither key is secret
     under the built-in rules. With patterns the user added, False: take `redact_secrets`.
     """
-    if _extra_keys is not None or _extra_values is not None:
+    if _extra_keys or _extra_values:
         return False
     return _texts_clean(texts)
 
@@ -182,8 +183,8 @@ def redact_text(text: str) -> str:
     for gate, regex in _scanners or _compile_scanners():
         if gate in text and regex.search(out) is not None:
             out = regex.sub(_replace_secret, out)
-    if _extra_values is not None:
-        out = _extra_values.sub(REDACTED, out)
+    for regex in _extra_values:
+        out = regex.sub(_replace_nonempty, out)
     return text if out == text else out
 
 
@@ -322,10 +323,9 @@ def _redact_list(value: list[Any], depth: int) -> list[Any]:
 
 # -- patterns -----------------------------------------------------------------------------------
 
-_extra_keys: re.Pattern[str] | None = None
-_extra_values: re.Pattern[str] | None = None
-_extra_key_sources: list[str] = []
-_extra_value_sources: list[str] = []
+#: The user's key and value patterns, each compiled with its own flags.
+_extra_keys: tuple[re.Pattern[str], ...] = ()
+_extra_values: tuple[re.Pattern[str], ...] = ()
 #: The built-in value patterns, compiled on first use (not at import: ``import hogtrace`` is
 #: kept cheap, and most processes redact nothing before their first event is built).
 _scanners: tuple[tuple[str, re.Pattern[str]], ...] = ()
@@ -352,30 +352,57 @@ def add_secret_patterns(
 
     Raises:
         re.error: A pattern does not compile; nothing is added then.
+        ValueError: A pattern matches the empty string (it would put `REDACTED` between every
+            two characters); nothing is added then.
+        TypeError: A pattern is neither a string nor a compiled pattern.
     """
-    keys = [p.pattern if isinstance(p, re.Pattern) else p for p in key_patterns]
-    values = [p.pattern if isinstance(p, re.Pattern) else p for p in value_patterns]
-    for pattern in keys + values:
-        re.compile(pattern)
-    _compile(_extra_key_sources + keys, _extra_value_sources + values)
+    keys = compile_patterns(key_patterns, re.IGNORECASE)
+    values = compile_patterns(value_patterns)
+    _install(_extra_keys + keys, _extra_values + values)
 
 
-def set_secret_patterns(value_patterns: Iterable[str]) -> None:
-    """Make ``value_patterns`` the user's value patterns, in one step (no window without them)."""
-    _compile(list(_extra_key_sources), list(value_patterns))
+def compile_patterns(
+    patterns: Iterable[str | re.Pattern[str]], flags: int = 0
+) -> tuple[re.Pattern[str], ...]:
+    """Each pattern compiled on its own, its own flags kept (``flags`` added).
+
+    Raises:
+        re.error: A pattern does not compile.
+        ValueError: A pattern matches the empty string.
+        TypeError: A pattern is neither a string nor a compiled pattern.
+    """
+    compiled: list[re.Pattern[str]] = []
+    for pattern in patterns:
+        if isinstance(pattern, re.Pattern) and isinstance(pattern.pattern, str):
+            regex = re.compile(pattern.pattern, pattern.flags | flags)
+        elif isinstance(pattern, str):
+            regex = re.compile(pattern, flags)
+        else:
+            raise TypeError(f"a secret pattern must be a string or a compiled pattern: {pattern!r}")
+        if regex.search("") is not None:
+            raise ValueError(f"the secret pattern {regex.pattern!r} matches the empty string")
+        compiled.append(regex)
+    return tuple(compiled)
+
+
+def set_secret_patterns(value_patterns: Iterable[re.Pattern[str]]) -> None:
+    """Make ``value_patterns`` (`compile_patterns`) the user's value patterns, in one step."""
+    _install(_extra_keys, tuple(value_patterns))
 
 
 def reset_secret_patterns() -> None:
     """Forget the patterns `add_secret_patterns` added, keeping the built-in ones."""
-    _compile([], [])
+    _install((), ())
 
 
-def _compile(keys: list[str], values: list[str]) -> None:
+def _replace_nonempty(match: re.Match[str]) -> str:
+    """`REDACTED` for a match with text; an empty match (a bare lookahead) replaces nothing."""
+    return REDACTED if match.end() > match.start() else ""
+
+
+def _install(keys: tuple[re.Pattern[str], ...], values: tuple[re.Pattern[str], ...]) -> None:
     """Install ``keys`` and ``values`` besides the built-in patterns; clear cached decisions."""
     global _extra_keys, _extra_values
-    _extra_key_sources[:] = keys
-    _extra_value_sources[:] = values
-    _extra_keys = re.compile("|".join(f"(?:{k})" for k in keys), re.IGNORECASE) if keys else None
-    _extra_values = re.compile("|".join(f"(?:{v})" for v in values)) if values else None
+    _extra_keys, _extra_values = keys, values
     _decisions.clear()
     _clean.clear()
