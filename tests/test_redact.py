@@ -182,7 +182,7 @@ class TestRedactSecrets:
         """Secrets in *args lists and SimpleNamespace fields are redacted."""
         from types import SimpleNamespace
 
-        value = {"args": ["key sk-abcdefgh1234", SimpleNamespace(client_secret="s", n=3)]}
+        value = {"args": ["key sk-abcdefgh1234ijkl5678mn", SimpleNamespace(client_secret="s", n=3)]}
         expected = {"args": [f"key {REDACTED}", {"client_secret": REDACTED, "n": 3}]}
         assert expected == redact_secrets(to_json_safe(value))
 
@@ -193,7 +193,7 @@ FREE_TEXT = [
     ("https://bob:hunter2@db.example.com:5432/x", f"https://{REDACTED}@db.example.com:5432/x"),
     ("base_url=http://u:p@proxy/v1", f"base_url=http://{REDACTED}@proxy/v1"),
     ("redis://:hunter2@localhost:6379/0", f"redis://{REDACTED}@localhost:6379/0"),  # no user
-    ("key sk-abc123def456ghi789", f"key {REDACTED}"),
+    ("key sk-abc123def456ghi789jkl0", f"key {REDACTED}"),
     ("sk-proj-AbC123_xyz-9876543210", REDACTED),
     ("sk-ant-api03-AbCdEf123456", REDACTED),
     (
@@ -215,9 +215,39 @@ NOT_SECRETS = [
     "task-1234 and ask-me-anything",
     "see https://example.com/a@b and mailto:me@example.com",
     "git clone ssh://git@github.com/org/repo.git",
+    "release sk-20240115-blue, SKU: sk-00012345",  # short: not keys
+    "xoxo-see-you-tomorrow",
     "trace 0192f3c4-5b6a-7c8d-9e0f-123456789abc, 512 input tokens",
     "AKIA is a prefix",
 ]
+
+
+class TestNotSecretsUnderSecretNames:
+    def test_logprob_tokens_are_text(self) -> None:
+        """OpenAI logprobs name each token's text ``token``, beside its ``logprob``."""
+        value = {
+            "logprobs": {
+                "content": [
+                    {
+                        "token": "Hello",
+                        "logprob": -0.1,
+                        "bytes": [72],
+                        "top_logprobs": [{"token": "Hi", "logprob": -2.3, "bytes": [72, 105]}],
+                    }
+                ]
+            }
+        }
+        assert value is redact_secrets(value)
+
+    def test_counts_under_token_names_are_kept(self) -> None:
+        value = {"cached_token": 4, "prompt_token": 12, "ratio_token": 0.5, "csrf_token": "x9f2"}
+        expected = {**value, "csrf_token": REDACTED}
+        assert expected == redact_secrets(value)
+
+    def test_a_token_without_a_logprob_is_still_a_secret(self) -> None:
+        assert {"token": REDACTED, "password": REDACTED} == redact_secrets(
+            {"token": "abc", "password": 1234}
+        )
 
 
 class TestFreeText:
@@ -233,7 +263,7 @@ class TestFreeText:
 
     def test_strings_inside_containers(self) -> None:
         """Secrets in message contents and error strings nested in containers are replaced."""
-        value = {"messages": [{"role": "user", "content": "use sk-abcdefgh12345678"}]}
+        value = {"messages": [{"role": "user", "content": "use sk-abcdefgh12345678ijklmn"}]}
         expected = {"messages": [{"role": "user", "content": f"use {REDACTED}"}]}
         assert expected == redact_secrets(value)
 
@@ -319,12 +349,21 @@ json_values = st.recursive(
 )
 
 
+def not_a_secret(key: str, value: Any, mapping: dict[str, Any]) -> bool:
+    """The documented exceptions: a number (or null) under a ``*token`` name, a logprob's token."""
+    if key == "token" and "logprob" in mapping:
+        return True
+    last = re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower().replace("-", "_").split("_")[-1]
+    return last == "token" and (value is None or isinstance(value, (int, float)))
+
+
 def contains_unredacted_secret(value: Any) -> bool:
     if isinstance(value, list):
         return any(contains_unredacted_secret(item) for item in value)
     if isinstance(value, dict):
         return any(
-            (is_secret_key(k) and v != REDACTED) or contains_unredacted_secret(v)
+            (is_secret_key(k) and v != REDACTED and not not_a_secret(k, v, value))
+            or contains_unredacted_secret(v)
             for k, v in value.items()
         )
     return False

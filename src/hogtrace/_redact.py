@@ -43,11 +43,13 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("bearer token", r"earer (?<=[Bb]earer )((?=[\w\-.~+/*]*[0-9*])[\w\-.~+/*]{8,}=*)", "earer "),
     ("bearer token", r"EARER (?<=BEARER )((?=[\w\-.~+/*]*[0-9*])[\w\-.~+/*]{8,}=*)", "E"),
     # OpenAI (sk-, sk-proj-, also masked: "sk-proj-****abcd") and Anthropic (sk-ant-) keys.
-    ("sk- api key", r"(sk-(?<![\w-]sk-)(?=[\w\-*]*[0-9*])[\w\-*]{8,})", "-"),
+    # A key is 20+ characters with a digit; a masked one ("sk-proj-****abcd", in the SDK's 401
+    # message) is shorter but has a "*". "sk-20240115-blue" and "SKU: sk-00012345" are not keys.
+    ("sk- api key", r"(sk-(?<![\w-]sk-)(?:(?=[\w-]*[0-9])[\w-]{20,}|[\w-]*\*[\w\-*]*))", "-"),
     ("posthog key", r"(ph[cx]_(?<![\w-]ph._)[A-Za-z0-9]{16,})", "_"),
     ("github token", r"(gh[pousr]_(?<![\w-]gh._)[A-Za-z0-9]{20,})", "_"),
     ("github token", r"(github_pat_(?<![\w-]github_pat_)\w{20,})", "_"),
-    ("slack token", r"(xox[abposr]-(?<![\w-]xox.-)[A-Za-z0-9-]{10,})", "-"),
+    ("slack token", r"(xox[abposr]-(?<![\w-]xox.-)(?=[A-Za-z-]*[0-9])[A-Za-z0-9-]{10,})", "-"),
     ("aws access key id", r"(A[KS]IA(?<![A-Z0-9]A[KS]IA)[A-Z0-9]{16})(?![A-Z0-9])", "A"),
 )
 """The built-in free-text patterns: a name, a regex whose first group is the secret (the rest
@@ -234,11 +236,11 @@ def _gather(value: Any, texts: list[str], depth: int) -> bool:
         return False
     items: Iterable[Any] = value
     if type(value) is dict:
-        for key in value:
+        for key, item in value.items():
             secret = _decisions.get(key) if type(key) is str else False
             if secret is None:
                 secret = is_secret_key(key)
-            if secret:
+            if secret and not _not_a_secret(key, item, value):
                 return False
         items = value.values()
     elif len(value) == 2 and type(value[0]) is str and len(value[0]) <= 64:
@@ -253,6 +255,20 @@ def _gather(value: Any, texts: list[str], depth: int) -> bool:
         elif (kind is dict or kind is list) and not _gather(item, texts, depth + 1):
             return False
     return True
+
+
+def _not_a_secret(key: str, item: Any, mapping: dict[Any, Any]) -> bool:
+    """Tell whether a value under a secret-looking key is not a secret after all.
+
+    A logprob's ``token`` (the text of a token, beside its ``logprob``), or a number under a
+    ``*_token`` key (``cached_token: 4``).
+    """
+    if key == "token" and "logprob" in mapping:
+        return True
+    if type(item) not in _NUMBERS:
+        return False
+    words = _WORDS.findall(key)
+    return bool(words) and words[-1].lower() == "token"
 
 
 def _replace_secret(match: re.Match[str]) -> str:
@@ -270,7 +286,7 @@ def _redact_dict(value: dict[Any, Any], depth: int) -> dict[Any, Any]:
         secret = _decisions.get(key) if type(key) is str else False
         if secret is None:
             secret = is_secret_key(key)
-        if secret:
+        if secret and not _not_a_secret(key, item, value):
             new: Any = REDACTED
         elif type(item) is str:
             new = redact_text(item)
