@@ -123,12 +123,51 @@ class TestLists:
 
 
 class TestLastResorts:
-    def test_content_becomes_marker_when_keys_do_not_fit(self) -> None:
-        """If cut content still cannot fit, content values become short marker strings."""
+    def test_a_mapping_with_too_many_keys_keeps_its_first_ones(self) -> None:
+        """A mapping whose keys alone exceed the room keeps its first entries and a "…" entry
+        saying how many keys were cut, as the snapshot cuts one (not a single marker string)."""
         many_keys = {f"k{i}": i for i in range(5000)}
         result, _ = fit_event(event(input=many_keys), 1000, CONTENT_KEYS)
-        assert result["$ai_input"].startswith("…[truncated")
+        kept = result["$ai_input"]
+        *entries, (marker_key, marker) = kept.items()
+        assert 10 < len(entries) < 5000
+        assert entries == list(many_keys.items())[: len(entries)]
+        assert ("…", f"…[truncated {5000 - len(entries):,} keys]") == (marker_key, marker)
         assert size(result) <= 1000
+
+    def test_large_documents_keep_their_first_keys(self) -> None:
+        docs = {f"doc{i}": "t" * 1000 for i in range(20_000)}
+        result, truncated = fit_event(event(input={"docs": docs}), MAX, CONTENT_KEYS)
+        kept = result["$ai_input"]["docs"]
+        assert truncated
+        assert 500 < len(kept) < 20_000
+        assert "t" * 1000 == kept["doc0"]
+        assert f"…[truncated {20_000 - len(kept) + 1:,} keys]" == kept["…"]
+        assert size(result) <= MAX
+
+    def test_a_mapping_the_snapshot_cut_keeps_counting_its_keys(self) -> None:
+        """The snapshot's own "…" entry (keys it did not copy) adds to the count."""
+        snapshot = {**{f"k{i}": "v" * 100 for i in range(100)}, "…": "…[truncated 900 keys]"}
+        result, _ = fit_event(event(input=snapshot), 2000, CONTENT_KEYS)
+        kept = result["$ai_input"]
+        assert f"…[truncated {1000 - (len(kept) - 1):,} keys]" == kept["…"]
+
+    @pytest.mark.parametrize(("count", "value"), [(20_000, "x" * 50), (100_000, 1)])
+    def test_too_many_properties_keep_hogtraces_own_and_the_first_others(
+        self, count: int, value: Any
+    ) -> None:
+        """An event with more small properties than the limit holds keeps every ``$``
+        property (its content cut first), then the others in order while they fit, and says
+        how many were cut."""
+        props = {f"p{i}": value for i in range(count)} | event(input="in")
+        result, truncated = fit_event(props, MAX, CONTENT_KEYS)
+        own = {k: v for k, v in props.items() if k.startswith("$") and k not in CONTENT_KEYS}
+        others = [key for key in result if not key.startswith(("$", "…"))]
+        assert truncated
+        assert size(result) <= MAX
+        assert own == {key: result[key] for key in own}
+        assert others == [f"p{i}" for i in range(len(others))]
+        assert f"…[truncated {count - len(others):,} keys]" == result["…"]
 
     def test_large_non_content_is_cut_last(self) -> None:
         """Non-content properties are cut only when they alone exceed the limit."""

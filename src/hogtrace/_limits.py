@@ -25,6 +25,8 @@ from typing import Any
 from pydantic_core import to_json
 
 from hogtrace._serialize import (
+    DICT_TRUNCATION_KEY,
+    DICT_TRUNCATION_MARKER,
     LIST_TRUNCATION_MARKER,
     TRUNCATION_MARKER,
     number_sizes,
@@ -36,12 +38,13 @@ __all__ = ["LIST_TRUNCATION_MARKER", "TRUNCATION_MARKER", "fit_event"]
 # A marker already at the end of a string or list, left by to_json_safe's budget.
 _TEXT_MARKER = re.compile(r"…\[truncated ([0-9,]{1,30}) chars\]\Z")
 _LIST_MARKER = re.compile(r"…\[truncated ([0-9,]{1,30}) items\]\Z")
+_KEYS_MARKER = re.compile(r"…\[truncated ([0-9,]{1,30}) keys\]\Z")
 
 _ENCODE = json.JSONEncoder(allow_nan=False).encode  # json.dumps defaults, as posthog measures
 _MIN_ITEM = 256
 """Below this cap per item, a list is cut to a prefix instead of cutting every item."""
 _MIN_CUT = 48
-"""Below this cap a dict cannot keep its keys and useful values, so it becomes a marker."""
+"""Below this cap a dict cannot keep every key with a useful value: it keeps its first keys."""
 _ATTEMPTS = 4
 _FLAG_ROOM = 32
 _UNKNOWN = "…[truncated]"
@@ -194,8 +197,17 @@ def _dict_size(properties: dict[str, Any], sizes: dict[str, int]) -> int:
     """The JSON size of a dict whose values measure ``sizes``: keys, ": ", ", " and braces."""
     if not properties:
         return 2
-    keys = sum(_size(key) if type(key) is str else _size({key: 0}) - 5 for key in properties)
-    return keys + sum(sizes.values()) + 4 * len(properties)
+    return sum(_key_sizes(properties)) + sum(sizes.values()) + 4 * len(properties)
+
+
+def _key_sizes(mapping: dict[Any, Any]) -> list[int]:
+    """The JSON size of each key of ``mapping``; plain ASCII keys without a Python call each."""
+    keys = list(mapping)
+    joined = "".join(keys) if all(type(key) is str for key in keys) else None
+    plain = joined is not None and joined.isascii() and joined.isprintable()
+    if plain and '"' not in joined and "\\" not in joined:  # type: ignore[operator]
+        return [len(key) + 2 for key in keys]
+    return [_key_size(key) for key in keys]
 
 
 def _fit(
@@ -210,7 +222,8 @@ def _fit(
     sizes = [measured[key] for key in keys]
     budget = max_bytes - (size - sum(sizes))
     out = dict(properties)
-    for _ in range(_ATTEMPTS):
+    # With the other properties alone over the limit, no cut of the content is enough.
+    for _ in range(_ATTEMPTS if budget > 0 else 0):
         cap = _cap(sizes, budget)
         for key, value_size in zip(keys, sizes, strict=True):
             if value_size > cap:
@@ -228,18 +241,50 @@ def _fit(
     # re-measuring like the content path, and finally replace every large value by a marker.
     budget = max_bytes
     for _ in range(_ATTEMPTS):
-        shrunk = _shrink(out, budget, total)
-        if not isinstance(shrunk, dict):
+        # Every property keeps its key here (never the first ones only: hogtrace's own come
+        # last); too many of them is `_fewer_properties`' job.
+        shrunk = _shrink_dict(out, budget, total, whole=False) if total > budget else out
+        if shrunk is None:
             break
         shrunk_size = _size(shrunk)
         if shrunk_size <= max_bytes:
             return shrunk
         budget -= shrunk_size - max_bytes
     value_sizes = {key: _size(value) for key, value in out.items()}
-    return {
+    out = {
         key: value if value_sizes[key] <= _MIN_ITEM else _whole_marker(value, value_sizes[key])
         for key, value in out.items()
     }
+    if _size(out) <= max_bytes:
+        return out
+    return _fewer_properties(out, max_bytes)
+
+
+def _fewer_properties(properties: dict[str, Any], max_bytes: int) -> dict[str, Any]:
+    """Cut an event that has too many properties, even with short values.
+
+    PostHog's and hogtrace's (``$...``) are kept, then the others in order while they fit, and
+    a ``"…"`` property says how many were cut.
+    """
+    values = [_size(value) for value in properties.values()]
+    sizes = zip(properties, _key_sizes(properties), values, strict=True)
+    entries = [(key, k + v + 4) for key, k, v in sizes]
+    own = [(key, size) for key, size in entries if key.startswith("$")]
+    others = [(key, size) for key, size in entries if not key.startswith("$")]
+    marker = DICT_TRUNCATION_MARKER.format(n=f"{len(others):,}")
+    room = max_bytes - 2 - sum(size for _, size in own) - _size({DICT_TRUNCATION_KEY: marker})
+    kept = {key for key, _ in own}
+    for key, size in others:
+        if size > room:
+            break
+        kept.add(key)
+        room -= size
+    out = {key: value for key, value in properties.items() if key in kept}
+    marker_key = DICT_TRUNCATION_KEY
+    while marker_key in out:
+        marker_key += DICT_TRUNCATION_KEY
+    out[marker_key] = DICT_TRUNCATION_MARKER.format(n=f"{len(properties) - len(kept):,}")
+    return out
 
 
 def _shrink(value: Any, budget: int, size: int) -> Any:
@@ -255,18 +300,55 @@ def _shrink(value: Any, budget: int, size: int) -> Any:
     return _whole_marker(value, size)
 
 
-def _shrink_dict(value: dict[Any, Any], budget: int, size: int) -> Any:
-    """Cut the largest values of a dict, keeping every key."""
+def _shrink_dict(value: dict[Any, Any], budget: int, size: int, whole: bool = True) -> Any:
+    """Cut the largest values of a dict, keeping every key.
+
+    With too many keys for that, keep its first entries and a ``"…"`` entry that says how many
+    keys were cut; or, without ``whole``, return None.
+    """
     items = list(value.values())
-    keys = sum(_size(key) if type(key) is str else _size({key: 0}) - 5 for key in value)
-    sizes = _child_sizes(items, size - keys - 4 * len(items))
+    key_sizes = _key_sizes(value)
+    sizes = _child_sizes(items, size - sum(key_sizes) - 4 * len(items))
     cap = _cap(sizes, budget - (size - sum(sizes)))
-    if cap < _MIN_CUT:
-        return _whole_marker(value, size)
-    return {
-        key: _shrink(item, cap, item_size) if item_size > cap else item
-        for (key, item), item_size in zip(value.items(), sizes, strict=True)
-    }
+    if cap >= _MIN_CUT:
+        return {
+            key: _shrink(item, cap, item_size) if item_size > cap else item
+            for (key, item), item_size in zip(value.items(), sizes, strict=True)
+        }
+    return _dict_prefix(value, key_sizes, sizes, budget) if whole else None
+
+
+def _key_size(key: Any) -> int:
+    return _size(key) if type(key) is str else _size({key: 0}) - 5
+
+
+def _dict_prefix(
+    value: dict[Any, Any], key_sizes: list[int], sizes: list[int], budget: int
+) -> dict[Any, Any] | str:
+    """The first entries of ``value`` that fit ``budget``, and the keys marker.
+
+    As the snapshot cuts a mapping; a marker the snapshot left is counted in. A marker string
+    if not even one entry fits.
+    """
+    entries = list(value.items())
+    earlier = 0
+    if entries and entries[-1][0] == DICT_TRUNCATION_KEY:
+        earlier = _earlier_cut(entries[-1][1], _KEYS_MARKER)
+        if earlier:
+            entries, key_sizes, sizes = entries[:-1], key_sizes[:-1], sizes[:-1]
+    total = len(entries) + earlier
+    marker = {DICT_TRUNCATION_KEY: DICT_TRUNCATION_MARKER.format(n=f"{total:,}")}
+    room = budget - _size(marker)  # its braces and entry; each kept entry adds ", "
+    ends = list(accumulate(k + v + 4 for k, v in zip(key_sizes, sizes, strict=True)))
+    count = bisect_right(ends, room)
+    if count == 0:
+        return _whole_marker(value, sum(ends) + 2)
+    kept = dict(entries[:count])
+    marker_key = DICT_TRUNCATION_KEY
+    while marker_key in kept:
+        marker_key += DICT_TRUNCATION_KEY
+    kept[marker_key] = DICT_TRUNCATION_MARKER.format(n=f"{total - count:,}")
+    return kept
 
 
 def _shrink_list(value: list[Any] | tuple[Any, ...], budget: int, size: int) -> list[Any]:
