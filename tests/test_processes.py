@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import hogtrace
+import hogtrace.testing
 from tests.capture_server import CaptureServer, Clients
 
 pytestmark = [
@@ -141,6 +142,20 @@ class TestPool:
         assert ITEMS == len(roots)
         assert roots == set(parents)
 
+    @pytest.mark.skipif("fork" not in METHODS, reason="fork start method is POSIX only")
+    def test_pool_started_inside_an_open_trace(
+        self, capture_server: CaptureServer, clients: Clients
+    ) -> None:
+        """Forked workers inherit the open trace: each worker's trace is still its own to
+        deliver before ``with Pool()`` terminates it (the parent sends the outer one)."""
+        hogtrace.configure(clients())
+        with hogtrace.trace("batch"), multiprocessing.get_context("fork").Pool(2) as pool:
+            doubled = pool.map_async(work, range(ITEMS)).get(BOUND)
+        hogtrace.flush(timeout=10)
+
+        assert [2 * i for i in range(ITEMS)] == doubled
+        assert {"batch": 1, "work": ITEMS, "step": ITEMS} == traces(capture_server)
+
 
 def fork_child(code: Any) -> tuple[int, int]:
     """Fork; the child runs ``code()`` and exits 0 if it returns True (else 1).
@@ -245,3 +260,28 @@ class TestForkWhileQueueFull:
         assert 2 == sum(
             e["properties"].get("$ai_session_id") == "child" for e in capture_server.events
         )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
+class TestForkWhileAnotherThreadTraces:
+    def test_a_shared_with_object_works_in_the_child(self) -> None:
+        """A spec shared between threads (``STEP = hogtrace.span("step")``, ``with STEP:``)
+        guards its open scopes with a lock; held by another thread at the fork, it would be
+        held forever in the child."""
+        step = hogtrace.span("step")
+        with step:  # the lock exists and has been used
+            pass
+        step._lock.acquire()  # as another thread inside ``with step:`` at the fork
+        try:
+
+            def child() -> bool:
+                with hogtrace.testing.capture_events() as events, step:
+                    pass
+                return ["step"] == [e.name for e in events]
+
+            pid, done = fork_child(child)
+            exit_code = join_fork(pid, done, timeout=10)
+        finally:
+            step._lock.release()
+
+        assert 0 == exit_code

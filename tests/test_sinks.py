@@ -10,6 +10,8 @@ import logging
 import threading
 from typing import Any
 
+import posthog.client
+import posthog.utils
 import pytest
 
 import hogtrace
@@ -372,6 +374,56 @@ class TestPostHogSinkQueue:
         assert not worker.is_alive()
         assert 4 == hogtrace.stats()["dropped"]
         assert 1 == len(capture_server.events)
+
+    def test_a_pool_worker_waits_for_one_trace_at_most_while_posthog_is_down(
+        self, capture_server: CaptureServer, clients: Clients, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A Pool worker delivers each trace as it ends; when PostHog does not answer in time,
+        the next traces are not waited for (an outage costs a worker one wait, not one per
+        task), and they are still delivered later."""
+        sink = PostHogSink(clients())
+        sink._child_checked = True  # as _check_child() finds it in a Pool worker
+        sink._in_child = sink._in_pool_worker = True
+        flushes: list[float | None] = []
+        flush = sink.flush
+        monkeypatch.setattr(
+            sink, "flush", lambda timeout=None: flushes.append(timeout) or flush(timeout)
+        )
+        config = _state.state.config
+
+        sink.emit(closed_scope("up"), config)
+        capture_server.gate.clear()  # PostHog stops answering
+        for _ in range(5):
+            sink.emit(closed_scope("down"), config)
+        waited = len(flushes)
+        capture_server.gate.set()
+        flush(10)
+
+        assert [_sinks.CHILD_FLUSH_TIMEOUT] * 2 == flushes[:waited]  # "up", then the first "down"
+        assert 6 == len(capture_server.events)
+
+    def test_the_first_event_runs_nothing_of_the_clients_on_the_calling_thread(
+        self, clients: Clients, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """posthog's system context runs ``lsb_release`` under a lock that a fork at that
+        moment leaves held in the child: hogtrace never computes it on the calling thread
+        (the client does, in hogtrace's worker)."""
+        threads: list[str] = []
+        real = posthog.utils.system_context
+
+        def spy() -> Any:
+            threads.append(threading.current_thread().name)
+            return real()
+
+        monkeypatch.setattr(posthog.utils, "system_context", spy)
+        monkeypatch.setattr(posthog.client, "system_context", spy, raising=False)
+        hogtrace.configure(clients())
+        with hogtrace.span("first"):
+            pass
+        hogtrace.flush(timeout=10)
+
+        assert threading.current_thread().name not in threads
+        assert threads  # the client did compute it, in the worker
 
     def test_full_client_queue_moves_overflow_here(
         self,

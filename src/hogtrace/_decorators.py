@@ -74,6 +74,15 @@ class ScopeSpec(Generic[S]):
         self.name = name
         self._open_scopes: list[tuple[S, contextvars.Token[Any], Scope | None]] = []
         self._lock = threading.Lock()  # with-blocks only: a spec may be shared between threads
+        self._lock_born = _state.forks
+
+    @property
+    def _guard(self) -> threading.Lock:
+        """`_lock`, renewed in a forked child (another thread may have held it at the fork)."""
+        if self._lock_born != _state.forks:
+            self._lock = threading.Lock()
+            self._lock_born = _state.forks
+        return self._lock
 
     # -- subclasses ----------------------------------------------------------------------------
 
@@ -109,7 +118,7 @@ class ScopeSpec(Generic[S]):
             log_internal_error("opening a scope", err)
             scope = cast(S, StandInScope(self.name or self.kind))
         token = attach(scope)
-        with self._lock:
+        with self._guard:
             self._open_scopes.append((scope, token, parent))
         return scope
 
@@ -141,7 +150,7 @@ class ScopeSpec(Generic[S]):
         # Normally the scope being exited is the current one; with one spec shared between
         # threads or tasks, pick the entry this context opened.
         current = current_scope()
-        with self._lock:
+        with self._guard:
             opened = self._open_scopes
             for i in range(len(opened) - 1, -1, -1):
                 if opened[i][0] is current:

@@ -168,9 +168,14 @@ class Scope:
             self.inherited = parent.inherited
             self.child_parent_id = parent.child_parent_id
             self.sampled = parent.sampled
-            self.local_root = parent.local_root and not parent.emits
+            # The first emitting scope of this process: under a parent opened before a fork
+            # (a Pool started inside a trace), the child's own root (the parent process
+            # emits that parent, never this one).
+            self.local_root = (
+                parent.local_root and not parent.emits
+            ) or parent._born != _state.forks
         self._learned_distinct_id: str | None = None
-        self._born = _state.forks
+        self._born: int = _state.forks
         self._link()
         root: Scope | None = None
         if parent is not None:
@@ -500,7 +505,7 @@ class StandInScope(Scope):
         self._other_root = None
         self._roots_trace = False
         self._learned_distinct_id = None
-        self._born = _state.forks
+        self._born: int = _state.forks
         self._capture_input = self._capture_output = False
         self._input = self._output = MISSING
         self._output_on_error = False

@@ -47,8 +47,10 @@ log = logging.getLogger("hogtrace")
 
 #: Closed scopes waiting for the worker. Past this, new ones are dropped and counted.
 MAX_QUEUE = 10_000
-#: In a multiprocessing child, how long a finished trace waits at most for its delivery.
+#: In a multiprocessing Pool worker, how long a finished trace waits at most for its delivery,
+#: and, when it had to give up, how long the next traces are not waited for.
 CHILD_FLUSH_TIMEOUT = 0.5
+CHILD_FLUSH_PAUSE = 30.0
 #: How often a waiting worker (client queue full) or flush (worker busy) looks again.
 _POLL = 0.05
 #: The attribute that marks an exception already sent to PostHog error tracking.
@@ -311,7 +313,9 @@ class PostHogSink:
         self._drop_warning = RateLimit()
         self._stall_warning = RateLimit()
         self._refused_warning = RateLimit()
-        self._in_child = False  # a multiprocessing child: deliver each trace as it ends
+        self._in_child = False  # a multiprocessing child: flush at its exit
+        self._in_pool_worker = False  # a Pool worker: deliver each trace as it ends
+        self._flush_paused_until = 0.0  # PostHog did not answer a trace's flush in time
         self._child_checked = False
         _live_sinks.add(self)
 
@@ -332,10 +336,8 @@ class PostHogSink:
                 self._start()
             if not self._child_checked:
                 self._check_child()
-            if self._in_child and getattr(scope, "local_root", False):
-                # Pool workers may be terminated without any exit hook: deliver per trace,
-                # waiting a short, fixed time at most (PostHog may be slow or down).
-                self.flush(min(CHILD_FLUSH_TIMEOUT, config.shutdown_timeout))
+            if self._in_pool_worker and getattr(scope, "local_root", False):
+                self._flush_trace(config)
         except Exception as err:
             stats_counters.failed.incr()
             log_internal_error("queueing an event", err)
@@ -343,16 +345,32 @@ class PostHogSink:
     def _check_child(self) -> None:
         """In a multiprocessing child (Process target, Pool worker), deliver without atexit.
 
-        Such children leave through ``os._exit`` (or are terminated, as a ``with Pool()``
-        block does to its workers), so no exit hook runs: each finished trace is flushed at
-        once (bounded by ``shutdown_timeout``), and a multiprocessing finalizer flushes at exit.
-        Checked at the first event in the process, when multiprocessing has set itself up (it
-        has not yet when the fork hooks run).
+        Such children leave through ``os._exit``, so no exit hook runs: a multiprocessing
+        finalizer flushes at exit. A ``multiprocessing.Pool`` worker may also be terminated
+        (as a ``with Pool()`` block does to its workers), which skips even that: there each
+        finished trace is flushed at once (`_flush_trace`). Checked at the first event in the
+        process, when multiprocessing has set itself up (it has not yet when the fork hooks
+        run).
         """
         self._child_checked = True
         self._in_child = _in_multiprocessing_child()
         if self._in_child:
             _finalize_in_child(self)
+            self._in_pool_worker = _in_pool_worker()
+
+    def _flush_trace(self, config: Config) -> None:
+        """Deliver a finished trace now, in a Pool worker: a short, fixed wait at most.
+
+        If PostHog does not answer in time (down, or slow), the next traces are not waited for
+        during `CHILD_FLUSH_PAUSE`: an outage costs a worker one wait, not one per task. Their
+        events are still delivered in the background, and at the worker's exit.
+        """
+        now = time.monotonic()
+        if now < self._flush_paused_until:
+            return
+        self.flush(min(CHILD_FLUSH_TIMEOUT, config.shutdown_timeout))
+        if not self._queue.empty() or _posthog.unfinished(_posthog.lane_queues(self.client)):
+            self._flush_paused_until = time.monotonic() + CHILD_FLUSH_PAUSE
 
     def wrapper_event(self, msg: dict[str, Any]) -> bool:
         return False  # PostHog's own wrapper events go out through the client as they are
@@ -621,6 +639,8 @@ class PostHogSink:
         self._start_lock = threading.Lock()
         self._abandon = threading.Event()
         self._child_checked = False  # multiprocessing sets itself up after the fork hooks
+        self._in_child = self._in_pool_worker = False
+        self._flush_paused_until = 0.0
 
 
 def _in_multiprocessing_child() -> bool:
@@ -629,6 +649,21 @@ def _in_multiprocessing_child() -> bool:
         return False
     try:
         return mp.parent_process() is not None
+    except Exception:
+        return False
+
+
+def _in_pool_worker() -> bool:
+    """A ``multiprocessing.Pool`` worker (which ``Pool.terminate()`` may kill at any time).
+
+    Pool names its workers ``ForkPoolWorker-N`` / ``SpawnPoolWorker-N``, ...;
+    ``ProcessPoolExecutor`` workers and ``Process`` targets always exit through
+    multiprocessing's own exit path, which runs finalizers.
+    """
+    try:
+        from multiprocessing import current_process
+
+        return "PoolWorker" in current_process().name
     except Exception:
         return False
 
