@@ -253,6 +253,40 @@ class TestConsole:
 
         assert "step" in capsys.readouterr().err
 
+    @pytest.mark.parametrize(
+        ("value", "enabled"),
+        [
+            *[("false", False), (" OFF\t", False), ("0", False), ("No", False)],
+            *[("true", True), ("1", True), ("yes", True), ("on", True), ("", True)],
+        ],
+    )
+    def test_enabled_variable_values(
+        self,
+        clean_env: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+        value: str,
+        enabled: bool,
+    ) -> None:
+        clean_env.setenv("HOGTRACE_ENABLED", value)
+        hogtrace.reset()
+
+        assert enabled is _state.state.config.enabled
+        assert [] == [r for r in caplog.records if "HOGTRACE_ENABLED" in r.getMessage()]
+
+    @pytest.mark.parametrize("name", ["HOGTRACE_ENABLED", "HOGTRACE_CONSOLE"])
+    def test_a_value_not_understood_keeps_the_default_and_warns(
+        self, clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, name: str
+    ) -> None:
+        """``HOGTRACE_ENABLED=disable`` is not silently "on" (nor ``HOGTRACE_CONSOLE=garbage``
+        silently on): the default stays, and a warning names what is understood."""
+        clean_env.setenv(name, "disable")
+        hogtrace.reset()
+
+        config = _state.state.config
+        assert (True, False) == (config.enabled, config.console)
+        (warning,) = [r.getMessage() for r in caplog.records if name in r.getMessage()]
+        assert "0/false/no/off" in warning
+
     def test_console_and_client_together(
         self,
         capture_server: CaptureServer,

@@ -492,6 +492,120 @@ class TestOffline:
         result.stdout.fnmatch_lines(["*hogtrace: 1 events made outside*"])
         assert [] == capture_server.events
 
+    def test_events_of_the_root_conftest_are_kept_back(
+        self, project: pytest.Pytester, capture_server: CaptureServer
+    ) -> None:
+        """A root conftest is imported before any plugin's ``pytest_configure``: a trace made
+        while it is imported, or in its own ``pytest_configure``, is kept back too."""
+        project.makeconftest(
+            f"""
+            import posthog
+            import hogtrace
+
+            client = posthog.Posthog("phc_test", host={capture_server.url!r})
+            hogtrace.configure(client)
+            with hogtrace.trace("conftest-import"):
+                pass
+
+            def pytest_configure(config):
+                with hogtrace.trace("conftest-configure"):
+                    pass
+
+            def pytest_unconfigure(config):
+                hogtrace.flush(timeout=5)
+                client.flush()
+            """
+        )
+        project.makepyfile("def test_nothing():\n    pass\n")
+
+        result = project.runpytest_subprocess()
+
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["*hogtrace: 2 events made outside*"])
+        assert [] == capture_server.events
+
+    def test_code_still_running_after_the_session_sends_nothing(
+        self, project: pytest.Pytester, capture_server: CaptureServer
+    ) -> None:
+        """A thread the tests left behind traces after the session ended: kept back too."""
+        project.makepyfile(
+            f"""
+            import threading
+            import posthog
+            import hogtrace
+
+            client = posthog.Posthog("phc_test", host={capture_server.url!r})
+            hogtrace.configure(client)
+            release = threading.Event()
+
+            def late():
+                release.wait(30)
+                with hogtrace.trace("late"):
+                    pass
+                hogtrace.flush(timeout=5)
+                client.flush()
+
+            def pytest_unconfigure(config):  # not a hook here: called by the conftest below
+                release.set()
+
+            def test_leaves_a_thread():
+                threading.Thread(target=late).start()  # not a daemon: exit waits for it
+            """
+        )
+        project.makeconftest(
+            """
+            def pytest_unconfigure(config):
+                import sys
+                module = sys.modules.get("test_code_still_running_after_the_session_sends_nothing")
+                if module is not None:
+                    module.pytest_unconfigure(config)
+            """
+        )
+
+        result = project.runpytest_subprocess()
+
+        result.assert_outcomes(passed=1)
+        assert [] == capture_server.events
+
+    @pytest.mark.parametrize("autoload", [True, False])
+    def test_the_plugin_loaded_by_its_old_name_keeps_events_back(
+        self,
+        project: pytest.Pytester,
+        capture_server: CaptureServer,
+        monkeypatch: pytest.MonkeyPatch,
+        autoload: bool,
+    ) -> None:
+        """``-p hogtrace.pytest_plugin`` (the fixture's old module) brings the whole plugin,
+        also with plugin autoloading off; with it on, the plugin is not registered twice."""
+        if not autoload:
+            monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        project.makepyfile(
+            f"""
+            import posthog
+            import hogtrace
+
+            client = posthog.Posthog("phc_test", host={capture_server.url!r})
+            hogtrace.configure(client)
+
+            def test_traces(hogtrace_events):
+                with hogtrace.trace("inside"):
+                    pass
+                assert 1 == len(hogtrace_events)
+
+            def test_outside():
+                with hogtrace.trace("outside"):
+                    pass
+                hogtrace.flush(timeout=5)
+                client.flush()
+            """
+        )
+
+        result = project.runpytest_subprocess("-p", "hogtrace.pytest_plugin")
+
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines(["*hogtrace: 1 events made outside*"])
+        assert [] == capture_server.events
+
     def test_ini_option_sends(
         self, project: pytest.Pytester, capture_server: CaptureServer
     ) -> None:

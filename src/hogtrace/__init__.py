@@ -5,6 +5,8 @@ Decorate your workflow with ``@hogtrace.session``, ``@hogtrace.trace``, ``@hogtr
 scope emits one ``$ai_*`` event, linked into PostHog's trace tree and tagged with its session.
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
 from hogtrace._api import (
     agent,
     current,
@@ -32,6 +34,9 @@ from hogtrace._version import __version__
 #: Submodules reachable as attributes without being imported up front (``hogtrace.testing``).
 _LAZY_SUBMODULES = frozenset({"testing", "otel", "celery", "asgi"})
 
+if _TYPE_CHECKING:  # what __getattr__ gives, for type checkers (hogtrace.testing....)
+    from hogtrace import testing as testing
+
 
 def __getattr__(name: str) -> object:
     if name in _LAZY_SUBMODULES:
@@ -39,6 +44,10 @@ def __getattr__(name: str) -> object:
 
         return importlib.import_module(f"hogtrace.{name}")
     raise AttributeError(f"module 'hogtrace' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_SUBMODULES})
 
 
 __all__ = [

@@ -466,17 +466,23 @@ def start_capture(capture: Capture) -> State:
         return previous
 
 
-def hold_back(capture: Capture) -> None:
-    """Route events to ``capture`` for good, tracing on or off as configured (pytest's default)."""
+def hold_back(capture: Capture) -> Capture | None:
+    """Route events to ``capture`` for good, tracing on or off as configured (pytest's default).
+
+    Returns the destination it replaces, for `end_hold_back` (an outer pytest run's, when
+    pytester runs pytest inside it).
+    """
     with _lock:
+        previous = _state.state.capture
         set_state(dataclasses.replace(_state.state, capture=capture))
+        return previous
 
 
-def end_hold_back(capture: Capture) -> None:
-    """Undo `hold_back` (if ``capture`` is still the destination)."""
+def end_hold_back(capture: Capture, previous: Capture | None = None) -> None:
+    """Undo `hold_back` (if ``capture`` is still the destination): back to ``previous``."""
     with _lock:
         if _state.state.capture is capture:
-            set_state(dataclasses.replace(_state.state, capture=None))
+            set_state(dataclasses.replace(_state.state, capture=previous))
 
 
 def end_capture(previous: State) -> None:

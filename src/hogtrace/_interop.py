@@ -233,8 +233,11 @@ def install_when_needed(client: Any) -> bool:
     """
     if not wrappers_loaded():
         _watch.client = client
-        if _watch not in sys.meta_path:
-            sys.meta_path.insert(0, _watch)
+        meta_path: list[Any] | None = sys.meta_path  # None at interpreter teardown
+        if meta_path is None:  # interpreter teardown: nothing will be imported any more
+            return True
+        if _watch not in meta_path:
+            meta_path.insert(0, _watch)
         return False
     _unwatch()
     install(client)
@@ -263,8 +266,9 @@ _watch = _ImportWatch()
 
 def _unwatch() -> None:
     _watch.client = None
-    if _watch in sys.meta_path:
-        sys.meta_path.remove(_watch)
+    meta_path: list[Any] | None = sys.meta_path  # None at interpreter teardown
+    if meta_path is not None and _watch in meta_path:
+        meta_path.remove(_watch)
 
 
 def install(client: Any) -> None:

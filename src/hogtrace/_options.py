@@ -7,6 +7,7 @@ Only data and its defaults live here (the process state that holds the current o
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _FALSE = ("0", "false", "no", "off")
+_TRUE = ("1", "true", "yes", "on")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,11 +72,26 @@ class Config:
 
 
 def env_flag(name: str, default: bool) -> bool:
-    """A boolean environment variable: ``0``, ``false``, ``no``, ``off`` (any case) are False."""
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    return value not in _FALSE
+    """A boolean environment variable.
+
+    ``1``, ``true``, ``yes``, ``on`` and ``0``, ``false``, ``no``, ``off`` (any case, spaces
+    around) are understood; unset, empty or anything else is ``default`` (anything else with a
+    warning).
+    """
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    if value:
+        logging.getLogger("hogtrace").warning(
+            "hogtrace: %s=%r is not understood (use 1/true/yes/on or 0/false/no/off); using %s",
+            name,
+            raw,
+            "on" if default else "off",
+        )
+    return default
 
 
 def default_config() -> Config:

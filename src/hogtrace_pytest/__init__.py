@@ -59,6 +59,9 @@ class _Withheld:
 
 _SEND = pytest.StashKey[bool]()
 _WITHHELD = pytest.StashKey[_Withheld]()
+_PREVIOUS = pytest.StashKey[Any]()
+#: The configs of the pytest runs in progress in this process: a pytester run inside another.
+_sessions: list[pytest.Config] = []
 _WATCH = pytest.StashKey["_ImportWatch"]()
 
 
@@ -72,9 +75,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Keep events back before the first conftest is imported (it may configure and trace)."""
+    _start(early_config)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    """The same, for a plugin registered after the initial conftests (``pytest_plugins``)."""
+    _start(config)
+
+
+def _start(config: pytest.Config) -> None:
     """Remember whether events may be sent in this session; keep them back from the start."""
+    if _SEND in config.stash:
+        return
     config.stash[_SEND] = send = bool(config.getini(_SEND_OPTION))
+    _sessions.append(config)
     if not send:
         if "hogtrace._config" in sys.modules:
             _hold_back(config)
@@ -135,13 +152,19 @@ def _unwatch(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Stop keeping events back (pytest may run again in the same process: pytester)."""
+    """Stop keeping events back after a run inside another (pytester's inline runs).
+
+    After the outermost run, events stay kept back: code still running (a thread the tests
+    left, an object finalized at exit) must not reach PostHog either.
+    """
+    if config in _sessions:
+        _sessions.remove(config)
     _unwatch(config)
     withheld = config.stash.get(_WITHHELD, None)
-    if withheld is not None:
+    if withheld is not None and _sessions:
         from hogtrace import _config
 
-        _config.end_hold_back(withheld)
+        _config.end_hold_back(withheld, config.stash.get(_PREVIOUS, None))
         del config.stash[_WITHHELD]
 
 
@@ -155,7 +178,7 @@ def _hold_back(config: pytest.Config) -> None:
     from hogtrace._stats import stats_counters
 
     withheld = config.stash[_WITHHELD] = _Withheld(stats_counters)
-    _config.hold_back(withheld)
+    config.stash[_PREVIOUS] = _config.hold_back(withheld)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -295,3 +295,11 @@ def use_span_kinds() -> None:
     assert_type(run("t"), str)
     with hogtrace.span("s", kind="retriever") as s:
         s.set_output(1)
+
+
+# -- hogtrace.testing reached as an attribute after a bare `import hogtrace` -------------------
+
+
+def uses_the_attribute() -> None:
+    with hogtrace.testing.capture_events() as captured:
+        assert_type(captured, CapturedEvents)
