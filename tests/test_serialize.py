@@ -524,7 +524,8 @@ class TestBudget:
         assert array_like.converted < BUDGET
 
     def test_numpy_arrays_are_sliced(self) -> None:
-        """A 10 MB numpy array becomes a bounded prefix; a 2-D one keeps every row."""
+        """A 10 MB numpy array becomes a bounded prefix; a 2-D one of a few rows keeps every
+        row."""
         np = pytest.importorskip("numpy")
         flat = np.arange(1_250_000, dtype=np.float64) / 7
         matrix = flat.reshape(20, 62_500)
@@ -535,6 +536,18 @@ class TestBudget:
         expected_rows = 20
         assert expected_rows == len(result[1])
         assert size(result) < 3 * BUDGET
+
+    def test_a_matrix_of_many_rows_keeps_its_first_rows_whole(self) -> None:
+        """Of a 1,250 x 1,000 array, the first rows that fit are kept whole (as numpy prints
+        it), not a share of every row: that would convert and measure all of them."""
+        np = pytest.importorskip("numpy")
+        matrix = np.arange(1_250_000, dtype=np.float64).reshape(1250, 1000) / 7
+        for result in (to_json_safe(matrix, 800_000), thaw(snapshot(matrix, 800_000)[0])):
+            *rows, crossing, marker = result
+            assert matrix[: len(rows)].tolist() == rows
+            assert matrix[len(rows)].tolist()[: len(crossing) - 1] == crossing[:-1]  # cut
+            assert LIST_TRUNCATION_MARKER.format(n=f"{1250 - len(rows) - 1:,}") == marker
+            assert 40 < len(rows) < 50
 
     @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix is legacy
     def test_numpy_matrix_rows_keep_their_shape(self) -> None:
@@ -594,8 +607,10 @@ class TestLongNumbers:
             lambda rnd, n: [rnd.uniform(-1e6, 1e6) * 10 ** rnd.randint(-30, 30) for _ in range(n)],
             lambda rnd, n: [rnd.randint(-(2**40), 2**40) for _ in range(n)],
             lambda rnd, n: [rnd.randint(0, 50_000) for _ in range(n)],  # token ids
+            lambda rnd, n: [rnd.random() < 0.3 for _ in range(n)],  # a mask
+            lambda rnd, n: [None] * n,
         ],
-        ids=["uniform", "embedding", "exponents", "big ints", "token ids"],
+        ids=["uniform", "embedding", "exponents", "big ints", "token ids", "booleans", "nulls"],
     )
     @pytest.mark.parametrize("limit", [20_000, 800_000])
     def test_numbers_far_over_the_limit_reach_the_event_as_sized_one_by_one(

@@ -633,9 +633,13 @@ def _btolist(
             chunks = (value[i : i + step].tolist() for i in range(0, rows, step))
         else:  # one row (a smaller array) at a time
             chunks = ([_row(value, i, len(shape))] for i in range(rows))
+        # A few rows each keep a share of the room (every row is seen); of many rows, the
+        # first ones are kept whole (as numpy prints a large array): cutting each of a
+        # thousand rows to a share converts and measures them all on the worker.
+        whole = len(shape) > 1 and rows > _FEW_ROWS
         if length is None:
-            return _bsequence(chunks, rows, depth, active, room)
-        return _bsequence(chunks, length, depth, active, room, head=True)
+            return _bsequence(chunks, rows, depth, active, room, whole=whole)
+        return _bsequence(chunks, length, depth, active, room, head=True, whole=whole)
     return _bwalk(value.tolist(), depth, active, room)
 
 
@@ -904,8 +908,12 @@ def _bsequence(
     active: set[int],
     room: int,
     head: bool = False,
+    whole: bool = False,
 ) -> tuple[list[Any], int]:
     """Convert the items of a sequence of ``count`` items (-1: unknown), given in chunks.
+
+    With ``whole`` (the rows of a matrix), each item counts at its full size: a prefix of the
+    rows is kept, not every row for `hogtrace._limits` to cut.
 
     With ``head``, the chunks are the first rows of a longer array (a `Deferred`) of ``count``
     rows; else ``count`` is the sequence's ``len()``, which only says how many items a cut
@@ -955,7 +963,7 @@ def _bsequence(
             converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
             out.append(converted)
             spent += size + 2
-            capped += min(size, _MIN_ITEM) + 2
+            capped += (size if whole else min(size, _MIN_ITEM)) + 2
         if capped > room:
             return _end_list(out, count, spent, _more(chunks, count, len(out), head))
     if head and count > len(out):  # the rows of the array after its head
@@ -963,6 +971,9 @@ def _bsequence(
     return out, (spent if out else 2)
 
 
+_NONE = type(None)
+#: A matrix with more rows than this keeps its first rows whole, not a share of every row.
+_FEW_ROWS = 64
 #: Lists and tuples longer than this may be numbers far beyond the limit (`_long_numbers`).
 _LONG = 4 * _CHUNK
 #: How many more numbers than its first chunk's sizes say fit `_long_numbers` keeps.
@@ -978,23 +989,30 @@ def _long_numbers(value: list[Any] | tuple[Any, ...], room: int) -> tuple[list[A
     check that they are all of the first one's exact type, finite or within JSON's integers):
     the event builder then cuts them exactly to the limit. Only a list whose later numbers
     are much shorter than its first ones keeps fewer than would fit; the cut is marked either
-    way. None when the list is not such a list (mixed types, NaN, a list that may fit): the
-    caller sizes it item by item.
+    way. Lists of booleans or of nulls are cut the same way (their sizes are counted). None
+    when the list is not such a list (mixed types, NaN, a list that may fit): the caller
+    sizes it item by item.
     """
     first = value[: _chunk_size(room)]
-    text = _numbers_text(first)
-    if text is None:
-        return None
-    size = _numbers_size(text, len(first))
-    shortest = 3 if type(first[0]) is int else 5  # "0, " or "0.0, ": a number and its ", "
+    kind = _one_kind(first)
+    if kind is bool or kind is _NONE:  # "true, ", "false, ", "null, ": sized by counting
+        size = 6 * len(first) + (first.count(False) if kind is bool else 0)
+        shortest = 6
+    else:
+        text = _numbers_text(first)
+        if text is None:
+            return None
+        size = _numbers_size(text, len(first))
+        shortest = 3 if kind is int else 5  # "0, " or "0.0, ": a number and its ", "
     keep = min(int(room * _HEADROOM * len(first) / max(size, 1)), room // shortest) + 1
     if len(value) <= keep:
         return None
     rest = value[len(first) : keep]
-    kind = type(first[0])
     if _one_kind(rest) is not kind:
         return None
-    if kind is float:
+    if kind is bool or kind is _NONE:
+        pass
+    elif kind is float:
         total = sum(rest)
         if total - total != 0.0:  # NaN or an infinity (or an overflowing sum): converted
             return None
