@@ -606,6 +606,34 @@ class TestOffline:
         result.stdout.fnmatch_lines(["*hogtrace: 1 events made outside*"])
         assert [] == capture_server.events
 
+    def test_the_summary_adds_up_what_xdist_workers_kept_back(
+        self, project: pytest.Pytester, capture_server: CaptureServer
+    ) -> None:
+        """Under ``pytest -n 2`` the events are made in the workers; the controller's summary
+        line counts them all."""
+        pytest.importorskip("xdist")
+        project.makepyfile(
+            f"""
+            import posthog
+            import hogtrace
+            import pytest
+
+            hogtrace.configure(posthog.Posthog("phc_test", host={capture_server.url!r}))
+
+            @pytest.mark.parametrize("n", range(4))
+            def test_traces(n):
+                with hogtrace.trace("t"):
+                    pass
+                hogtrace.flush(timeout=5)
+            """
+        )
+
+        result = project.runpytest_subprocess("-n", "2")
+
+        result.assert_outcomes(passed=4)
+        result.stdout.fnmatch_lines(["*hogtrace: 4 events made outside*"])
+        assert [] == capture_server.events
+
     def test_ini_option_sends(
         self, project: pytest.Pytester, capture_server: CaptureServer
     ) -> None:

@@ -60,6 +60,9 @@ class _Withheld:
 _SEND = pytest.StashKey[bool]()
 _WITHHELD = pytest.StashKey[_Withheld]()
 _PREVIOUS = pytest.StashKey[Any]()
+#: pytest-xdist: what the workers kept back, added up on the controller.
+_IN_WORKERS = pytest.StashKey[int]()
+_WORKER_COUNT = "hogtrace_withheld"
 #: The configs of the pytest runs in progress in this process: a pytester run inside another.
 _sessions: list[pytest.Config] = []
 _WATCH = pytest.StashKey["_ImportWatch"]()
@@ -197,12 +200,29 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     _hold_back(item.config)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In a pytest-xdist worker: hand the count of events kept back to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    withheld = session.config.stash.get(_WITHHELD, None)
+    if isinstance(workeroutput, dict) and withheld is not None:
+        workeroutput[_WORKER_COUNT] = withheld.count
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller: add up what its workers kept back."""
+    count = getattr(node, "workeroutput", {}).get(_WORKER_COUNT, 0)
+    config = node.config
+    config.stash[_IN_WORKERS] = config.stash.get(_IN_WORKERS, 0) + count
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Say how many events were kept back, and how to send them."""
     withheld = config.stash.get(_WITHHELD, None)
-    if withheld is not None and withheld.count:
+    count = (withheld.count if withheld is not None else 0) + config.stash.get(_IN_WORKERS, 0)
+    if count:
         terminalreporter.write_line(
-            f"hogtrace: {withheld.count} events made outside the hogtrace_events fixture were"
+            f"hogtrace: {count} events made outside the hogtrace_events fixture were"
             " not sent to PostHog (set `hogtrace_send = true` in your pytest ini options to"
             " send them)"
         )
