@@ -1395,6 +1395,15 @@ class TestStreamOpenAIResponses:
         assert "function" == call["type"]
         assert 0 == acc.ignored
 
+    def test_deltas_without_an_output_index_come_after_the_finished_items(self) -> None:
+        events = [
+            {"type": "response.output_item.done", "item": RESPONSE["output"][0]},
+            {"type": "response.output_text.delta", "delta": "Hi there"},
+        ]
+        content = accumulate(events)[0].output[0]["content"]
+        text = {"type": "text", "text": "Hi there"}
+        assert [{"id": "rs_1", "summary": [], "type": "reasoning"}, text] == content
+
     def test_a_finished_message_is_not_doubled_by_its_deltas(self) -> None:
         message = RESPONSE["output"][1]
         events = [

@@ -152,6 +152,16 @@ class TestLastResorts:
         kept = result["$ai_input"]
         assert f"…[truncated {1000 - (len(kept) - 1):,} keys]" == kept["…"]
 
+    def test_your_own_dollar_properties_are_cut_like_the_others(self) -> None:
+        """Only hogtrace's own properties are always kept: ``$p1`` of yours is not one."""
+        props = {f"$p{i}": i for i in range(5000)} | event(input="in")
+        result, _ = fit_event(props, 20_000, CONTENT_KEYS)
+        kept = [key for key in result if key.startswith("$p")]
+        assert size(result) <= 20_000
+        assert kept == [f"$p{i}" for i in range(len(kept))]
+        assert f"…[truncated {5000 - len(kept):,} keys]" == result["…"]
+        assert "trace-1" == result["$ai_trace_id"]
+
     @pytest.mark.parametrize(("count", "value"), [(20_000, "x" * 50), (100_000, 1)])
     def test_too_many_properties_keep_hogtraces_own_and_the_first_others(
         self, count: int, value: Any

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 import hogtrace
@@ -633,6 +635,43 @@ class TestOffline:
         result.assert_outcomes(passed=4)
         result.stdout.fnmatch_lines(["*hogtrace: 4 events made outside*"])
         assert [] == capture_server.events
+
+    def test_a_second_run_in_the_process_decides_for_itself(
+        self, project: pytest.Pytester, capture_server: CaptureServer
+    ) -> None:
+        """Events stay kept back after a run ends (code may still be running), until another
+        ``pytest.main()`` in the same process starts: with ``hogtrace_send = true`` it sends."""
+        project.makepyfile(
+            test_one=f"""
+            import posthog
+            import hogtrace
+
+            client = posthog.Posthog("phc_test", host={capture_server.url!r})
+            hogtrace.configure(client)
+
+            def test_traces():
+                with hogtrace.trace("t"):
+                    pass
+                hogtrace.flush(timeout=5)
+                client.flush()
+            """
+        )
+        script = project.makepyfile(
+            run="""
+            import sys
+            import pytest
+
+            args = ["-q", "-p", "no:cacheprovider", "test_one.py"]
+            first = pytest.main(args)
+            second = pytest.main([*args, "-o", "hogtrace_send=true"])
+            sys.exit(first or second)
+            """
+        )
+
+        result = project.run(sys.executable, str(script))
+
+        assert 0 == result.ret, result.stdout.str() + result.stderr.str()
+        assert ["t"] == [e["properties"]["$ai_span_name"] for e in capture_server.events]
 
     def test_ini_option_sends(
         self, project: pytest.Pytester, capture_server: CaptureServer

@@ -37,6 +37,7 @@ import base64
 import contextlib
 import dataclasses
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -1270,16 +1271,14 @@ class _ResponsesStream:
         self.texts: dict[int, list[str]] = {}  # output index -> its text deltas
 
     def add(self, typ: str, event: object) -> None:
+        index = _get(event, "output_index")
         if typ == "response.output_text.delta":
             if isinstance(delta := _get(event, "delta"), str):
-                self.texts.setdefault(self._index(event), []).append(delta)
+                # Without an index (not the SDK's events): after every item that has one.
+                at = index if type(index) is int else sys.maxsize
+                self.texts.setdefault(at, []).append(delta)
         elif typ == "response.output_item.done" and (item := _get(event, "item")) is not None:
-            self.done[self._index(event)] = item
-
-    @staticmethod
-    def _index(event: object) -> int:
-        index = _get(event, "output_index")
-        return index if type(index) is int else 0
+            self.done[index if type(index) is int else len(self.done)] = item
 
     def output(self) -> list[Message]:
         if self.terminal:

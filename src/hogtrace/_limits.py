@@ -260,17 +260,21 @@ def _fit(
     return _fewer_properties(out, max_bytes)
 
 
+#: The properties an event keeps when it has too many: hogtrace's own, the PostHog ones it sets.
+_RESERVED = ("$ai_", "$process_person_profile", "$exception_event_id")
+
+
 def _fewer_properties(properties: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     """Cut an event that has too many properties, even with short values.
 
-    PostHog's and hogtrace's (``$...``) are kept, then the others in order while they fit, and
-    a ``"…"`` property says how many were cut.
+    hogtrace's (``$ai_...``, and the few PostHog properties it sets) are kept, then the others
+    in order while they fit, and a ``"…"`` property says how many were cut.
     """
     values = [_size(value) for value in properties.values()]
     sizes = zip(properties, _key_sizes(properties), values, strict=True)
     entries = [(key, k + v + 4) for key, k, v in sizes]
-    own = [(key, size) for key, size in entries if key.startswith("$")]
-    others = [(key, size) for key, size in entries if not key.startswith("$")]
+    own = [(key, size) for key, size in entries if key.startswith(_RESERVED)]
+    others = [(key, size) for key, size in entries if not key.startswith(_RESERVED)]
     marker = DICT_TRUNCATION_MARKER.format(n=f"{len(others):,}")
     room = max_bytes - 2 - sum(size for _, size in own) - _size({DICT_TRUNCATION_KEY: marker})
     kept = {key for key, _ in own}

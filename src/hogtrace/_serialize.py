@@ -119,7 +119,9 @@ def to_json_safe(value: object, budget: int | None = None) -> Any:
             strings are cut to ``budget`` characters plus `TRUNCATION_MARKER`, sequences and
             arrays end with a `LIST_TRUNCATION_MARKER` item and mappings with a
             `DICT_TRUNCATION_KEY` entry, so the cost is bounded by the budget. A value whose
-            JSON fits in the budget is copied exactly as without one. None: copy everything.
+            JSON fits in the budget is copied exactly as without one, except a list of more
+            than 4,096 numbers whose first 1,024 are much longer than the rest
+            (`_long_numbers`), which may be cut, marked. None: copy everything.
 
     Returns:
         The JSON-safe snapshot. Bytes become ``"<N bytes>"``, non-finite floats become

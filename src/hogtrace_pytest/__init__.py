@@ -65,6 +65,8 @@ _IN_WORKERS = pytest.StashKey[int]()
 _WORKER_COUNT = "hogtrace_withheld"
 #: The configs of the pytest runs in progress in this process: a pytester run inside another.
 _sessions: list[pytest.Config] = []
+#: The hold back an outermost run left in place when it ended (until another run starts).
+_lingering: list[_Withheld] = []
 _WATCH = pytest.StashKey["_ImportWatch"]()
 
 
@@ -94,6 +96,12 @@ def _start(config: pytest.Config) -> None:
     if _SEND in config.stash:
         return
     config.stash[_SEND] = send = bool(config.getini(_SEND_OPTION))
+    if not _sessions and _lingering:
+        # An earlier run in this process (two pytest.main() calls) kept its hold back past
+        # its end; this run decides for itself.
+        from hogtrace import _config
+
+        _config.end_hold_back(_lingering.pop())
     _sessions.append(config)
     if not send:
         if "hogtrace._config" in sys.modules:
@@ -169,6 +177,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
         _config.end_hold_back(withheld, config.stash.get(_PREVIOUS, None))
         del config.stash[_WITHHELD]
+    elif withheld is not None:
+        _lingering[:] = [withheld]
 
 
 def _hold_back(config: pytest.Config) -> None:
