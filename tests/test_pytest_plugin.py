@@ -53,6 +53,13 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+def kept_back(result: pytest.RunResult, count: int, server: CaptureServer, passed: int = 1) -> None:
+    """The run passed, its summary says ``count`` events were kept back, and none was sent."""
+    result.assert_outcomes(passed=passed)
+    result.stdout.fnmatch_lines([f"*hogtrace: {count} events made outside*hogtrace_send = true*"])
+    assert [] == server.events
+
+
 class TestFixture:
     def test_records_events(self, hogtrace_events: CapturedEvents) -> None:
         """The fixture yields the events of the test, as they close."""
@@ -452,9 +459,7 @@ class TestOffline:
 
         result = project.runpytest()
 
-        result.assert_outcomes(passed=1)
-        result.stdout.fnmatch_lines(["*hogtrace: 3 events made outside*hogtrace_send = true*"])
-        assert [] == capture_server.events
+        kept_back(result, 3, capture_server)
 
     def test_events_made_while_a_fixture_sets_up_are_kept_back(
         self, project: pytest.Pytester, capture_server: CaptureServer
@@ -490,9 +495,7 @@ class TestOffline:
 
         result = project.runpytest_subprocess()
 
-        result.assert_outcomes(passed=1)
-        result.stdout.fnmatch_lines(["*hogtrace: 1 events made outside*"])
-        assert [] == capture_server.events
+        kept_back(result, 1, capture_server)
 
     def test_events_of_the_root_conftest_are_kept_back(
         self, project: pytest.Pytester, capture_server: CaptureServer
@@ -522,9 +525,7 @@ class TestOffline:
 
         result = project.runpytest_subprocess()
 
-        result.assert_outcomes(passed=1)
-        result.stdout.fnmatch_lines(["*hogtrace: 2 events made outside*"])
-        assert [] == capture_server.events
+        kept_back(result, 2, capture_server)
 
     def test_code_still_running_after_the_session_sends_nothing(
         self, project: pytest.Pytester, capture_server: CaptureServer
@@ -604,9 +605,7 @@ class TestOffline:
 
         result = project.runpytest_subprocess("-p", "hogtrace.pytest_plugin")
 
-        result.assert_outcomes(passed=2)
-        result.stdout.fnmatch_lines(["*hogtrace: 1 events made outside*"])
-        assert [] == capture_server.events
+        kept_back(result, 1, capture_server, passed=2)
 
     def test_the_summary_adds_up_what_xdist_workers_kept_back(
         self, project: pytest.Pytester, capture_server: CaptureServer
@@ -632,9 +631,7 @@ class TestOffline:
 
         result = project.runpytest_subprocess("-n", "2")
 
-        result.assert_outcomes(passed=4)
-        result.stdout.fnmatch_lines(["*hogtrace: 4 events made outside*"])
-        assert [] == capture_server.events
+        kept_back(result, 4, capture_server, passed=4)
 
     def test_a_second_run_in_the_process_decides_for_itself(
         self, project: pytest.Pytester, capture_server: CaptureServer
