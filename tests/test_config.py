@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import hogtrace
-from hogtrace import _options, _state
+from hogtrace import _errors, _options, _posthog, _state
 from hogtrace._sinks import ConsoleSink, FanoutSink, PostHogSink
 from tests.capture_server import CaptureServer, Clients
 
@@ -311,6 +311,23 @@ class TestConsole:
 
 
 class TestShutdown:
+    def test_a_fault_while_retiring_the_client_never_reaches_the_caller(
+        self, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """shutdown() (and reset(), configure()) log an internal error there, never raise."""
+        monkeypatch.setattr(_errors, "STRICT", False)
+        hogtrace.configure(api_key="phc_test", host=capture_server.url)
+
+        def broken(queues: object) -> int:
+            raise RuntimeError("queue gone")
+
+        monkeypatch.setattr(_posthog, "unfinished", broken)
+        work(1)
+
+        hogtrace.shutdown()  # no exception
+
+        assert not _state.state.active
+
     def test_shutdown_is_idempotent(self, capture_server: CaptureServer, clients: Clients) -> None:
         """A second shutdown() changes nothing and raises nothing."""
         hogtrace.configure(clients())

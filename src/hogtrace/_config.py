@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from hogtrace import _posthog, _state
+from hogtrace._errors import log_internal_error
 from hogtrace._interop import install_when_needed, uninstall
 from hogtrace._options import Config, default_config
 from hogtrace._protocols import Capture, Sink
@@ -364,6 +365,13 @@ def _retire_client(config: Config, deadline: _Deadline) -> None:
     client = config.client
     if client is None:
         return
+    try:
+        _retire_client_now(client, config, deadline)
+    except Exception as err:  # shutdown(), reset() and configure() never raise on its account
+        log_internal_error("retiring the PostHog client", err)
+
+
+def _retire_client_now(client: Any, config: Config, deadline: _Deadline) -> None:
     uninstall(client)
     if config.owns_client:
         _bounded(_posthog.shutdown_client, client, deadline.left(), "shutting down")
