@@ -29,6 +29,7 @@ from hogtrace._serialize import (
     DICT_TRUNCATION_MARKER,
     LIST_TRUNCATION_MARKER,
     TRUNCATION_MARKER,
+    mark_keys_cut,
     number_sizes,
     to_json_safe,
 )
@@ -284,10 +285,7 @@ def _fewer_properties(properties: dict[str, Any], max_bytes: int) -> dict[str, A
         kept.add(key)
         room -= size
     out = {key: value for key, value in properties.items() if key in kept}
-    marker_key = DICT_TRUNCATION_KEY
-    while marker_key in out:
-        marker_key += DICT_TRUNCATION_KEY
-    out[marker_key] = DICT_TRUNCATION_MARKER.format(n=f"{len(properties) - len(kept):,}")
+    mark_keys_cut(out, len(properties) - len(kept))
     return out
 
 
@@ -348,10 +346,7 @@ def _dict_prefix(
     if count == 0:
         return _whole_marker(value, sum(ends) + 2)
     kept = dict(entries[:count])
-    marker_key = DICT_TRUNCATION_KEY
-    while marker_key in kept:
-        marker_key += DICT_TRUNCATION_KEY
-    kept[marker_key] = DICT_TRUNCATION_MARKER.format(n=f"{total - count:,}")
+    mark_keys_cut(kept, total - count)
     return kept
 
 

@@ -1047,6 +1047,20 @@ def _end_list(out: list[Any], count: int, spent: int, more: bool) -> tuple[list[
     return out, spent
 
 
+def mark_keys_cut(out: dict[str, Any], removed: int) -> int:
+    """End a cut mapping with its ``"…"`` entry; return the entry's JSON bytes.
+
+    The key is ``"……"`` if the mapping has a "…" key of its own; the value is
+    `DICT_TRUNCATION_MARKER` for ``removed`` keys, without a number when not known.
+    """
+    key = DICT_TRUNCATION_KEY
+    while key in out:
+        key += DICT_TRUNCATION_KEY
+    marker = DICT_TRUNCATION_MARKER.format(n=f"{removed:,}") if removed > 0 else "…[truncated]"
+    out[key] = marker
+    return len(key) + len(marker) + 8
+
+
 def _bmapping(
     pairs: Iterator[tuple[Any, Any]], count: int, depth: int, active: set[int], room: int
 ) -> tuple[dict[str, Any], int]:
@@ -1056,15 +1070,8 @@ def _bmapping(
     share = room // count if count > 0 else room
     for key, item in pairs:
         if capped > room:
-            marker_key = DICT_TRUNCATION_KEY
-            while marker_key in out:
-                marker_key += DICT_TRUNCATION_KEY
-            removed = count - len(out)  # a len() that said fewer: no number
-            marker = (
-                DICT_TRUNCATION_MARKER.format(n=f"{removed:,}") if removed > 0 else "…[truncated]"
-            )
-            out[marker_key] = marker
-            return out, spent + len(marker_key) + len(marker) + 8
+            # A len() that said fewer: a marker without a number.
+            return out, spent + mark_keys_cut(out, count - len(out))
         name = _key(key)
         converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
         out[name] = converted
