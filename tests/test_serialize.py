@@ -31,6 +31,7 @@ from hogtrace._serialize import (
     MAX_SAFE_INTEGER,
     TRUNCATION_MARKER,
     Deferred,
+    Head,
     number_sizes,
     snapshot,
     thaw,
@@ -985,3 +986,49 @@ class TestChunkEdges:
         result = to_json_safe(moments, BUDGET)
         assert result == roundtrip(result)
         assert "2026-01-01T12:00:00" == result[0]
+
+
+class TestHead:
+    """`Head`: the first items of a longer sequence, converted as the whole would be."""
+
+    @pytest.mark.parametrize("budget", [None, BUDGET])
+    def test_marker_counts_the_unread_items(self, budget: int | None) -> None:
+        """Every item kept, the marker still counts the items after them."""
+        got = to_json_safe(Head([{"a": 1}, (2, 3)], 10), budget)
+        assert got == [{"a": 1}, [2, 3], LIST_TRUNCATION_MARKER.format(n="8")]
+
+    @pytest.mark.parametrize("budget", [None, BUDGET])
+    def test_all_items_no_marker(self, budget: int | None) -> None:
+        """A head holding the whole sequence converts as the sequence."""
+        assert to_json_safe(Head(["a", "b"], 2), budget) == ["a", "b"]
+
+    def test_cut_like_the_whole_sequence(self) -> None:
+        """Within a budget, a head cuts where the whole list is cut, with the same count."""
+        items = [f"item {i} " * 20 for i in range(3_000)]
+        whole = to_json_safe(items, 20_000)
+        assert to_json_safe(Head(items[:1_000], len(items)), 20_000) == whole
+        assert whole[-1] == LIST_TRUNCATION_MARKER.format(n=f"{3_000 - len(whole) + 1:,}")
+
+
+class TestHugeDictInAList:
+    def test_not_walked_past_what_fits(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A dict of a million entries in a list is sized only as far as the budget goes.
+
+        Sizing a list's dict items walked each of their fields: for a huge dict, all of them,
+        twice, before the dict was cut (1.5 s on the calling thread for a million ints).
+        """
+        calls = 0
+        size = _serialize._fast_size
+
+        def counted(value: object, depth: int, room: int) -> int:
+            nonlocal calls
+            calls += 1
+            return size(value, depth, room)
+
+        monkeypatch.setattr(_serialize, "_fast_size", counted)
+        huge = {f"k{i}": i + 0.5 for i in range(200_000)}
+        got = to_json_safe({"args": [huge]}, 800_000)
+        kept = got["args"][0]
+        assert 1_000 < len(kept) < 100_000
+        assert list(kept)[-1] == DICT_TRUNCATION_KEY
+        assert calls < 10_000

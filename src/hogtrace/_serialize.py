@@ -44,6 +44,7 @@ __all__ = [
     "MIN_ITEM",
     "TRUNCATION_MARKER",
     "Deferred",
+    "Head",
     "number_sizes",
     "snapshot",
     "to_json_safe",
@@ -86,8 +87,8 @@ _SEQUENCES = (Sequence, AbstractSet, ValuesView)  # lists, tuples, sets, deques,
 # Categories of types, decided once per type. Those from _CONTAINERS on can nest.
 _OTHER, _FLOAT, _ENUM, _STR, _INT, _BYTES, _PYDANTIC_LEAF = range(7)
 _CONTAINERS = 7
-_MAPPING, _SEQUENCE, _MODEL, _DATACLASS, _TOLIST, _FIELDS, _DEFERRED = range(
-    _CONTAINERS, _CONTAINERS + 7
+_MAPPING, _SEQUENCE, _MODEL, _DATACLASS, _TOLIST, _FIELDS, _DEFERRED, _HEAD = range(
+    _CONTAINERS, _CONTAINERS + 8
 )
 _categories: dict[type, int] = {}
 _MAX_CACHED_TYPES = 2048
@@ -157,6 +158,24 @@ class Deferred:
 
     def __repr__(self) -> str:
         return f"<deferred array of {self.length:,} rows>"
+
+
+class Head:
+    """The first ``items`` of a sequence of ``length`` items, the rest left unread.
+
+    Converted as the whole sequence would be, as far as its items go: a copy that keeps every
+    item of ``items`` still ends with `LIST_TRUNCATION_MARKER` counting the items after them.
+    For a caller that reads a long sequence only as far as the size limit can hold.
+    """
+
+    __slots__ = ("items", "length")
+
+    def __init__(self, items: Sequence[Any], length: int) -> None:
+        self.items = items
+        self.length = length
+
+    def __repr__(self) -> str:
+        return f"<first {len(self.items):,} of {self.length:,} items>"
 
 
 class _Deferring(set[int]):
@@ -260,6 +279,8 @@ def _categorize(kind: type) -> int:
     """Return the category of a type; the order of the checks matters (IntEnum is an int)."""
     if kind is Deferred:
         return _DEFERRED
+    if kind is Head:
+        return _HEAD
     if issubclass(kind, types.SimpleNamespace) or (
         issubclass(kind, tuple) and isinstance(getattr(kind, "_fields", None), tuple)
     ):
@@ -337,6 +358,9 @@ def _convert_container(value: Any, category: int, depth: int, active: set[int]) 
             return {_key(k): _walk(v, depth + 1, active) for k, v in _fields(value)}
         if category == _DEFERRED:
             return _btolist(value.head, depth, active, value.room, value.length)[0]
+        if category == _HEAD:
+            out = [_walk(item, depth + 1, active) for item in value.items]
+            return _end_list(out, value.length, 0, value.length > len(out))[0]
         return _walk(value.tolist(), depth, active)
     finally:
         active.discard(id(value))
@@ -447,7 +471,7 @@ def _fast_size(value: object, depth: int, room: int) -> int:
             item_kind = type(item)
             if item_kind is str:
                 total += len(item) + 4
-            elif item_kind is dict and depth + 1 < MAX_DEPTH:
+            elif item_kind is dict and depth + 1 < MAX_DEPTH and len(item) <= _CHUNK:
                 total += 2 if item else 4  # as in _is_fast, one call scans a list of messages
                 for key, field in item.items():
                     if type(key) is not str:
@@ -565,6 +589,9 @@ def _bcontainer(
             return _bmapping(iter(items), len(items), depth, active, room)
         if category == _DEFERRED:
             return _btolist(value.head, depth, active, min(room, value.room), value.length)
+        if category == _HEAD:
+            chunks = _chunks(value.items, room)
+            return _bsequence(chunks, value.length, depth, active, room, head=True)
         return _btolist(value, depth, active, room)
     finally:
         active.discard(id(value))
@@ -712,7 +739,7 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
             and type(content := item.get("content")) is str
         ):
             item_size = len(role) + len(content) + PLAIN_MESSAGE_SIZE
-        elif kind is dict and depth < MAX_DEPTH:  # as in _fast_size, without a call per field
+        elif kind is dict and depth < MAX_DEPTH and len(item) <= _CHUNK:  # as in _fast_size
             item_size = 0 if item else 2
             for key, field in item.items():
                 if type(key) is not str:
