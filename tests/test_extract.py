@@ -72,6 +72,7 @@ from hogtrace._extract import (
     format_input,
     recorded_input,
 )
+from hogtrace._serialize import Head
 
 
 def ns(value: Any) -> Any:
@@ -2201,3 +2202,51 @@ class TestTextMessagesBound:
         got, _ = recorded_input(None, {"messages": messages})
         assert isinstance(got, TextMessages)
         assert got.json_bound() >= len(json.dumps(got.messages()).encode())
+
+
+class TestLongInputs:
+    """A generation's long input is read only as far as the size limit can hold."""
+
+    def test_plain_messages_stop_past_the_limit(self) -> None:
+        """A million plain messages: the strings of a few tens of thousands are read."""
+        messages = [{"role": "user", "content": "hi"}] * 1_000_000
+        got, size = recorded_input("openai", {"messages": messages}, 800_000)
+        assert isinstance(got, TextMessages)
+        assert got.cut
+        assert got.length == 1_000_000
+        assert 800_000 // 256 < len(got.texts) // 2 < 40_000
+        assert size is not None
+        assert size > 800_000 // 256
+
+    def test_a_message_after_the_limit_is_not_read(self) -> None:
+        """What comes after the messages read is not looked at (it is cut either way)."""
+        messages: list[Any] = [{"role": "user", "content": "x" * 100}] * 50_000
+        messages.append(object())
+        got, _ = recorded_input("openai", {"messages": messages}, 800_000)
+        assert isinstance(got, TextMessages)
+        assert got.cut
+
+    def test_short_inputs_are_read_whole(self) -> None:
+        """Within the limit, the limit changes nothing."""
+        messages = [{"role": "user", "content": f"m{i}"} for i in range(5_000)]
+        got, size = recorded_input("openai", {"messages": messages}, 800_000)
+        assert isinstance(got, TextMessages)
+        assert not got.cut
+        assert (got.messages(), size) == (
+            messages,
+            recorded_input("openai", {"messages": messages})[1],
+        )
+
+    @pytest.mark.parametrize("provider", ["openai", "anthropic", None])
+    def test_other_messages_formatted_as_far_as_they_may_fit(self, provider: str | None) -> None:
+        """Messages not plain are formatted as far as their first ones' size says may fit."""
+        messages = [
+            {"role": "user", "content": [{"type": "text", "text": f"part {i}"}]}
+            for i in range(200_000)
+        ]
+        got, size = recorded_input(provider, {"messages": messages}, 800_000)
+        assert isinstance(got, Head)
+        assert size is None
+        assert got.length == 200_000
+        assert 5_000 < len(got.items) < 50_000
+        assert got.items == format_input(provider, {"messages": messages[: len(got.items)]})

@@ -1490,7 +1490,7 @@ def general_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         _generation,
         "recorded_input",
-        lambda provider, args: (format_input(provider, args), None),
+        lambda provider, args, limit=None: (format_input(provider, args), None),
     )
     monkeypatch.setattr(
         _generation.GenerationScope,
@@ -1544,6 +1544,62 @@ class TestContentWithoutSnapshot:
         general_paths(monkeypatch)
         assert run() == fast
         assert len(calls) == len(fast)
+
+    @pytest.mark.parametrize("limit", [2_000, 100_000, None])
+    @pytest.mark.parametrize("count", [4_000, 5_000, 60_000])
+    @pytest.mark.parametrize("shape", ["plain", "long", "named", "parts", "late", "floats"])
+    def test_long_inputs_read_as_far_as_the_limit(
+        self,
+        events: CapturedEvents,
+        monkeypatch: pytest.MonkeyPatch,
+        limit: int | None,
+        count: int,
+        shape: str,
+    ) -> None:
+        """A long input read only as far as the limit gives the event a whole snapshot gives.
+
+        Plain messages (short, long, or with a message not plain after the limit) are read
+        until certain to be cut; other messages are formatted as far as their first ones say
+        may fit: both are cut where the snapshot of every formatted message is, with its count.
+        """
+        if limit is not None:
+            hogtrace.configure(max_event_bytes=limit)
+
+        @hogtrace.generation(model="gpt-4o-mini", provider="openai")
+        def llm(messages: list[Any]) -> str:
+            return "ok"
+
+        def message(i: int) -> Any:
+            if shape == "long":
+                return {"role": "user", "content": f"{i} " + "w" * 300}
+            if shape == "named":
+                return {"role": "user", "content": f"{i}", "name": "ann"}
+            if shape == "parts":
+                return {"role": "user", "content": [{"type": "text", "text": f"{i}"}]}
+            if shape == "floats":
+                return i / 7
+            if shape == "late" and i == count - 10:
+                return {"role": "user", "content": [{"type": "text", "text": f"{i}"}]}
+            return {"role": "user", "content": f"message {i}"}
+
+        messages = [message(i) for i in range(count)]
+
+        def run() -> dict[str, Any]:
+            events.clear()
+            with freeze_time("2025-01-02"):
+                llm(messages)
+            (event,) = events
+            return {k: v for k, v in event.properties.items() if k not in _PER_CALL}
+
+        bounded = run()
+        general_paths(monkeypatch)
+        whole = run()
+        assert bounded == whole
+        sent = bounded["$ai_input"]
+        if limit is None and shape == "late" and count <= 5_000:
+            assert len(sent) == count  # the limit (800 KB) holds them all: nothing cut
+        if limit == 2_000:
+            assert sent[-1] == f"…[truncated {count - len(sent) + 1:,} items]"
 
     @pytest.mark.parametrize("result", ["w" * 10_000, text_completion("w" * 10_000)])
     def test_text_past_the_limit_is_cut_when_recorded(

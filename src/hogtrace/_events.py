@@ -18,7 +18,7 @@ from hogtrace._names import ANNOTATION_CONTENT, CONTENT_KEYS, PRIVATE_CONTENT
 from hogtrace._options import Config
 from hogtrace._protocols import Annotation, ClosedScope
 from hogtrace._redact import plain_messages_clean, redact_secrets, redact_text
-from hogtrace._serialize import thaw, to_json_safe
+from hogtrace._serialize import Head, thaw, to_json_safe
 from hogtrace._version import __version__
 
 __all__ = ["Event", "build_event", "error_type", "format_error"]
@@ -66,7 +66,10 @@ def _prepare_content(
             continue
         if type(value) is TextMessages:
             messages = value.messages()
-            if hook is None and plain_messages_clean(value.texts):
+            if value.cut or value.size >= config.event_limit:
+                # Cut now, as a snapshot would have been: the limits never see them whole.
+                messages = to_json_safe(Head(messages, value.length), config.event_limit)
+            elif hook is None and plain_messages_clean(value.texts):
                 content[key] = messages
                 if bounds is not None:
                     bounds[key] = (messages, value.json_bound())

@@ -41,7 +41,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from hogtrace._serialize import PLAIN_MESSAGE_SIZE
+from hogtrace._serialize import MIN_ITEM, PLAIN_MESSAGE_SIZE, Head, snapshot
 
 __all__ = [
     "Extracted",
@@ -850,14 +850,23 @@ class TextMessages:
     `recorded_input` gives them for the usual chat input instead of its dicts: the strings are
     read when the call is made (nothing can change them after), and `messages` makes the
     ``{"role": ..., "content": ...}`` dicts `format_input` gives when the event is built.
+    A long input is read only as far as the size limit can hold: ``length`` then counts the
+    messages of the whole input, more than the texts hold.
     """
 
-    __slots__ = ("size", "texts")
+    __slots__ = ("length", "size", "texts")
 
-    def __init__(self, texts: list[str], size: int) -> None:
+    def __init__(self, texts: list[str], size: int, length: int | None = None) -> None:
         self.texts = texts
         #: Their `_text_size`.
         self.size = size
+        #: Messages in the input these are the first of.
+        self.length = len(texts) // 2 if length is None else length
+
+    @property
+    def cut(self) -> bool:
+        """True when messages after these were not read (the input exceeds the limit)."""
+        return self.length > len(self.texts) // 2
 
     def messages(self) -> list[Message]:
         """The messages as `format_input` formats them: new dicts on each call."""
@@ -874,11 +883,23 @@ class TextMessages:
         return 12 * self.size + 2
 
 
-def _text_messages(messages: Iterable[Any]) -> TextMessages | None:
-    """The messages if each is a plain ``{"role": str, "content": str}`` dict, else None."""
+def _text_messages(messages: Iterable[Any], limit: int | None = None) -> TextMessages | None:
+    """The messages if each is a plain ``{"role": str, "content": str}`` dict, else None.
+
+    With a ``limit`` (JSON bytes), reading stops once `hogtrace._serialize.snapshot` would
+    certainly have cut the list before the next message. A snapshot keeps messages until they
+    exceed the limit with each counted at most `MIN_ITEM` bytes; a message is kept whole while
+    it fits in what the earlier ones left, else cut to no less than half an equal share of the
+    limit. Here each is counted at most that much once the limit is spent, so no fewer are read
+    than the snapshot keeps. The rest are neither read nor checked.
+    """
     texts: list[str] = []
     append = texts.append
-    chars = count = 0
+    chars = count = spent = capped = cut = length = 0
+    bound = -1  # no limit: read them all
+    if limit is not None and isinstance(messages, (list, tuple)):
+        bound, length = limit, len(messages)
+        cut = min(MIN_ITEM, PLAIN_MESSAGE_SIZE + limit // max(length, 1) // 2)
     for message in messages:
         if (
             type(message) is dict
@@ -888,8 +909,16 @@ def _text_messages(messages: Iterable[Any]) -> TextMessages | None:
         ):
             append(role)
             append(content)
-            chars += len(role) + len(content)
+            size = len(role) + len(content)
+            chars += size
             count += 1
+            if bound >= 0:
+                size += PLAIN_MESSAGE_SIZE
+                spent += size + 2
+                most = MIN_ITEM if spent <= bound else cut
+                capped += size if size < most else most
+                if capped > bound:
+                    return TextMessages(texts, chars + PLAIN_MESSAGE_SIZE * count, length)
         else:
             return None
     return TextMessages(texts, chars + PLAIN_MESSAGE_SIZE * count)
@@ -1042,21 +1071,69 @@ def format_input(provider: str | None, arguments: Mapping[str, Any]) -> list[Mes
 
 
 def recorded_input(
-    provider: str | None, arguments: Mapping[str, Any]
-) -> tuple[list[Message] | TextMessages | None, int | None]:
+    provider: str | None, arguments: Mapping[str, Any], limit: int | None = None
+) -> tuple[list[Message] | TextMessages | Head | None, int | None]:
     """`format_input` as a generation records it, with the `_text_size` of the messages.
 
     The usual chat input, plain role and content strings only, comes as `TextMessages`, sized
     as it is read; other messages are formatted and then walked by `_text_size` (None: not
-    only strings). Never raises.
+    only strings). With a ``limit`` (JSON bytes), a long input is read only as far as it can
+    hold: plain messages until they are certain to be cut (`TextMessages.cut`), others as
+    many as the first ones' size says may fit, and a quarter more, as a `Head` of the
+    formatted messages (its size None). Never raises.
     """
-    return _format(provider, arguments, texts=True)
+    try:
+        long = _long_list(arguments) if limit is not None else None
+        if long is None:
+            return _format(provider, arguments, texts=True, limit=limit)
+        key, items = long
+        trial, size = _format(provider, {**arguments, key: items[:_TRIAL]}, True, limit)
+        if trial is None:
+            return None, None
+        if isinstance(trial, TextMessages):  # plain messages: read on as far as the limit
+            lazy = _text_messages(items, limit)
+            if lazy is not None:
+                return lazy, lazy.size
+        assert limit is not None
+        if size is None:  # formatted messages not only of strings: their snapshot's size
+            size = snapshot(trial, limit)[1]
+        keep = int(_TRIAL * limit * _HEADROOM / max(size, 1)) + 1
+        if keep >= len(items):
+            return _format(provider, arguments, texts=True)
+        out, _ = _format(provider, {**arguments, key: items[:keep]}, texts=False)
+        if out is None:
+            return None, None
+        if isinstance(out, TextMessages):  # not given without ``texts``
+            out = out.messages()
+        return Head(out, len(out) + len(items) - keep), None
+    except Exception:
+        return None, None
+
+
+#: Input lists longer than this are formatted only as far as the size limit can hold.
+_LONG_INPUT = 4096
+#: Items of a long input formatted first, to learn their size.
+_TRIAL = 1024
+#: How many more items than the first ones' size says fit a long input keeps.
+_HEADROOM = 1.25
+
+
+def _long_list(arguments: Mapping[str, Any]) -> tuple[str, list[Any] | tuple[Any, ...]] | None:
+    """The argument (``messages``, ``input`` or ``contents``) that is a long list, if any."""
+    for key in ("messages", "input", "contents"):
+        items = arguments.get(key)
+        if isinstance(items, (list, tuple)) and len(items) > _LONG_INPUT:
+            return key, items
+    return None
 
 
 def _format(
-    provider: str | None, arguments: Mapping[str, Any], texts: bool
+    provider: str | None, arguments: Mapping[str, Any], texts: bool, limit: int | None = None
 ) -> tuple[list[Message] | TextMessages | None, int | None]:
-    """`format_input`, sized; with `texts`, `recorded_input`'s `TextMessages` and sizes."""
+    """`format_input`, sized; with `texts`, `recorded_input`'s `TextMessages` and sizes.
+
+    ``limit``: plain messages are read only as far as it can hold (`_text_messages`).
+    """
     try:
         messages, data = arguments.get("messages"), arguments.get("input")
         if messages is not None and not isinstance(messages, (list, tuple)):
@@ -1086,7 +1163,7 @@ def _format(
                     and data is None
                     and arguments.get("system") is None
                     and arguments.get("instructions") is None
-                    and (lazy := _text_messages(messages)) is not None
+                    and (lazy := _text_messages(messages, limit)) is not None
                 ):
                     return lazy, lazy.size  # what `_openai_input` would make of them, unmade
                 out, size = _openai_input(arguments, messages, data)

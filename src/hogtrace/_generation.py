@@ -335,15 +335,14 @@ class GenerationScope(Scope):
         config = _state.state.config
         if config.content_hidden:
             return None  # what a snapshot of anything is under privacy mode
-        formatted, size = recorded_input(self.provider, arguments)
+        formatted, size = recorded_input(self.provider, arguments, config.event_limit)
         if formatted is None:
             return self.snapshot(_input_argument(arguments))
-        if size is not None and size < config.event_limit:
-            # Fresh dicts of immutable strings, or the strings of such dicts (`TextMessages`,
-            # made dicts by the event builder), within the limit: already a snapshot.
+        if isinstance(formatted, TextMessages) or (size is not None and size < config.event_limit):
+            # Fresh dicts of immutable strings within the limit, or the strings of such dicts
+            # (`TextMessages`, made dicts and cut to the limit by the event builder, off the
+            # calling thread; a long input's are read only as far as the limit): a snapshot.
             return formatted
-        if isinstance(formatted, TextMessages):
-            formatted = formatted.messages()
         return self.snapshot(formatted)
 
     def start_stream(self) -> None:
