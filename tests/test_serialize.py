@@ -659,6 +659,80 @@ class TestLongNumbers:
         assert type(to_json_safe(odd)) is type(result[30_000])
 
 
+class TestLongMappings:
+    """Dicts of scalars far larger than the limit: cut from the first chunk's sizes."""
+
+    @pytest.fixture
+    def cuts(self, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+        """Whether each `_long_mapping` call cut the dict (False: left to `_bmapping`)."""
+        seen: list[bool] = []
+        real = _serialize._long_mapping
+
+        def spy(value: Any, room: int) -> Any:
+            result = real(value, room)
+            seen.append(result is not None)
+            return result
+
+        monkeypatch.setattr(_serialize, "_long_mapping", spy)
+        return seen
+
+    @pytest.mark.parametrize(
+        "make",
+        [
+            lambda rnd, i: i,
+            lambda rnd, i: rnd.random(),
+            lambda rnd, i: rnd.gauss(0, 0.03),
+            lambda rnd, i: f"value {rnd.randint(0, 10 ** rnd.randint(1, 12))}",
+            lambda rnd, i: rnd.random() < 0.5,
+            lambda rnd, i: None,
+        ],
+        ids=["ints", "floats", "embedding", "short strings", "booleans", "nulls"],
+    )
+    @pytest.mark.parametrize("limit", [20_000, 800_000])
+    def test_far_over_the_limit_reach_the_event_as_sized_one_by_one(
+        self, make: Any, limit: int, cuts: list[bool]
+    ) -> None:
+        """The event holds exactly what converting entry by entry keeps, and the same count."""
+        rnd = random.Random(limit)
+        mapping = {f"key {i:x}" * rnd.randint(1, 3): make(rnd, i) for i in range(limit // 2)}
+        fast = to_json_safe(mapping, limit)
+        exact = to_json_safe(OrderedDict(mapping), limit)  # not a dict: entry by entry
+        # Under a small limit, the first chunk alone may be over it: `_bmapping` cuts it.
+        assert [True] == cuts or limit < 100_000
+        assert len(fast) < len(mapping)
+        marker = fast[DICT_TRUNCATION_KEY]
+        assert marker == DICT_TRUNCATION_MARKER.format(n=f"{len(mapping) - len(fast) + 1:,}")
+        assert fit_event({"$ai_input": exact}, limit, {"$ai_input"}) == fit_event(
+            {"$ai_input": fast}, limit, {"$ai_input"}
+        )
+
+    @pytest.mark.parametrize(
+        "odd", [math.nan, 2**60, 1, "x" * 100, "y", [0.5], {"a": 1}, _Half(0.5)]
+    )
+    def test_an_odd_entry_after_the_first_chunk_is_converted(
+        self, odd: Any, cuts: list[bool]
+    ) -> None:
+        """Entries after the first chunk are checked before they are kept as they are."""
+        mapping: dict[Any, Any] = {f"k{i}": i + 0.25 for i in range(400_000)}
+        if type(odd) is int:
+            mapping = {f"k{i}": i * 2 for i in range(400_000)}
+            if odd == 1:
+                odd = 0.5  # a float among ints
+        mapping["k30000"] = odd
+        result = to_json_safe(mapping, 800_000)
+        assert [False] == cuts
+        assert result == to_json_safe(OrderedDict(mapping), 800_000)
+
+    def test_a_key_not_a_string_is_converted(self, cuts: list[bool]) -> None:
+        """Keys must all be strings; an int key among them takes the entry-by-entry path."""
+        mapping: dict[Any, Any] = {f"k{i}": i for i in range(30_000)}
+        mapping[7] = 7
+        mapping.update({f"k{i}": i for i in range(30_000, 400_000)})
+        result = to_json_safe(mapping, 800_000)
+        assert [False] == cuts
+        assert result == to_json_safe(OrderedDict(mapping), 800_000)
+
+
 class TestNumberChunks:
     """Long lists of numbers are sized a chunk at a time; the cut is the one item by item."""
 

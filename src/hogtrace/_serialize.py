@@ -121,8 +121,9 @@ def to_json_safe(value: object, budget: int | None = None) -> Any:
             arrays end with a `LIST_TRUNCATION_MARKER` item and mappings with a
             `DICT_TRUNCATION_KEY` entry, so the cost is bounded by the budget. A value whose
             JSON fits in the budget is copied exactly as without one, except a list of more
-            than 4,096 numbers whose first 1,024 are much longer than the rest
-            (`_long_numbers`), which may be cut, marked. None: copy everything.
+            than 4,096 numbers (or a dict of as many scalars) whose first 1,024 are much
+            longer than the rest (`_long_numbers`, `_long_mapping`), which may be cut, marked.
+            None: copy everything.
 
     Returns:
         The JSON-safe snapshot. Bytes become ``"<N bytes>"``, non-finite floats become
@@ -571,6 +572,10 @@ def _bcontainer(
     active.add(id(value))
     try:
         if category == _MAPPING:
+            if type(value) is dict and len(value) > _LONG:
+                entries = _long_mapping(value, room)
+                if entries is not None:
+                    return entries
             return _bmapping(iter(value.items()), _length(value), depth, active, room)
         if category == _SEQUENCE:
             if (type(value) is list or type(value) is tuple) and len(value) > _LONG:
@@ -1037,19 +1042,67 @@ def _long_numbers(value: list[Any] | tuple[Any, ...], room: int) -> tuple[list[A
     if len(value) <= keep:
         return None
     rest = value[len(first) : keep]
-    if _one_kind(rest) is not kind:
-        return None
-    if kind is bool or kind is _NONE:
-        pass
-    elif kind is float:
-        total = sum(rest)
-        if total - total != 0.0:  # NaN or an infinity (or an overflowing sum): converted
-            return None
-    elif min(rest) < -MAX_SAFE_INTEGER or max(rest) > MAX_SAFE_INTEGER:
+    if not _as_they_are(rest, kind):
         return None
     out = [*first, *rest]
     # A lower bound, as `_bsequence` gives: the first chunk's size, the shortest for the rest.
     return _end_list(out, len(value), size + shortest * len(rest), True)
+
+
+def _as_they_are(items: Sequence[Any], kind: type | None) -> bool:
+    """Whether ``items`` are all of exact type ``kind`` and need no converting, at C speed.
+
+    ``kind`` is a scalar type: floats must be finite, ints within JSON's, strings short
+    enough that `_bmapping` counts them whole (`_MIN_CUT`).
+    """
+    if _one_kind(items) is not kind:
+        return False
+    if kind is float:
+        total: float = sum(items)
+        return total - total == 0.0  # not NaN or an infinity (nor an overflowing sum)
+    if kind is int:
+        return bool(min(items) >= -MAX_SAFE_INTEGER and max(items) <= MAX_SAFE_INTEGER)
+    if kind is str:
+        return max(map(len, items)) + 2 <= _MIN_CUT
+    return kind is bool or kind is _NONE
+
+
+def _long_mapping(value: dict[Any, Any], room: int) -> tuple[dict[str, Any], int] | None:
+    """The first entries of a dict far larger than ``room`` holds, cut without sizing each.
+
+    As `_long_numbers` for a list: for string keys and values all of one scalar type (short
+    strings, finite floats, ints JSON holds, booleans or nulls), the first chunk's sizes say
+    how many entries fit, and a quarter more are kept, after checks at C speed; the event
+    builder then cuts them exactly. None for any other dict: `_bmapping` converts it.
+    """
+    step = _chunk_size(room)
+    keys, values = list(islice(value, step)), list(islice(value.values(), step))
+    kind = _one_kind(values)
+    if kind is None or _one_kind(keys) is not str or not _as_they_are(values, kind):
+        return None
+    # Each entry takes its key, its value and 6 bytes (quotes, ": " and ", "), as `_bmapping`.
+    size = sum(map(len, keys)) + 6 * len(keys)
+    if kind is str:
+        size += sum(map(len, values)) + 2 * len(values)
+    elif kind is bool or kind is _NONE:
+        size += 4 * len(values) + (values.count(False) if kind is bool else 0)
+    else:
+        text = _numbers_text(values)
+        if text is None:
+            return None
+        size += _numbers_size(text, len(values)) - 2 * (len(values) - 1)  # less its ", "
+    shortest = 7  # an empty key and a one-digit value
+    keep = min(int(room * _HEADROOM * len(keys) / max(size, 1)), room // shortest) + 1
+    if len(value) <= keep:
+        return None
+    more = list(islice(value, len(keys), keep))
+    rest = list(islice(value.values(), len(keys), keep))
+    if len(more) != len(rest) or _one_kind(more) is not str or not _as_they_are(rest, kind):
+        return None
+    out = dict(zip(keys, values, strict=True))
+    out.update(zip(more, rest, strict=True))
+    removed = len(value) - len(out)
+    return out, size + shortest * len(rest) + (mark_keys_cut(out, removed) if removed else 0)
 
 
 def _more(chunks: Iterator[Sequence[Any]], count: int, kept: int, head: bool) -> bool:
