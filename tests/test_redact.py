@@ -3,7 +3,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hogtrace import _redact
@@ -206,6 +206,12 @@ FREE_TEXT = [
     ("xoxb-123456789012-abcdefghij", REDACTED),
     ("xoxp-123456789012-abcdefghij", REDACTED),
     ("aws AKIAIOSFODNN7EXAMPLE.", f"aws {REDACTED}."),
+    (
+        "token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9P",
+        f"token={REDACTED}",
+    ),
+    ("Authorization: Basic dXNlcjpwYXNzd29yZA==", f"Authorization: Basic {REDACTED}"),
+    ("basic YWxhZGRpbjpvcGVuc2VzYW1l sent", f"basic {REDACTED} sent"),
 ]
 
 NOT_SECRETS = [
@@ -219,6 +225,9 @@ NOT_SECRETS = [
     "xoxo-see-you-tomorrow",
     "trace 0192f3c4-5b6a-7c8d-9e0f-123456789abc, 512 input tokens",
     "AKIA is a prefix",
+    "Basic information, basic understanding, Basic Python, BASIC programs",
+    "Basic HTTPS setup and basic eyJ stuff",
+    "eyJhbGciOiJIUzI1NiJ9 alone is only a header",
 ]
 
 
@@ -498,3 +507,34 @@ class TestRememberedCleanText:
         finally:
             reset_secret_patterns()
         assert note is redact_secrets(note)
+
+
+_KEY_PARTS = [
+    *("api", "Api", "API", "key", "Key", "KEY", "token", "Token", "secret", "pass", "phrase"),
+    *("Phrase", "word", "pwd", "auth", "orization", "x", "id", "Id", "access", "cookie", "s"),
+    *("eos", "input", "max", "bearer", "credentials", "2", "10", "-", "_", ".", " ", "!", "é"),
+]
+
+
+class TestKeyDecisionShortcut:
+    @settings(max_examples=2_000, deadline=None)
+    @given(st.lists(st.sampled_from(_KEY_PARTS), min_size=1, max_size=6).map("".join))
+    @example("passPhrase")
+    @example("pass.phrase")
+    @example("api_key_2")
+    @example("x-api-key")
+    @example("googleIdToken")
+    @example("eos_token")
+    @example("apiKeY")
+    @example("api keyé")
+    @example("Authorization!")
+    def test_same_decision_as_splitting_words(self, key: str) -> None:
+        """Rejecting keys that end in no secret name decides as the word rules do."""
+        shortcut = _redact._decide(key)
+        never = re.compile("(?!)")  # an added key pattern that matches nothing: no shortcut
+        saved = _redact._extra_keys
+        _redact._extra_keys = (never,)
+        try:
+            assert shortcut == _redact._decide(key)
+        finally:
+            _redact._extra_keys = saved

@@ -7,11 +7,11 @@ of `_SUFFIXES` (``openai_api_key``, ``db_password``, ``googleIdToken``). Counts 
 ``input_tokens``, ``max_tokens``, ``session_id`` or ``eos_token`` are never secret; any other key
 whose last word is ``token`` is. Headers given as ``[name, value]`` pairs are redacted by name.
 
-Strings are also scanned for secrets that `SECRET_VALUE_PATTERNS` recognise (API keys, bearer
-tokens, passwords in URLs), and only the secret part is replaced: ``"Bearer [REDACTED]"``,
-``"https://[REDACTED]@host/"``. A pattern runs only on strings holding its gate character,
-and each starts with a literal, so plain text costs a few fast scans. `add_secret_patterns` adds
-key and value patterns of the user's own.
+Strings are also scanned for secrets that `SECRET_VALUE_PATTERNS` recognise (API keys,
+bearer tokens, JSON Web Tokens, Basic credentials, passwords in URLs), and only the secret
+part is replaced: ``"Bearer [REDACTED]"``, ``"https://[REDACTED]@host/"``. A pattern runs
+only on strings holding its gate, and each starts with a literal, so plain text costs a few
+fast scans. `add_secret_patterns` adds key and value patterns of the user's own.
 """
 
 from __future__ import annotations
@@ -51,6 +51,16 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("github token", r"(github_pat_(?<![\w-]github_pat_)\w{20,})", "_"),
     ("slack token", r"(xox[abposr]-(?<![\w-]xox.-)(?=[A-Za-z-]*[0-9])[A-Za-z0-9-]{10,})", "-"),
     ("aws access key id", r"(A[KS]IA(?<![A-Z0-9]A[KS]IA)[A-Z0-9]{16})(?![A-Z0-9])", "A"),
+    # A JSON Web Token: three base64url parts, the header and payload JSON objects ("eyJ").
+    ("json web token", r"(eyJ(?<![\w-]eyJ)[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,})", "eyJ"),
+    # HTTP Basic credentials (base64 of "user:password"): with a digit, "+", "/", "=" or a
+    # capital after a small letter, which "Basic information" has not.
+    (
+        "basic credentials",
+        r"asic (?<=[Bb]asic )((?=[A-Za-z0-9+/]*(?:[0-9+/]|[a-z][A-Z]))[A-Za-z0-9+/]{8,}={0,2})"
+        r"(?![\w+/=])",
+        "asic ",
+    ),
 )
 """The built-in free-text patterns: a name, a regex whose first group is the secret (the rest
 of a match is kept), and a substring every match contains ("" if none): a string without it
@@ -115,9 +125,23 @@ def is_secret_key(key: str) -> bool:
     return decision
 
 
+#: Deletes what is not a small ASCII letter: what is left of a secret key ends with one of
+#: `_EXACT` (its last words, which are letters; digits and separators between them dropped).
+_LETTERS_ONLY = {code: None for code in range(128) if not chr(code).islower()}
+_ENDINGS = tuple(_EXACT)
+
+
 def _decide(key: str) -> bool:
     """Apply the exact-name and last-words rules to ``key``."""
-    if key.lower().replace("-", "").replace("_", "") in _EXACT:
+    lowered = key.lower()
+    # Most keys end in no secret name: one C-speed check instead of splitting words.
+    if (
+        not _extra_keys
+        and key.isascii()
+        and not lowered.translate(_LETTERS_ONLY).endswith(_ENDINGS)
+    ):
+        return False
+    if lowered.replace("-", "").replace("_", "") in _EXACT:
         return True
     if _extra_keys and any(regex.search(key) for regex in _extra_keys):
         return True
