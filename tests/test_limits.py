@@ -385,3 +385,27 @@ class TestKnownBounds:
         result, truncated = fit_event(props, 2_000, CONTENT_KEYS, {"$ai_input": (list(big), 10)})
         assert truncated
         assert size(result) <= 2_000
+
+
+class TestLargeDictSizes:
+    """A large dict of numbers (a cut snapshot's) is measured as json writes it."""
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.dictionaries(
+            st.text(max_size=8),
+            st.one_of(
+                st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False)
+            ),
+            min_size=65,
+            max_size=200,
+        ),
+        st.booleans(),
+    )
+    def test_measure(self, mapping: dict[str, Any], marked: bool) -> None:
+        """Keys of any text (escapes, non-ASCII), numeric values, and a snapshot's "…" entry."""
+        if marked:
+            mapping["…"] = "…[truncated 12 keys]"
+        expected = len(json.dumps({"args": [mapping]}).encode())
+        assert expected == _limits._measure({"args": [mapping]})
+        assert [len(json.dumps(key)) for key in mapping] == _limits._key_sizes(mapping)

@@ -204,10 +204,15 @@ def _dict_size(properties: dict[str, Any], sizes: dict[str, int]) -> int:
 def _key_sizes(mapping: dict[Any, Any]) -> list[int]:
     """The JSON size of each key of ``mapping``; plain ASCII keys without a Python call each."""
     keys = list(mapping)
-    joined = "".join(keys) if all(type(key) is str for key in keys) else None
-    plain = joined is not None and joined.isascii() and joined.isprintable()
-    if plain and '"' not in joined and "\\" not in joined:  # type: ignore[operator]
-        return [len(key) + 2 for key in keys]
+    if all(type(key) is str for key in keys):
+        joined = "".join(keys)
+        if joined.isascii():
+            if joined.isprintable() and '"' not in joined and "\\" not in joined:
+                return [len(key) + 2 for key in keys]
+        else:  # a few keys not ASCII (a "…" entry): only they are encoded
+            ascii_keys = "".join([key for key in keys if key.isascii()])
+            if ascii_keys.isprintable() and '"' not in ascii_keys and "\\" not in ascii_keys:
+                return [len(key) + 2 if key.isascii() else _key_size(key) for key in keys]
     return [_key_size(key) for key in keys]
 
 
@@ -478,6 +483,8 @@ def _measure(value: Any, depth: int = 0) -> int:
         sizes = _item_sizes(value)
         if sizes is not None:
             return sum(sizes) + 2 * len(value)  # brackets, and ", " between items
+    elif kind is dict and len(value) > _FEW and (sizes := _item_sizes([*value.values()])):
+        return sum(sizes) + sum(_key_sizes(value)) + 4 * len(value)  # key, ": " and ", " each
     elif (kind is list or kind is dict) and value and depth < _MAX_BOUND_DEPTH:
         # A few wrappers ({"args": [array]}): measure the longest child the same way.
         children = list(value.values()) if kind is dict else value
