@@ -12,9 +12,15 @@ For each input, as a decorated function's argument (``{"args": [value]}``):
   deferred array (``thaw``), built-in redaction, then ``fit_event`` to the same limit.
 
 Inputs: a 10 MB numpy float64 array (1.25M floats; skipped without numpy), the same as a
-Python list, 1.25M embedding-like floats (normal, sd 0.03), a 3 MB string, and a 100,000-item
-list of chat-message dicts. A last table times the redaction of a typical chat generation (a
-few messages of ~1 KB) and of an error string.
+Python list, 1.25M embedding-like floats (normal, sd 0.03), a 3 MB string, a 100,000-item
+list of chat-message dicts, and shapes each sized item by item: a dict of a million ints,
+200,000 small records, a million empty dicts, 1.2M mixed scalars, 125,000 lists of 10 floats.
+
+A second table times what the application feels: the calling thread's CPU time
+(``time.thread_time``) of a ``@span`` and a ``@generation`` call given each input (as the
+generation's ``messages``), hogtrace configured with a real posthog client that posts to a
+local capture server. A last table times the redaction of a typical chat generation (a few
+messages of ~1 KB) and of an error string.
 Times are the best of several runs (ms, or µs for redaction); ratios are before / after.
 """
 
@@ -64,6 +70,11 @@ def inputs() -> dict[str, Any]:
         {"role": "user", "content": f"message {i}: " + "lorem ipsum dolor " * 6}
         for i in range(100_000)
     ]
+    values["1M-int dict"] = {f"k{i}": i for i in range(1_000_000)}
+    values["200k records"] = [{"x": i + 0.5, "y": "a"} for i in range(200_000)]
+    values["[{}] * 1M"] = [{}] * 1_000_000
+    values["mixed scalars"] = [1, "a", None, 2.5] * 300_000
+    values["125k 10-floats"] = [floats[i * 10 : i * 10 + 10] for i in range(125_000)]
     return values
 
 
@@ -95,6 +106,45 @@ def large(reps: int) -> None:
             f"{call_before / call_after:6.0f}x | {worker_before * 1e3:11.1f}ms "
             f"{worker_after * 1e3:10.1f}ms {worker_before / worker_after:6.0f}x"
         )
+
+
+def decorated(reps: int) -> None:
+    """Print the calling thread's CPU time of decorated calls given each large input."""
+    import posthog
+    from overhead import start_server
+
+    import hogtrace
+
+    server, url = start_server()
+    try:
+        hogtrace.configure(posthog.Posthog("phc_large_inputs", host=url))
+
+        @hogtrace.span
+        def span(value: Any) -> int:
+            return 0
+
+        @hogtrace.generation(model="m", provider="openai")
+        def generation(messages: Any) -> str:
+            return "ok"
+
+        def cpu(run: Callable[[], object]) -> float:
+            times = []
+            for _ in range(reps):
+                hogtrace.flush()  # the worker idle: nothing else holds the GIL
+                start = time.thread_time()
+                run()
+                times.append(time.thread_time() - start)
+            return min(times)
+
+        print(f"\n{'decorated call':18} | {'@span':>9} {'@generation':>12}   (calling thread CPU)")
+        for name, value in inputs().items():
+            spent = cpu(lambda v=value: span(v))
+            generated = cpu(lambda v=value: generation(v))
+            print(f"{name:18} | {spent * 1e3:7.2f}ms {generated * 1e3:10.2f}ms")
+        hogtrace.shutdown()
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def _fresh(messages: list[dict[str, str]], count: int) -> list[list[dict[str, str]]]:
@@ -153,6 +203,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     reps = 3 if parser.parse_args().quick else 9
     large(reps)
+    decorated(reps)
     redaction(reps)
 
 

@@ -179,6 +179,40 @@ class TestLanes:
         assert all(size <= 50_000 for size in sizes), sizes
 
 
+class TestLongInputs:
+    @pytest.mark.parametrize(
+        "messages",
+        [
+            [{"role": "user", "content": "hi"}] * 1_000_000,
+            [{"role": "user", "content": [{"type": "text", "text": "hi"}]}] * 200_000,
+            {f"k{i}": i for i in range(1_000_000)},
+        ],
+        ids=["plain messages", "content parts", "dict of ints"],
+    )
+    def test_read_as_far_as_the_limit_and_delivered(
+        self, capture_server: CaptureServer, clients: Clients, messages: Any
+    ) -> None:
+        """A generation given a million-item input sends what fits, and the count cut."""
+        hogtrace.configure(clients())
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: Any) -> str:
+            return "ok"
+
+        llm(messages)
+        [event] = flushed(capture_server)
+
+        sent = event["properties"]["$ai_input"]
+        assert event["properties"]["$ai_truncated"] is True
+        assert wire_size(event) <= DEFAULT_MAX_EVENT_BYTES
+        if isinstance(messages, dict):  # not messages: the argument as it is, cut
+            kept = sent["messages"] if "messages" in sent else sent
+            assert kept["…"] == f"…[truncated {len(messages) - len(kept) + 1:,} keys]"
+        else:
+            assert sent[-1] == f"…[truncated {len(messages) - len(sent) + 1:,} items]"
+            assert 10_000 < len(sent) < len(messages)
+
+
 class TestErrorTracking:
     def test_one_exception_event_linked_from_every_scope(
         self, capture_server: CaptureServer, clients: Clients
