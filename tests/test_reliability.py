@@ -530,6 +530,41 @@ class TestProcessLifecycle:
         assert {"phc_env"} == {r["json"]["api_key"] for r in capture_server.requests}
 
     @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
+    def test_forked_child_counts_its_own_events(
+        self, capture_server: CaptureServer, clients: Clients
+    ) -> None:
+        """stats() in a forked child starts from zero; the parent's counts stay the parent's."""
+        hogtrace.configure(clients())
+        answer("a")  # 2 events
+        hogtrace.flush(timeout=10)
+        before = hogtrace.stats()
+        read, write = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # multi-threaded fork, 3.12+
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                at_fork = hogtrace.stats()
+                answer("c")
+                hogtrace.flush(timeout=10)
+                os.write(write, json.dumps([at_fork, hogtrace.stats()]).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            at_fork, after = json.loads(pipe.read())
+        _, status = os.waitpid(pid, 0)
+
+        assert 0 == os.waitstatus_to_exitcode(status)
+        assert 2 == before["emitted"]
+        assert {"emitted": 0, "dropped": 0, "failed": 0, "undelivered": 0} == at_fork
+        assert {"emitted": 2, "dropped": 0, "failed": 0, "undelivered": 0} == after
+        assert before == hogtrace.stats()
+        assert 4 == len(capture_server.events)
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
     def test_forked_child_keeps_tracing(
         self, capture_server: CaptureServer, clients: Clients
     ) -> None:

@@ -699,7 +699,8 @@ def feedback(
 
 
 def stats() -> dict[str, int]:
-    """Counters since start (or ``reset()``): ``emitted``, ``dropped``, ``failed``, ``undelivered``.
+    """This process's counters since start (or ``reset()``, or a fork): ``emitted``,
+    ``dropped``, ``failed``, ``undelivered``.
 
     ``emitted`` counts events made by scopes; ``dropped`` those hogtrace dropped (nothing
     configured, a full queue); ``failed`` those that could not be built or handed to the

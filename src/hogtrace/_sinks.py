@@ -206,6 +206,13 @@ class ClientLedger:
         self._in_flight = 0  # counted when settling, still being sent
         self._late_lost = 0  # of those, what the client then gave up on
         self._queues: list[Any] = []  # the retired client's, while it sends that batch
+        _ledgers.add(self)
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (another thread may have held it), nothing in flight."""
+        self._lock = threading.Lock()
+        self._in_flight = self._late_lost = 0
+        self._queues = []
 
     def __call__(self, error: Exception, batch: list[Any]) -> None:
         lost = _hogtrace_events(batch)
@@ -248,6 +255,8 @@ class ClientLedger:
 
 #: Ledgers of retired clients still sending a batch counted as undelivered.
 _settling: set[ClientLedger] = set()
+#: Every ledger, for a forked child to renew.
+_ledgers: weakref.WeakSet[ClientLedger] = weakref.WeakSet()
 
 
 def reconcile_settled() -> None:
@@ -689,6 +698,12 @@ _live_sinks: weakref.WeakSet[PostHogSink] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    # stats() counts this process's events: the parent's counts and its retired clients'
+    # batches stay the parent's.
+    stats_counters.reset()
+    _settling.clear()
+    for ledger in list(_ledgers):
+        ledger.after_fork()
     for sink in list(_live_sinks):
         sink.after_fork()
 
