@@ -699,10 +699,9 @@ def feedback(
 
 
 def stats() -> dict[str, int]:
-    """This process's counters since start (or ``reset()``, or a fork): ``emitted``,
-    ``dropped``, ``failed``, ``undelivered``.
+    """This process's counters: ``emitted``, ``dropped``, ``failed``, ``undelivered``.
 
-    ``emitted`` counts events made by scopes; ``dropped`` those hogtrace dropped (nothing
+    Counted since start, ``reset()``, or the fork that made this process. ``emitted`` counts events made by scopes; ``dropped`` those hogtrace dropped (nothing
     configured, a full queue); ``failed`` those that could not be built or handed to the
     client; ``undelivered`` those the PostHog client refused or reported lost (see the docs for
     what is visible for a client you pass in).
