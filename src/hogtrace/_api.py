@@ -701,10 +701,11 @@ def feedback(
 def stats() -> dict[str, int]:
     """This process's counters: ``emitted``, ``dropped``, ``failed``, ``undelivered``.
 
-    Counted since start, ``reset()``, or the fork that made this process. ``emitted`` counts events made by scopes; ``dropped`` those hogtrace dropped (nothing
-    configured, a full queue); ``failed`` those that could not be built or handed to the
-    client; ``undelivered`` those the PostHog client refused or reported lost (see the docs for
-    what is visible for a client you pass in).
+    Counted since start, ``reset()``, or the fork that made this process. ``emitted`` counts
+    events made by scopes; ``dropped`` those hogtrace dropped (nothing configured, a full
+    queue); ``failed`` those that could not be built or handed to the client; ``undelivered``
+    those the PostHog client refused or reported lost (see the docs for what is visible for a
+    client you pass in).
 
     Example:
         ```py
