@@ -1106,3 +1106,21 @@ class TestHugeDictInAList:
         assert 1_000 < len(kept) < 100_000
         assert list(kept)[-1] == DICT_TRUNCATION_KEY
         assert calls < 10_000
+
+
+class TestKeysThatBecomeTheSameString:
+    @pytest.mark.parametrize("budget", [None, BUDGET])
+    def test_no_entry_is_lost(self, budget: int | None) -> None:
+        """1 and "1", None and "null": the later key is named by its repr(), numbered if taken."""
+        value = {1: "a", "1": "b", None: "c", "null": "d", "'1'": "e", 2.5: "f", "2.5": "g"}
+        got = to_json_safe(value, budget)
+        assert sorted(value.values()) == sorted(got.values())
+        assert {"1": "a", "'1'": "b", "null": "c", "'null'": "d", "2.5": "f", "'2.5'": "g"} == {
+            k: got[k] for k in ("1", "'1'", "null", "'null'", "2.5", "'2.5'")
+        }
+        assert to_json_safe({"1": "b", 1: "a"}, budget) == {"1": "b", "1 (2)": "a"}
+
+    def test_namespace_fields_and_str_keys_unchanged(self) -> None:
+        """Distinct names are kept as they are (the repr is only for a clash)."""
+        assert {"a": 1, "1": 2} == to_json_safe({"a": 1, 1: 2})
+        assert {"a": 1} == to_json_safe(SimpleNamespace(a=1))

@@ -345,7 +345,10 @@ def _convert_container(value: Any, category: int, depth: int, active: set[int]) 
     active.add(id(value))
     try:
         if category == _MAPPING:
-            return {_key(k): _walk(v, depth + 1, active) for k, v in value.items()}
+            entries = {_key(k): _walk(v, depth + 1, active) for k, v in value.items()}
+            if len(entries) < _length(value):  # keys that became the same string (1 and "1")
+                return _distinct(value.items(), depth, active)
+            return entries
         if category == _SEQUENCE:
             return [_walk(item, depth + 1, active) for item in value]
         if category == _MODEL:
@@ -356,7 +359,7 @@ def _convert_container(value: Any, category: int, depth: int, active: set[int]) 
                 for f in dataclasses.fields(value)
             }
         if category == _FIELDS:
-            return {_key(k): _walk(v, depth + 1, active) for k, v in _fields(value)}
+            return _distinct(_fields(value), depth, active)
         if category == _DEFERRED:
             return _btolist(value.head, depth, active, value.room, value.length)[0]
         if category == _HEAD:
@@ -365,6 +368,31 @@ def _convert_container(value: Any, category: int, depth: int, active: set[int]) 
         return _walk(value.tolist(), depth, active)
     finally:
         active.discard(id(value))
+
+
+def _distinct(pairs: Iterable[tuple[Any, Any]], depth: int, active: set[int]) -> dict[str, Any]:
+    """Convert a mapping's entries, none lost to another key that became the same string."""
+    out: dict[str, Any] = {}
+    for key, item in pairs:
+        name = _key(key)
+        if name in out:
+            name = _unique_key(name, key, out)
+        out[name] = _walk(item, depth + 1, active)
+    return out
+
+
+def _unique_key(name: str, key: object, taken: Mapping[str, Any]) -> str:
+    """A name for ``key`` not in ``taken``, whose ``name`` another key already became.
+
+    The key's ``repr()`` (``'1'`` for the string beside the int 1), numbered if need be: an
+    entry is never lost to another's name.
+    """
+    name = _safe_repr(key)
+    found, number = name, 2
+    while found in taken:
+        found = f"{name} ({number})"
+        number += 1
+    return found
 
 
 def _fields(value: Any) -> list[tuple[Any, Any]]:
@@ -1153,6 +1181,8 @@ def _bmapping(
             # A len() that said fewer: a marker without a number.
             return out, spent + mark_keys_cut(out, count - len(out))
         name = _key(key)
+        if name in out:  # another key became the same string (1 and "1")
+            name = _unique_key(name, key, out)
         converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
         out[name] = converted
         spent += len(name) + size + 6
