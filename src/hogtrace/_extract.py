@@ -886,20 +886,14 @@ class TextMessages:
 def _text_messages(messages: Iterable[Any], limit: int | None = None) -> TextMessages | None:
     """The messages if each is a plain ``{"role": str, "content": str}`` dict, else None.
 
-    With a ``limit`` (JSON bytes), reading stops once `hogtrace._serialize.snapshot` would
-    certainly have cut the list before the next message. A snapshot keeps messages until they
-    exceed the limit with each counted at most `MIN_ITEM` bytes; a message is kept whole while
-    it fits in what the earlier ones left, else cut to no less than half an equal share of the
-    limit. Here each is counted at most that much once the limit is spent, so no fewer are read
-    than the snapshot keeps. The rest are neither read nor checked.
+    With a ``limit`` (JSON bytes), a long list is read only as far as it can hold
+    (`_long_text_messages`).
     """
+    if limit is not None and isinstance(messages, (list, tuple)) and len(messages) > _LONG_INPUT:
+        return _long_text_messages(messages, limit)
     texts: list[str] = []
     append = texts.append
-    chars = count = spent = capped = cut = length = 0
-    bound = -1  # no limit: read them all
-    if limit is not None and isinstance(messages, (list, tuple)):
-        bound, length = limit, len(messages)
-        cut = min(MIN_ITEM, PLAIN_MESSAGE_SIZE + limit // max(length, 1) // 2)
+    chars = count = 0
     for message in messages:
         if (
             type(message) is dict
@@ -909,19 +903,41 @@ def _text_messages(messages: Iterable[Any], limit: int | None = None) -> TextMes
         ):
             append(role)
             append(content)
-            size = len(role) + len(content)
-            chars += size
+            chars += len(role) + len(content)
             count += 1
-            if bound >= 0:
-                size += PLAIN_MESSAGE_SIZE
-                spent += size + 2
-                most = MIN_ITEM if spent <= bound else cut
-                capped += size if size < most else most
-                if capped > bound:
-                    return TextMessages(texts, chars + PLAIN_MESSAGE_SIZE * count, length)
         else:
             return None
     return TextMessages(texts, chars + PLAIN_MESSAGE_SIZE * count)
+
+
+def _long_text_messages(messages: list[Any] | tuple[Any, ...], limit: int) -> TextMessages | None:
+    """`_text_messages` of a long list, read a chunk at a time until certain to be cut.
+
+    Reading stops once `hogtrace._serialize.snapshot` would certainly have cut the list
+    before the next chunk. A snapshot keeps messages until they exceed ``limit`` with each
+    counted at most `MIN_ITEM` bytes; a message is kept whole while it fits in what the
+    earlier ones left, else cut to no less than half an equal share of the limit. Here each is
+    counted at most that much once the limit is spent, so no fewer are read than the snapshot
+    keeps. The rest are neither read nor checked.
+    """
+    texts: list[str] = []
+    size = spent = capped = 0
+    cut = min(MIN_ITEM, PLAIN_MESSAGE_SIZE + limit // len(messages) // 2)
+    for start in range(0, len(messages), _TRIAL):
+        part = _text_messages(messages[start : start + _TRIAL])
+        if part is None:
+            return None
+        texts += part.texts
+        size += part.size
+        lengths = iter(map(len, part.texts))
+        for length in map(int.__add__, lengths, lengths):  # a role's and its content's
+            length += PLAIN_MESSAGE_SIZE
+            spent += length + 2
+            most = MIN_ITEM if spent <= limit else cut
+            capped += length if length < most else most
+        if capped > limit:
+            return TextMessages(texts, size, len(messages))
+    return TextMessages(texts, size)
 
 
 def _openai_input_item(item: object) -> Message:
