@@ -1601,6 +1601,75 @@ class TestContentWithoutSnapshot:
         if limit == 2_000:
             assert sent[-1] == f"…[truncated {count - len(sent) + 1:,} items]"
 
+    @pytest.mark.parametrize(
+        ("provider", "limit", "make"),
+        [
+            ("openai", None, lambda x: {"input": x}),  # Responses input, 300-char messages
+            ("anthropic", 2_000_000, lambda x: {"messages": x * 10, "system": "S"}),
+            ("anthropic", 100_000, lambda x: {"messages": tuple(x)}),
+            (
+                "openai",
+                100_000,
+                lambda x: {"input": [*x, {"role": "system", "content": "s"}], "instructions": "B"},
+            ),
+            (
+                "gemini",
+                100_000,
+                lambda x: {"contents": ["x" * 300] * 5_000, "config": {"system_instruction": "S"}},
+            ),
+            ("gemini", 100_000, lambda x: {"contents": tuple(["x" * 300] * 5_000)}),
+            ("openai", 100_000, lambda x: {"input": tuple(x)}),
+            ("openai", 100_000, lambda x: {"messages": [x[0]], "contents": x}),
+            ("openai", 100_000, lambda x: {"messages": x, "input": [x[0]]}),
+            (None, 100_000, lambda x: {"contents": [{"parts": [{"text": "y" * 200}]}] * 5_000}),
+        ],
+        ids=[
+            "responses",
+            "anthropic",
+            "anthropic tuple",
+            "instructions",
+            "gemini system",
+            "gemini tuple",
+            "input tuple",
+            "contents beside",
+            "both",
+            "gemini parts",
+        ],
+    )
+    def test_long_inputs_of_every_provider(
+        self,
+        events: CapturedEvents,
+        monkeypatch: pytest.MonkeyPatch,
+        provider: str | None,
+        limit: int | None,
+        make: Any,
+    ) -> None:
+        """Each provider's long input gives the event the whole input's snapshot gives.
+
+        Found by a helper's review: an estimate of how many fit differed from the snapshot's
+        cut, a system prompt was added that a late system message prevents, a tuple got a
+        false count, and another argument's list was taken for the input.
+        """
+        if limit is not None:
+            hogtrace.configure(max_event_bytes=limit)
+
+        @hogtrace.generation(model="m", provider=provider)
+        def llm(**arguments: Any) -> str:
+            return "ok"
+
+        arguments = make([{"role": "user", "content": "x" * 300}] * 5_000)
+
+        def run() -> Any:
+            events.clear()
+            with freeze_time("2025-01-02"):
+                llm(**arguments)
+            (event,) = events
+            return event.properties["$ai_input"]
+
+        bounded = run()
+        general_paths(monkeypatch)
+        assert run() == bounded
+
     @pytest.mark.parametrize("result", ["w" * 10_000, text_completion("w" * 10_000)])
     def test_text_past_the_limit_is_cut_when_recorded(
         self, events: CapturedEvents, result: Any

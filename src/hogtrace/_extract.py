@@ -1094,34 +1094,35 @@ def recorded_input(
     The usual chat input, plain role and content strings only, comes as `TextMessages`, sized
     as it is read; other messages are formatted and then walked by `_text_size` (None: not
     only strings). With a ``limit`` (JSON bytes), a long input is read only as far as it can
-    hold: plain messages until they are certain to be cut (`TextMessages.cut`), others as
-    many as the first ones' size says may fit, and a quarter more, as a `Head` of the
-    formatted messages (its size None). Never raises.
+    hold: plain messages until they are certain to be cut (`TextMessages.cut`); others, when
+    each formats on its own (`_long_list`), as a `Head` of as many formatted messages as the
+    snapshot cuts within (its size None). Never raises.
     """
     try:
-        long = _long_list(arguments) if limit is not None else None
+        long = _long_list(provider, arguments) if limit is not None else None
         if long is None:
             return _format(provider, arguments, texts=True, limit=limit)
-        key, items = long
-        trial, size = _format(provider, {**arguments, key: items[:_TRIAL]}, True, limit)
-        if trial is None:
-            return None, None
-        if isinstance(trial, TextMessages):  # plain messages: read on as far as the limit
-            lazy = _text_messages(items, limit)
-            if lazy is not None:
-                return lazy, lazy.size
         assert limit is not None
-        if size is None:  # formatted messages not only of strings: their snapshot's size
-            size = snapshot(trial, limit)[1]
-        keep = int(_TRIAL * limit * _HEADROOM / max(size, 1)) + 1
-        if keep >= len(items):
-            return _format(provider, arguments, texts=True)
-        out, _ = _format(provider, {**arguments, key: items[:keep]}, texts=False)
-        if out is None:
+        key, items, plain = long
+        if plain and (lazy := _text_messages(items, limit)) is not None:
+            return lazy, lazy.size  # plain messages, read as far as the limit
+        trial, size = _format(provider, {**arguments, key: items[:_TRIAL]}, texts=False)
+        if trial is None or isinstance(trial, TextMessages):  # (not given without ``texts``)
             return None, None
-        if isinstance(out, TextMessages):  # not given without ``texts``
-            out = out.messages()
-        return Head(out, len(out) + len(items) - keep), None
+        if size is None:
+            size = snapshot(trial, limit)[1]
+        # A snapshot counts each item at most `MIN_ITEM` bytes: that many items pass the limit.
+        each = min(size / max(len(trial), 1), MIN_ITEM)
+        read = int(limit * _HEADROOM / max(each, 1)) + 1
+        while read < len(items):
+            out, _ = _format(provider, {**arguments, key: items[:read]}, texts=False)
+            if out is None or isinstance(out, TextMessages):
+                return None, None
+            head = Head(out, len(out) + len(items) - read)
+            if len(snapshot(head, limit)[0]) <= len(out):  # cut within what was read
+                return head, None
+            read *= 2  # later items are shorter than the first ones: read on
+        return _format(provider, arguments, texts=True)
     except Exception:
         return None, None
 
@@ -1130,17 +1131,42 @@ def recorded_input(
 _LONG_INPUT = 4096
 #: Items of a long input formatted first, to learn their size.
 _TRIAL = 1024
-#: How many more items than the first ones' size says fit a long input keeps.
+#: How many more items than the first ones' size says fit a long input reads.
 _HEADROOM = 1.25
 
 
-def _long_list(arguments: Mapping[str, Any]) -> tuple[str, list[Any] | tuple[Any, ...]] | None:
-    """The argument (``messages``, ``input`` or ``contents``) that is a long list, if any."""
-    for key in ("messages", "input", "contents"):
-        items = arguments.get(key)
-        if isinstance(items, (list, tuple)) and len(items) > _LONG_INPUT:
-            return key, items
-    return None
+def _long_list(
+    provider: str | None, arguments: Mapping[str, Any]
+) -> tuple[str, list[Any] | tuple[Any, ...], bool] | None:
+    """The input list the provider's formatter reads, when long and formatted item by item.
+
+    None when the input is short, or when a message's formatting depends on the whole list
+    (OpenAI's ``system``/``instructions`` and Gemini's system instruction are added only if no
+    message is a system one; OpenAI's ``messages`` and ``input`` together): then it is
+    formatted whole. The flag says whether plain messages are recorded as they are
+    (`TextMessages`: OpenAI's ``messages`` alone).
+    """
+    hint = provider.lower() if isinstance(provider, str) else None
+    key: str | None
+    if hint == "anthropic":  # the system prompt always comes first
+        key = "messages"
+    elif hint in ("gemini", "google", "vertex", "vertex_ai") or (
+        hint is None and "contents" in arguments
+    ):
+        key = "contents" if arguments.get("config") is None else None
+    elif arguments.get("system") is not None or arguments.get("instructions") is not None:
+        key = None
+    elif arguments.get("input") is None:
+        key = "messages"
+    else:
+        key = "input" if arguments.get("messages") is None else None
+    items = arguments.get(key) if key is not None else None
+    # A tuple is a list of messages only as ``messages``: elsewhere it formats as one message.
+    kinds = (list, tuple) if key == "messages" else list
+    if key is None or not isinstance(items, kinds) or len(items) <= _LONG_INPUT:
+        return None
+    plain = key == "messages" and hint != "anthropic"
+    return key, items, plain
 
 
 def _format(
