@@ -500,6 +500,8 @@ def _fast_size(value: object, depth: int, room: int) -> int:
             item_kind = type(item)
             if item_kind is str:
                 total += len(item) + 4
+            elif item_kind is float and item - item == 0.0:  # finite: no call for it
+                total += len(float.__repr__(item)) + 2
             elif item_kind is dict and depth + 1 < MAX_DEPTH and len(item) <= _CHUNK:
                 total += 2 if item else 4  # as in _is_fast, one call scans a list of messages
                 for key, field in item.items():
@@ -784,6 +786,8 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
                     item_size += len(key) + 7
                 elif field_kind is bool or field is None:
                     item_size += len(key) + 10
+                elif field_kind is float and field - field == 0.0:  # finite: no call for it
+                    item_size += len(key) + len(float.__repr__(field)) + 6
                 else:
                     field_size = _fast_size(field, depth + 1, room - size - item_size)
                     if field_size < 0:
