@@ -749,8 +749,8 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
 
     Returns ``(size, capped, scalars)``: lower bounds of the items' JSON plus their ", "
     separators, without and with each item counted at most `_MIN_ITEM` bytes, and whether
-    every item is an immutable scalar or a dict of them (None: all of one scalar type, no
-    copy needed). ``size`` is `_NOT_PLAIN` or `_TOO_BIG` (as in
+    every item is an immutable scalar or a dict of them (None: only scalars, no copy
+    needed). ``size`` is `_NOT_PLAIN` or `_TOO_BIG` (as in
     `_fast_size`) when some item needs converting or the chunk exceeds ``room``.
     """
     if len(chunk) >= _VECTOR_MIN:
@@ -764,6 +764,7 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
             return size, 0, None
     size = capped = 0
     flat = True  # every item is a scalar or a dict of scalars, copied by dict.copy()
+    dicts = False  # some item is such a dict: a copy is needed
     for item in chunk:
         kind = type(item)
         if (
@@ -774,7 +775,9 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
             and type(content := item.get("content")) is str
         ):
             item_size = len(role) + len(content) + PLAIN_MESSAGE_SIZE
+            dicts = True
         elif kind is dict and depth < MAX_DEPTH and len(item) <= _CHUNK:  # as in _fast_size
+            dicts = True
             item_size = 0 if item else 2
             for key, field in item.items():
                 if type(key) is not str:
@@ -794,6 +797,14 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
                         return field_size, 0, False
                     item_size += len(key) + field_size + 6
                     flat = flat and field_kind is float
+        elif kind is str:  # scalars of mixed types (one type was sized above): no call
+            item_size = len(item) + 2
+        elif kind is float and item - item == 0.0:
+            item_size = len(float.__repr__(item))
+        elif kind is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+            item_size = len(int.__repr__(item))
+        elif item is None or kind is bool:
+            item_size = 5 if item is False else 4
         else:
             item_size = _fast_size(item, depth, room - size)
             if item_size < 0:
@@ -803,7 +814,7 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
         capped += item_size + 2 if item_size < _MIN_ITEM else _MIN_ITEM + 2  # min() is a call
         if size > room:
             return _TOO_BIG, 0, False
-    return size, capped, flat
+    return size, capped, flat if dicts or not flat else None
 
 
 #: The lower-bound size of ``{"role": "", "content": ""}`` with its ", " in a list: the keys,
