@@ -373,26 +373,30 @@ def _convert_container(value: Any, category: int, depth: int, active: set[int]) 
 def _distinct(pairs: Iterable[tuple[Any, Any]], depth: int, active: set[int]) -> dict[str, Any]:
     """Convert a mapping's entries, none lost to another key that became the same string."""
     out: dict[str, Any] = {}
+    shared: set[str] = set()
     for key, item in pairs:
         name = _key(key)
+        converted = _walk(item, depth + 1, active)
         if name in out:
-            name = _unique_key(name, key, out)
-        out[name] = _walk(item, depth + 1, active)
+            _share(out, shared, name, converted)
+        else:
+            out[name] = converted
     return out
 
 
-def _unique_key(name: str, key: object, taken: Mapping[str, Any]) -> str:
-    """A name for ``key`` not in ``taken``, whose ``name`` another key already became.
+def _share(out: dict[str, Any], shared: set[str], name: str, value: Any) -> int:
+    """Add ``value`` under ``name``, which another key already became; the bytes it adds.
 
-    The key's ``repr()`` (``'1'`` for the string beside the int 1), numbered if need be: an
-    entry is never lost to another's name.
+    A multi-map's repeated key (a header sent twice) or keys such as ``1`` and ``"1"``: the
+    values are kept, in order, as a list under that name, so none is lost and redaction still
+    sees them under it.
     """
-    name = _safe_repr(key)
-    found, number = name, 2
-    while found in taken:
-        found = f"{name} ({number})"
-        number += 1
-    return found
+    if name in shared:
+        out[name].append(value)
+        return 2  # ", "
+    out[name] = [out[name], value]
+    shared.add(name)
+    return 4  # "[", ", ", "]"
 
 
 def _fields(value: Any) -> list[tuple[Any, Any]]:
@@ -1116,10 +1120,13 @@ def _long_mapping(value: dict[Any, Any], room: int) -> tuple[dict[str, Any], int
     As `_long_numbers` for a list: for string keys and values all of one scalar type (short
     strings, finite floats, ints JSON holds, booleans or nulls), the first chunk's sizes say
     how many entries fit, and a quarter more are kept, after checks at C speed; the event
-    builder then cuts them exactly. None for any other dict: `_bmapping` converts it.
+    builder then cuts them exactly. Only a dict whose later entries are on average more than
+    a quarter shorter than its first ones keeps fewer than fit (marked). Entries are read as
+    pairs, in one pass. None for any other dict: `_bmapping` converts it.
     """
     step = _chunk_size(room)
-    keys, values = list(islice(value, step)), list(islice(value.values(), step))
+    first = dict(islice(value.items(), step))
+    keys, values = list(first), list(first.values())
     kind = _one_kind(values)
     if kind is None or _one_kind(keys) is not str or not _as_they_are(values, kind):
         return None
@@ -1138,12 +1145,12 @@ def _long_mapping(value: dict[Any, Any], room: int) -> tuple[dict[str, Any], int
     keep = min(int(room * _HEADROOM * len(keys) / max(size, 1)), room // shortest) + 1
     if len(value) <= keep:
         return None
-    more = list(islice(value, len(keys), keep))
-    rest = list(islice(value.values(), len(keys), keep))
-    if len(more) != len(rest) or _one_kind(more) is not str or not _as_they_are(rest, kind):
+    entries = dict(islice(value.items(), len(first), keep))
+    rest = list(entries.values())
+    if _one_kind(list(entries)) is not str or not _as_they_are(rest, kind):
         return None
-    out = dict(zip(keys, values, strict=True))
-    out.update(zip(more, rest, strict=True))
+    out = first
+    out.update(entries)
     removed = len(value) - len(out)
     return out, size + shortest * len(rest) + (mark_keys_cut(out, removed) if removed else 0)
 
@@ -1189,6 +1196,7 @@ def _bmapping(
 ) -> tuple[dict[str, Any], int]:
     """Convert the entries of a mapping (or fields) of ``count`` entries, as `_bsequence`."""
     out: dict[str, Any] = {}
+    shared: set[str] = set()
     spent = capped = 0
     share = room // count if count > 0 else room
     for key, item in pairs:
@@ -1196,9 +1204,12 @@ def _bmapping(
             # A len() that said fewer: a marker without a number.
             return out, spent + mark_keys_cut(out, count - len(out))
         name = _key(key)
-        if name in out:  # another key became the same string (1 and "1")
-            name = _unique_key(name, key, out)
         converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
+        if name in out:  # another key became the same string (1 and "1")
+            size += _share(out, shared, name, converted)
+            spent += size
+            capped += min(size, _MIN_CUT)
+            continue
         out[name] = converted
         spent += len(name) + size + 6
         capped += len(name) + min(size, _MIN_CUT) + 6
