@@ -210,8 +210,6 @@ FREE_TEXT = [
         "token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9P",
         f"token={REDACTED}",
     ),
-    ("Authorization: Basic dXNlcjpwYXNzd29yZA==", f"Authorization: Basic {REDACTED}"),
-    ("basic YWxhZGRpbjpvcGVuc2VzYW1l sent", f"basic {REDACTED} sent"),
 ]
 
 NOT_SECRETS = [
@@ -225,8 +223,7 @@ NOT_SECRETS = [
     "xoxo-see-you-tomorrow",
     "trace 0192f3c4-5b6a-7c8d-9e0f-123456789abc, 512 input tokens",
     "AKIA is a prefix",
-    "Basic information, basic understanding, Basic Python, BASIC programs",
-    "Basic HTTPS setup and basic eyJ stuff",
+    "Basic HTTPS setup and basic eyJ stuff, Learn basic JavaScript",
     "eyJhbGciOiJIUzI1NiJ9 alone is only a header",
 ]
 
@@ -538,3 +535,26 @@ class TestKeyDecisionShortcut:
             assert shortcut == _redact._decide(key)
         finally:
             _redact._extra_keys = saved
+
+
+class TestRepeatedKeys:
+    """Values under a key that occurs twice (a repeated header) are redacted under its name.
+
+    Found by a helper's review: naming the second one by its repr() ("'pwd'") let it past
+    names that are secret only on their own and anchored key patterns.
+    """
+
+    def test_repeated_secret_header(self) -> None:
+        from starlette.datastructures import Headers
+
+        headers = Headers(raw=[(b"bearer", b"t1"), (b"accept", b"x"), (b"bearer", b"t2")])
+        assert {"bearer": REDACTED, "accept": "x"} == redact_secrets(to_json_safe(headers))
+
+    def test_enum_key_beside_its_value(self) -> None:
+        import enum
+
+        class Field(enum.Enum):
+            PWD = "pwd"
+
+        value = {Field.PWD: "hunter2", "pwd": "hunter3"}
+        assert {"pwd": REDACTED} == redact_secrets(to_json_safe(value, 5_000))

@@ -8,7 +8,7 @@ of `_SUFFIXES` (``openai_api_key``, ``db_password``, ``googleIdToken``). Counts 
 whose last word is ``token`` is. Headers given as ``[name, value]`` pairs are redacted by name.
 
 Strings are also scanned for secrets that `SECRET_VALUE_PATTERNS` recognise (API keys,
-bearer tokens, JSON Web Tokens, Basic credentials, passwords in URLs), and only the secret
+bearer tokens, JSON Web Tokens, passwords in URLs), and only the secret
 part is replaced: ``"Bearer [REDACTED]"``, ``"https://[REDACTED]@host/"``. A pattern runs
 only on strings holding its gate, and each starts with a literal, so plain text costs a few
 fast scans. `add_secret_patterns` adds key and value patterns of the user's own.
@@ -52,15 +52,7 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("slack token", r"(xox[abposr]-(?<![\w-]xox.-)(?=[A-Za-z-]*[0-9])[A-Za-z0-9-]{10,})", "-"),
     ("aws access key id", r"(A[KS]IA(?<![A-Z0-9]A[KS]IA)[A-Z0-9]{16})(?![A-Z0-9])", "A"),
     # A JSON Web Token: three base64url parts, the header and payload JSON objects ("eyJ").
-    ("json web token", r"(eyJ(?<![\w-]eyJ)[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,})", "eyJ"),
-    # HTTP Basic credentials (base64 of "user:password"): with a digit, "+", "/", "=" or a
-    # capital after a small letter, which "Basic information" has not.
-    (
-        "basic credentials",
-        r"asic (?<=[Bb]asic )((?=[A-Za-z0-9+/]*(?:[0-9+/]|[a-z][A-Z]))[A-Za-z0-9+/]{8,}={0,2})"
-        r"(?![\w+/=])",
-        "asic ",
-    ),
+    ("json web token", r"(eyJ(?<![\w-]eyJ)[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,})", "J"),
 )
 """The built-in free-text patterns: a name, a regex whose first group is the secret (the rest
 of a match is kept), and a substring every match contains ("" if none): a string without it
