@@ -21,6 +21,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import posthog.capture_v1
@@ -31,6 +32,7 @@ import hogtrace
 from hogtrace import _errors, _sinks
 from hogtrace._sinks import PostHogSink
 from tests.capture_server import CaptureServer, Clients
+from tests.test_processes import fork_child, join_fork
 
 POSTHOG_VERSION = tuple(int(part) for part in posthog.VERSION.split(".")[:2])
 
@@ -531,33 +533,25 @@ class TestProcessLifecycle:
 
     @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
     def test_forked_child_counts_its_own_events(
-        self, capture_server: CaptureServer, clients: Clients
+        self, capture_server: CaptureServer, clients: Clients, tmp_path: Path
     ) -> None:
         """stats() in a forked child starts from zero; the parent's counts stay the parent's."""
         hogtrace.configure(clients())
         answer("a")  # 2 events
         hogtrace.flush(timeout=10)
         before = hogtrace.stats()
-        read, write = os.pipe()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # multi-threaded fork, 3.12+
-            pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            code = 1
-            try:
-                at_fork = hogtrace.stats()
-                answer("c")
-                hogtrace.flush(timeout=10)
-                os.write(write, json.dumps([at_fork, hogtrace.stats()]).encode())
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write)
-        with os.fdopen(read) as pipe:
-            at_fork, after = json.loads(pipe.read())
-        _, status = os.waitpid(pid, 0)
+        seen = tmp_path / "child.json"
 
-        assert 0 == os.waitstatus_to_exitcode(status)
+        def child() -> bool:
+            at_fork = hogtrace.stats()
+            answer("c")
+            hogtrace.flush(timeout=10)
+            seen.write_text(json.dumps([at_fork, hogtrace.stats()]))
+            return True
+
+        assert 0 == join_fork(*fork_child(child))
+        at_fork, after = json.loads(seen.read_text())
+
         assert 2 == before["emitted"]
         assert {"emitted": 0, "dropped": 0, "failed": 0, "undelivered": 0} == at_fork
         assert {"emitted": 2, "dropped": 0, "failed": 0, "undelivered": 0} == after

@@ -579,6 +579,20 @@ class TestBudget:
         assert roundtrip(cut) == cut
 
 
+def spy_on_cuts(monkeypatch: pytest.MonkeyPatch, name: str) -> list[bool]:
+    """Whether each call of `_serialize`'s ``name`` (a shortcut) cut its value (else None)."""
+    seen: list[bool] = []
+    real = getattr(_serialize, name)
+
+    def spy(value: Any, room: int) -> Any:
+        result = real(value, room)
+        seen.append(result is not None)
+        return result
+
+    monkeypatch.setattr(_serialize, name, spy)
+    return seen
+
+
 class _Half(float):
     """A float subclass: converted to a plain float."""
 
@@ -589,16 +603,7 @@ class TestLongNumbers:
     @pytest.fixture
     def cuts(self, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
         """Whether each `_long_numbers` call cut the list (False: it left it to the item path)."""
-        seen: list[bool] = []
-        real = _serialize._long_numbers
-
-        def spy(value: Any, room: int) -> Any:
-            result = real(value, room)
-            seen.append(result is not None)
-            return result
-
-        monkeypatch.setattr(_serialize, "_long_numbers", spy)
-        return seen
+        return spy_on_cuts(monkeypatch, "_long_numbers")
 
     @pytest.mark.parametrize(
         "make",
@@ -665,16 +670,7 @@ class TestLongMappings:
     @pytest.fixture
     def cuts(self, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
         """Whether each `_long_mapping` call cut the dict (False: left to `_bmapping`)."""
-        seen: list[bool] = []
-        real = _serialize._long_mapping
-
-        def spy(value: Any, room: int) -> Any:
-            result = real(value, room)
-            seen.append(result is not None)
-            return result
-
-        monkeypatch.setattr(_serialize, "_long_mapping", spy)
-        return seen
+        return spy_on_cuts(monkeypatch, "_long_mapping")
 
     @pytest.mark.parametrize(
         "make",

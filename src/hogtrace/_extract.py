@@ -1101,7 +1101,7 @@ def recorded_input(
     try:
         long = _long_list(provider, arguments) if limit is not None else None
         if long is None:
-            return _format(provider, arguments, texts=True, limit=limit)
+            return _format(provider, arguments, texts=True)
         assert limit is not None
         key, items, plain = long
         if plain and (lazy := _text_messages(items, limit)) is not None:
@@ -1170,12 +1170,9 @@ def _long_list(
 
 
 def _format(
-    provider: str | None, arguments: Mapping[str, Any], texts: bool, limit: int | None = None
+    provider: str | None, arguments: Mapping[str, Any], texts: bool
 ) -> tuple[list[Message] | TextMessages | None, int | None]:
-    """`format_input`, sized; with `texts`, `recorded_input`'s `TextMessages` and sizes.
-
-    ``limit``: plain messages are read only as far as it can hold (`_text_messages`).
-    """
+    """`format_input`, sized; with `texts`, `recorded_input`'s `TextMessages` and sizes."""
     try:
         messages, data = arguments.get("messages"), arguments.get("input")
         if messages is not None and not isinstance(messages, (list, tuple)):
@@ -1205,7 +1202,7 @@ def _format(
                     and data is None
                     and arguments.get("system") is None
                     and arguments.get("instructions") is None
-                    and (lazy := _text_messages(messages, limit)) is not None
+                    and (lazy := _text_messages(messages)) is not None
                 ):
                     return lazy, lazy.size  # what `_openai_input` would make of them, unmade
                 out, size = _openai_input(arguments, messages, data)
