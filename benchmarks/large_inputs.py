@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hogtrace._limits import fit_event
+from hogtrace._options import DEFAULT_MAX_ITEMS as ITEMS
 from hogtrace._redact import redact_secrets
 from hogtrace._serialize import snapshot, thaw, to_json_safe
 
@@ -96,9 +97,10 @@ def large(reps: int) -> None:
         args = {"args": [value]}
         slow_reps = max(1, reps // 3)
         call_before = best(lambda a=args: to_json_safe(a), slow_reps)
-        call_after = best(lambda a=args: snapshot(a, LIMIT), reps)
+        call_after = best(lambda a=args: snapshot(a, LIMIT, ITEMS), reps)
         whole = to_json_safe(args)
-        bounded, _, deferred = snapshot(args, LIMIT)
+        bounded, _, walk = snapshot(args, LIMIT, ITEMS)
+        deferred = walk.deferred
         worker_before = best(lambda w=whole: worker(w), slow_reps)
         worker_after = best(lambda b=bounded, d=deferred: worker(b, d), reps)
         print(

@@ -206,6 +206,27 @@ class TestConfigureOptions:
         assert {"emitted": 0, "dropped": 0, "failed": 0, "undelivered": 0} == hogtrace.stats()
 
 
+class TestMaxItems:
+    @pytest.mark.parametrize("bad", ["5000", 5000.0, True, None])
+    def test_wrong_type_raises_at_configure(self, bad: Any) -> None:
+        """max_items must be an int: a clear error when configured, not a crash later."""
+        with pytest.raises(TypeError, match="max_items must be int"):
+            hogtrace.configure(max_items=bad)
+
+    def test_too_small_raises(self) -> None:
+        """Fewer than 100 items would cut ordinary arguments."""
+        with pytest.raises(ValueError, match="max_items must be at least 100"):
+            hogtrace.configure(max_items=99)
+        hogtrace.configure(max_items=100)
+        assert 100 == _state.state.config.max_items
+
+    def test_default(self) -> None:
+        """5,000 by default, and reset() returns to it."""
+        hogtrace.configure(max_items=50_000)
+        hogtrace.reset()
+        assert _options.DEFAULT_MAX_ITEMS == 5_000 == _state.state.config.max_items
+
+
 class TestUnconfigured:
     def test_warns_once_and_drops(
         self, clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture

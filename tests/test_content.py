@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 import hogtrace
 from hogtrace import _errors
+from hogtrace._options import DEFAULT_MAX_ITEMS
 from hogtrace.testing import CapturedEvent, capture_events
 from tests.capture_server import CaptureServer
 from tests.hostile import FakeArray, Hostile, HostileList
@@ -759,6 +760,120 @@ class TestSizeLimit:
         assert_fits(events.one(), 10_000)
 
 
+# --- the item limit -------------------------------------------------------------------------------
+
+
+def items_in(value: Any) -> int:
+    """The items of a value's lists and dicts at every depth, without the cuts' markers."""
+    if type(value) is dict:
+        return sum(1 + items_in(v) for k, v in value.items() if not k.startswith("…"))
+    if type(value) is list:
+        return sum(1 + items_in(v) for v in value if not (type(v) is str and v.startswith("…[")))
+    return 0
+
+
+class TestItemLimit:
+    """``max_items``: a captured value keeps at most that many items, cut visibly."""
+
+    def test_huge_input_and_output_are_cut_at_max_items(self) -> None:
+        """200,000 records in and out: each value keeps its first 5,000 items, marked."""
+        records = [{"id": i, "name": f"user{i}"} for i in range(200_000)]
+
+        @hogtrace.span
+        def load(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return rows
+
+        with capture_events() as events:
+            assert load(records) is records
+
+        event = events.one()
+        assert event.properties["$ai_truncated"] is True
+        rows = event.input["rows"]
+        assert DEFAULT_MAX_ITEMS - 3 <= items_in(event.input) <= DEFAULT_MAX_ITEMS
+        assert records[: len(rows) - 2] == rows[:-2]
+        assert f"…[truncated {len(records) - len(rows) + 1:,} items]" == rows[-1]
+        assert DEFAULT_MAX_ITEMS - 3 <= items_in(event.output) <= DEFAULT_MAX_ITEMS
+        assert records[: len(event.output) - 2] == event.output[:-2]
+
+    def test_configured_max_items(self) -> None:
+        """configure(max_items=...) moves the cut."""
+        hogtrace.configure(max_items=300)
+
+        @hogtrace.span
+        def f(xs: list[int]) -> None:
+            return None
+
+        with capture_events() as events:
+            f(list(range(1_000)))
+
+        xs = events.one().input["xs"]
+        assert [*list(range(299)), "…[truncated 701 items]"] == xs  # "xs" is an item too
+        assert events.one().properties["$ai_truncated"] is True
+
+    def test_a_value_within_max_items_is_whole_and_not_flagged(self) -> None:
+        """1,000 records of three fields and the argument: 4,001 items, all kept."""
+        records = [{"id": i, "name": "n", "ok": True} for i in range(1_000)]
+
+        @hogtrace.span
+        def f(rows: list[dict[str, Any]]) -> None:
+            return None
+
+        with capture_events() as events:
+            f(records)
+
+        assert {"rows": records} == events.one().input
+        assert "$ai_truncated" not in events.one().properties
+
+    def test_small_arguments_after_a_huge_one_are_kept(self) -> None:
+        """The huge first argument is cut; the query and options after it are whole."""
+
+        @hogtrace.span
+        def rank(documents: list[str], query: str, options: dict[str, Any]) -> None:
+            return None
+
+        with capture_events() as events:
+            rank([f"doc {i}" for i in range(100_000)], "what is x", {"k": 5, "tags": ["a"]})
+
+        sent = events.one().input
+        assert ("what is x", {"k": 5, "tags": ["a"]}) == (sent["query"], sent["options"])
+        assert sent["documents"][-1].startswith("…[truncated ")
+
+    def test_generator_items_share_max_items(self) -> None:
+        """A generator's yielded values hold max_items together; the rest are counted."""
+
+        @hogtrace.span
+        def rows() -> Iterator[dict[str, int]]:
+            for i in range(1_000):
+                yield {f"f{j}": i for j in range(9)}  # ten items with its place in the list
+
+        with capture_events() as events:
+            assert 1_000 == len(list(rows()))
+
+        output = events.one().output
+        assert DEFAULT_MAX_ITEMS - 10 < items_in(output) <= DEFAULT_MAX_ITEMS
+        assert f"…[{1_000 - (len(output) - 1)} more items]" == output[-1]
+        assert events.one().properties["$ai_truncated"] is True
+
+    def test_generation_input_and_tools(self) -> None:
+        """A generation's messages and tools are cut at max_items like any value."""
+        hogtrace.configure(max_items=1_000)
+        tools = [{"type": "function", "function": {"name": f"t{i}"}} for i in range(500)]
+        messages = [{"role": "user", "content": f"m{i}"} for i in range(2_000)]
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: list[dict[str, str]], tools: list[dict[str, Any]]) -> str:
+            return "ok"
+
+        with capture_events() as events:
+            llm(messages, tools)
+
+        props = events.one().properties
+        assert props["$ai_truncated"] is True
+        assert 990 < items_in(props["$ai_input"]) <= 1_000
+        assert 990 < items_in(props["$ai_tools"]) <= 1_000
+        assert messages[:300] == props["$ai_input"][:300]
+
+
 # --- delivery through the real client -------------------------------------------------------------
 
 
@@ -817,7 +932,9 @@ class TestDelivery:
         event = delivered(client, capture_server)["embed"]
         sent = event["properties"]["$ai_input_state"]["values"]
         kept = len(sent) - 1
-        assert kept > 10_000
+        assert (
+            DEFAULT_MAX_ITEMS - 1 == kept
+        )  # the argument's entry is one item, its values the rest
         assert (np.arange(kept, dtype=np.float64) / 7).tolist() == sent[:-1]
         assert f"…[truncated {1_250_000 - kept:,} items]" == sent[-1]
         assert event["properties"]["$ai_truncated"] is True

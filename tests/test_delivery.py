@@ -19,7 +19,8 @@ from posthog.ai.openai import OpenAI
 from posthog.consumer import AI_MAX_MSG_SIZE, MAX_MSG_SIZE
 
 import hogtrace
-from hogtrace._options import DEFAULT_MAX_EVENT_BYTES
+from hogtrace._options import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_ITEMS
+from hogtrace._serialize import count_items
 from hogtrace._sinks import PostHogSink
 from tests.capture_server import CaptureServer, Clients
 from tests.openai_server import OpenAIServer
@@ -207,9 +208,12 @@ class TestLongInputs:
         assert wire_size(event) <= DEFAULT_MAX_EVENT_BYTES
         if isinstance(messages, dict):  # not messages: the argument as it is, cut
             assert sent["…"] == f"…[truncated {len(messages) - len(sent) + 1:,} keys]"
+            assert len(sent) - 1 == DEFAULT_MAX_ITEMS
         else:
             assert sent[-1] == f"…[truncated {len(messages) - len(sent) + 1:,} items]"
-            assert 10_000 < len(sent) < len(messages)
+            # Cut at max_items: each message and each item in it counts (the last one kept
+            # may be cut short, with a marker entry of its own).
+            assert DEFAULT_MAX_ITEMS - 8 < count_items(sent[:-1], 10**9) <= DEFAULT_MAX_ITEMS + 1
 
 
 class TestErrorTracking:

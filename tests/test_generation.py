@@ -28,7 +28,7 @@ from openai.types.responses import Response
 import hogtrace
 from hogtrace import _generation
 from hogtrace._extract import format_input
-from hogtrace._serialize import to_json_safe
+from hogtrace._serialize import count_items, to_json_safe
 from hogtrace.testing import CapturedEvent, CapturedEvents, capture_events
 from tests.capture_server import CaptureServer
 
@@ -1490,7 +1490,7 @@ def general_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         _generation,
         "recorded_input",
-        lambda provider, args, limit=None: (format_input(provider, args), None),
+        lambda provider, args, limit=None, most=None: (format_input(provider, args), None),
     )
     monkeypatch.setattr(
         _generation.GenerationScope,
@@ -1545,6 +1545,7 @@ class TestContentWithoutSnapshot:
         assert run() == fast
         assert len(calls) == len(fast)
 
+    @pytest.mark.parametrize("items", [None, 1_000_000], ids=["max_items", "size only"])
     @pytest.mark.parametrize("limit", [2_000, 100_000, None])
     @pytest.mark.parametrize("count", [4_000, 5_000, 60_000])
     @pytest.mark.parametrize("shape", ["plain", "long", "named", "parts", "late", "floats"])
@@ -1555,15 +1556,19 @@ class TestContentWithoutSnapshot:
         limit: int | None,
         count: int,
         shape: str,
+        items: int | None,
     ) -> None:
-        """A long input read only as far as the limit gives the event a whole snapshot gives.
+        """A long input read only as far as the limits gives the event a whole snapshot gives.
 
         Plain messages (short, long, or with a message not plain after the limit) are read
         until certain to be cut; other messages are formatted as far as their first ones say
-        may fit: both are cut where the snapshot of every formatted message is, with its count.
+        may fit: both are cut where the snapshot of every formatted message is, with its count,
+        whether the size limit or ``max_items`` cuts them.
         """
         if limit is not None:
             hogtrace.configure(max_event_bytes=limit)
+        if items is not None:
+            hogtrace.configure(max_items=items)
 
         @hogtrace.generation(model="gpt-4o-mini", provider="openai")
         def llm(messages: list[Any]) -> str:
@@ -1597,7 +1602,14 @@ class TestContentWithoutSnapshot:
         assert bounded == whole
         sent = bounded["$ai_input"]
         if limit is None and shape == "late" and count <= 5_000:
-            assert len(sent) == count  # the limit (800 KB) holds them all: nothing cut
+            if items is None:  # 3 items a message: cut at 5,000 items, and said so
+                assert sent[-1] == f"…[truncated {count - len(sent) + 1:,} items]"
+                assert {"role": "user", "…": "…[truncated 1 keys]"} == sent[-2]
+                assert count_items(sent[:-2], 10**9) == 3 * (len(sent) - 2) == 4_998
+                assert bounded["$ai_truncated"] is True
+            else:
+                assert len(sent) == count  # the limit (800 KB) holds them all: nothing cut
+                assert "$ai_truncated" not in bounded
         if limit == 2_000:
             assert sent[-1] == f"…[truncated {count - len(sent) + 1:,} items]"
 

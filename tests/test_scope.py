@@ -950,9 +950,9 @@ class TestCallingThread:
         calls: list[object] = []
         real = _scope.snapshot
 
-        def counting(value: object, budget: int) -> Any:
+        def counting(value: object, budget: int, items: int) -> Any:
             calls.append(value)
-            return real(value, budget)
+            return real(value, budget, items)
 
         monkeypatch.setattr(_scope, "snapshot", counting)
 
@@ -996,9 +996,9 @@ class TestCallingThread:
         calls: list[object] = []
         real = _scope.snapshot
 
-        def counting(item: object, budget: int) -> Any:
+        def counting(item: object, budget: int, items: int) -> Any:
             calls.append(item)
-            return real(item, budget)
+            return real(item, budget, items)
 
         monkeypatch.setattr(_scope, "snapshot", counting)
 

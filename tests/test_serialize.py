@@ -32,6 +32,7 @@ from hogtrace._serialize import (
     TRUNCATION_MARKER,
     Deferred,
     Head,
+    count_items,
     number_sizes,
     snapshot,
     thaw,
@@ -584,8 +585,8 @@ def spy_on_cuts(monkeypatch: pytest.MonkeyPatch, name: str) -> list[bool]:
     seen: list[bool] = []
     real = getattr(_serialize, name)
 
-    def spy(value: Any, room: int) -> Any:
-        result = real(value, room)
+    def spy(value: Any, room: int, walk: Any) -> Any:
+        result = real(value, room, walk)
         seen.append(result is not None)
         return result
 
@@ -754,11 +755,15 @@ class TestNumberChunks:
         result = to_json_safe(numbers, budget)
         if size(numbers) <= budget or numbers == result:
             assert numbers == result
-            # Lower bounds: a float at most one character short ("1e16"), an int item by
-            # item (a short tail chunk) as one digit. Kept whole, the items before the last
-            # fit the budget (the last may be the one that crosses it).
+            # Lower bounds: a float at most one character short ("1e16"); item by item (a
+            # short tail chunk) a float as "0.0" and an int as one digit. Kept whole, the
+            # items before the last fit the budget (the last may be the one that crosses it).
+            step = _serialize._chunk_size(budget)
+            tail = len(numbers) % step
+            by_item = tail if tail < _serialize._VECTOR_MIN else 0
             slack = 1 if type(numbers[0]) is float else 16
-            assert size(numbers[:-1]) - slack * (len(numbers) - 1) <= budget
+            short = sum(size(n) - 3 for n in numbers[len(numbers) - by_item : -1])
+            assert size(numbers[:-1]) - slack * (len(numbers) - 1) - short <= budget
             return
         kept = len(result) - 1
         expected = (numbers[:kept], LIST_TRUNCATION_MARKER.format(n=f"{len(numbers) - kept:,}"))
@@ -802,14 +807,18 @@ class TestMessageChunks:
     )
     def test_sizes_are_those_of_the_general_path(self, chunk: list[Any], room: int) -> None:
         """Size, capped size and flatness are the ones item-by-item sizing gives."""
-        sizes = [_serialize._fast_size(item, 1, 10**9) for item in chunk]
+        sizes = [
+            _serialize._fast_size(item, 1, 10**9, _serialize.new_walk(10**9)) for item in chunk
+        ]
         expected_size = sum(n + 2 for n in sizes)
         expected_capped = sum(min(n, _serialize.MIN_ITEM) + 2 for n in sizes)
-        size, capped, flat = _serialize._plain_chunk(chunk, 1, room)
+        size, capped, flat, kept = _serialize._plain_chunk(
+            chunk, 1, room, _serialize.new_walk(10**9)
+        )
         if expected_size > room:
-            assert (_serialize._TOO_BIG, 0, False) == (size, capped, flat)
+            assert (_serialize._TOO_BIG, 0, False, 0) == (size, capped, flat, kept)
         else:
-            assert (expected_size, expected_capped, True) == (size, capped, flat)
+            assert (expected_size, expected_capped, True, len(chunk)) == (size, capped, flat, kept)
 
 
 class TestShortcutEdges:
@@ -865,8 +874,8 @@ class TestDeferredArrays:
         """snapshot() keeps a private copy of the rows that may be sent; thaw() converts it."""
         np = pytest.importorskip("numpy")
         flat = np.arange(1_250_000, dtype=np.float64) / 7
-        copy, _, deferred = snapshot({"x": flat}, BUDGET)
-        assert deferred
+        copy, _, walk = snapshot({"x": flat}, BUDGET)
+        assert walk.deferred
         assert isinstance(copy["x"], Deferred)
         assert copy["x"].head.size < flat.size
         assert not np.shares_memory(copy["x"].head, flat)
@@ -879,8 +888,8 @@ class TestDeferredArrays:
         matrix = flat.reshape(2_500, 500)
         cut_too = {"text": "x" * 300_000, "xs": [i + 0.5 for i in range(30_000)], "a": flat}
         for value in ({"args": [flat]}, {"args": [matrix]}, [flat, "text", matrix], cut_too):
-            copy, _, deferred = snapshot(value, BUDGET)
-            assert deferred
+            copy, _, walk = snapshot(value, BUDGET)
+            assert walk.deferred
             assert to_json_safe(value, BUDGET) == thaw(copy)  # other cuts keep their counts
 
     def test_changes_after_the_snapshot_are_not_seen(self) -> None:
@@ -899,8 +908,8 @@ class TestDeferredArrays:
         lazy = DtypedArray(10_000_000)  # numpy-like but not numpy (dask): may share buffers
         values = (np.arange(10.0), objects, SlicedArray(10_000_000), [1.0] * 100_000, lazy)
         for value in values:
-            copy, _, deferred = snapshot(value, BUDGET)
-            assert not deferred
+            copy, _, walk = snapshot(value, BUDGET)
+            assert not walk.deferred
             assert to_json_safe(value, BUDGET) == copy
 
     def test_a_deferred_copy_made_safe_without_budget(self) -> None:
@@ -914,8 +923,8 @@ class TestDeferredArrays:
     @given(values, st.integers(0, 400))
     def test_without_arrays_snapshot_is_to_json_safe(self, value: Any, budget: int) -> None:
         """With no large numeric array, snapshot() is to_json_safe() with the budget."""
-        copy, _, deferred = snapshot(value, budget)
-        assert not deferred
+        copy, _, walk = snapshot(value, budget)
+        assert not walk.deferred
         assert to_json_safe(value, budget) == copy
 
 
@@ -1090,10 +1099,10 @@ class TestHugeDictInAList:
         calls = 0
         size = _serialize._fast_size
 
-        def counted(value: object, depth: int, room: int) -> int:
+        def counted(value: object, depth: int, room: int, walk: Any) -> int:
             nonlocal calls
             calls += 1
-            return size(value, depth, room)
+            return size(value, depth, room, walk)
 
         monkeypatch.setattr(_serialize, "_fast_size", counted)
         huge = {f"k{i}": i + 0.5 for i in range(200_000)}
@@ -1124,3 +1133,136 @@ class TestKeysThatBecomeTheSameString:
         """Distinct names are kept as they are."""
         assert {"a": 1, "1": 2} == to_json_safe({"a": 1, 1: 2})
         assert {"a": 1} == to_json_safe(SimpleNamespace(a=1))
+
+
+def kept_items(value: Any) -> int:
+    """The items of a copy's lists and dicts, at every depth, without the cuts' markers."""
+
+    def marker(item: Any) -> bool:
+        return type(item) is str and item.startswith("…[truncated")
+
+    if type(value) is dict:
+        return sum(1 + kept_items(v) for v in value.values() if not marker(v))
+    if type(value) is list:
+        return sum(1 + kept_items(v) for v in value if not marker(v))
+    return 0
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-1000, 1000)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text("abc", max_size=5),
+    lambda children: (
+        st.lists(children, max_size=30)
+        | st.dictionaries(st.text("xyz", max_size=4), children, max_size=30)
+    ),
+    max_leaves=400,
+)
+
+
+class TestItemBudget:
+    """``items``: a copy keeps at most that many items (list items, dict entries), marked."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(json_values, st.integers(0, 300))
+    def test_never_more_items_than_the_budget(self, value: Any, items: int) -> None:
+        """A value within the budget is copied as without one; a larger one is cut, marked."""
+        copy, _, walk = snapshot(value, 10**9, items)
+        assert copy == to_json_safe(value, 10**9, items)
+        assert kept_items(copy) <= items
+        assert walk.used <= items
+        if count_items(value, 10**9) <= items:
+            assert copy == to_json_safe(value)
+            assert not walk.cut
+        else:
+            assert walk.cut
+            assert "…[truncated" in json.dumps(copy, ensure_ascii=False)
+
+    @pytest.mark.parametrize(
+        "make",
+        [
+            lambda n: [{"x": i + 0.5, "y": "a"} for i in range(n)],
+            lambda n: [{}] * n,
+            lambda n: [1, "a", None, 2.5] * (n // 4),
+            lambda n: [[i / 7] * 10 for i in range(n // 10)],
+            lambda n: [i / 7 for i in range(n)],
+            lambda n: list(range(n)),
+            lambda n: [f"s{i}" for i in range(n)],
+            lambda n: {f"k{i}": i for i in range(n)},
+            lambda n: {f"k{i}": {"v": i} for i in range(n)},
+            lambda n: set(range(n)),
+            lambda n: tuple({"role": "user", "content": f"m{i}"} for i in range(n)),
+        ],
+        ids=[
+            "records",
+            "empty dicts",
+            "mixed",
+            "float lists",
+            "floats",
+            "ints",
+            "strings",
+            "dict of ints",
+            "dict of dicts",
+            "set",
+            "messages",
+        ],
+    )
+    @pytest.mark.parametrize("items", [100, 5_000])
+    def test_huge_values_of_small_items_are_cut_at_the_budget(self, make: Any, items: int) -> None:
+        """However a huge value is read (chunks, shortcuts, item by item), it keeps its first
+        items, as many as the budget holds, and says how many were cut."""
+        value = make(200_000)
+        copy, _, walk = snapshot({"args": [value]}, 800_000, items)
+        kept = copy["args"][0]
+        assert walk.cut
+        assert items - 12 <= kept_items(copy) <= items  # the last item kept may be cut short
+        if isinstance(kept, list):
+            removed = len(value) - (len(kept) - 1)
+            assert LIST_TRUNCATION_MARKER.format(n=f"{removed:,}") == kept[-1]
+            whole = to_json_safe(list(value) if isinstance(value, set) else value)
+            assert whole[: len(kept) - 2] == kept[:-2]  # a prefix (the last item may be cut)
+        else:
+            removed = len(value) - (len(kept) - 1)
+            assert DICT_TRUNCATION_MARKER.format(n=f"{removed:,}") == kept[DICT_TRUNCATION_KEY]
+            assert list(value)[: len(kept) - 2] == list(kept)[: len(kept) - 2]
+
+    def test_numpy_arrays_are_cut_at_the_budget_when_thawed(self) -> None:
+        """A deferred array keeps as many elements as the items left when it was copied."""
+        np = pytest.importorskip("numpy")
+        flat = np.arange(1_250_000, dtype=np.float64) / 7
+        matrix = flat.reshape(1250, 1000)
+        for value in (flat, matrix, matrix.astype(np.int8)):
+            copy, _, walk = snapshot({"a": value}, 800_000, 5_000)
+            assert walk.deferred
+            assert walk.cut
+            got = thaw(copy)
+            assert to_json_safe({"a": value}, 800_000, 5_000) == got  # as converted at once
+            assert 5_000 - 1_001 <= kept_items(got) <= 5_000
+            assert f"…[truncated {len(value) - len(got['a']) + 1:,} items]" == got["a"][-1]
+            assert value.tolist()[: len(got["a"]) - 2] == got["a"][:-2]
+
+    def test_later_arguments_keep_their_share(self) -> None:
+        """A huge first argument does not take the items of the small ones after it."""
+        value = {
+            "documents": [{"id": i, "text": "t"} for i in range(100_000)],
+            "query": "what is x",
+            "options": {"k": 5, "filters": ["a", "b"]},
+        }
+        copy, _, walk = snapshot(value, 800_000, 5_000)
+        assert walk.cut
+        assert "what is x" == copy["query"]
+        assert {"k": 5, "filters": ["a", "b"]} == copy["options"]
+        assert 4_800 < kept_items(copy["documents"]) <= 5_000 - 2 * 64
+
+    def test_a_container_with_no_item_left_ends_its_parent(self) -> None:
+        """No empty container with only a marker: the list is cut before it."""
+        copy = to_json_safe([[1, 2], [3, 4], [5, 6]], 10**9, 6)
+        assert [[1, 2], [3, 4], "…[truncated 1 items]"] == copy
+
+    def test_without_a_budget_nothing_is_cut(self) -> None:
+        """``items=None`` (the default): only the size cuts."""
+        value = [{}] * 100_000
+        assert value == to_json_safe(value, 10**9)
+        assert not snapshot(value, 10**9)[2].cut

@@ -146,6 +146,7 @@ def configure(
     privacy_mode: bool = UNSET,
     redact: Callable[[Any], Any] | None = UNSET,
     max_event_bytes: int = UNSET,
+    max_items: int = UNSET,
     sample_rate: float = UNSET,
     enabled: bool = UNSET,
     console: bool = UNSET,
@@ -167,6 +168,10 @@ def configure(
         redact: ``fn(value) -> value`` applied to every captured content value.
         max_event_bytes: no event exceeds this many bytes of JSON; content is truncated with a
             visible marker to fit.
+        max_items: a captured value keeps at most this many items (list, tuple and set items,
+            array elements, dict entries, counted at every depth; default 5,000): a value with
+            more is cut there with a visible marker, so that a huge one costs the calling
+            thread a few milliseconds. At least 100.
         sample_rate: fraction of sessions (or traces outside sessions) to keep, 0.0 to 1.0.
         enabled: ``False`` turns every decorator into a pass-through.
         console: print each finished trace as a tree on stderr.
@@ -220,6 +225,10 @@ def configure(
         _check_type("max_event_bytes", max_event_bytes, int, allow_none=False)
         if max_event_bytes < 1000:
             raise ValueError("hogtrace.configure(): max_event_bytes must be at least 1000")
+    if max_items is not UNSET:
+        _check_type("max_items", max_items, int, allow_none=False)
+        if max_items < 100:
+            raise ValueError("hogtrace.configure(): max_items must be at least 100")
     if sample_rate is not UNSET:
         _check_type("sample_rate", sample_rate, (int, float), allow_none=False)
         if not 0.0 <= sample_rate <= 1.0:
@@ -258,6 +267,7 @@ def configure(
             ("privacy_mode", privacy_mode),
             ("redact", redact),
             ("max_event_bytes", max_event_bytes),
+            ("max_items", max_items),
             ("sample_rate", sample_rate),
             ("enabled", enabled),
             ("console", console),

@@ -66,9 +66,10 @@ def _prepare_content(
             continue
         if type(value) is TextMessages:
             messages = value.messages()
-            if value.cut or value.size >= config.event_limit:
+            if value.cut or value.size >= config.event_limit or value.items > config.max_items:
                 # Cut now, as a snapshot would have been: the limits never see them whole.
-                messages = to_json_safe(Head(messages, value.length), config.event_limit)
+                limit, most = config.event_limit, config.max_items
+                messages = to_json_safe(Head(messages, value.length), limit, most)
             elif hook is None and plain_messages_clean(value.texts):
                 content[key] = messages
                 if bounds is not None:
@@ -170,7 +171,7 @@ def build_event(
     # Personless: one person per conversation (the session), else per trace.
     distinct_id = _identify(scope.distinct_id or config.distinct_id, session_id or trace_id, props)
     props, truncated = fit_event(props, limit, CONTENT_KEYS, bounds)
-    if truncated:
+    if truncated or scope.items_cut:
         props["$ai_truncated"] = True
     assert scope.timestamp is not None
     return Event(scope.event_name, distinct_id, props, scope.timestamp)

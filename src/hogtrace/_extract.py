@@ -868,6 +868,11 @@ class TextMessages:
         """True when messages after these were not read (the input exceeds the limit)."""
         return self.length > len(self.texts) // 2
 
+    @property
+    def items(self) -> int:
+        """The items a snapshot of `messages` counts: each dict and its two entries."""
+        return 3 * (len(self.texts) // 2)
+
     def messages(self) -> list[Message]:
         """The messages as `format_input` formats them: new dicts on each call."""
         texts = iter(self.texts)
@@ -883,14 +888,16 @@ class TextMessages:
         return 12 * self.size + 2
 
 
-def _text_messages(messages: Iterable[Any], limit: int | None = None) -> TextMessages | None:
+def _text_messages(
+    messages: Iterable[Any], limit: int | None = None, most: int | None = None
+) -> TextMessages | None:
     """The messages if each is a plain ``{"role": str, "content": str}`` dict, else None.
 
-    With a ``limit`` (JSON bytes), a long list is read only as far as it can hold
-    (`_long_text_messages`).
+    With a ``limit`` (JSON bytes), a long list is read only as far as it and ``most`` items
+    can hold (`_long_text_messages`).
     """
     if limit is not None and isinstance(messages, (list, tuple)) and len(messages) > _LONG_INPUT:
-        return _long_text_messages(messages, limit)
+        return _long_text_messages(messages, limit, most)
     texts: list[str] = []
     append = texts.append
     chars = count = 0
@@ -910,7 +917,9 @@ def _text_messages(messages: Iterable[Any], limit: int | None = None) -> TextMes
     return TextMessages(texts, chars + PLAIN_MESSAGE_SIZE * count)
 
 
-def _long_text_messages(messages: list[Any] | tuple[Any, ...], limit: int) -> TextMessages | None:
+def _long_text_messages(
+    messages: list[Any] | tuple[Any, ...], limit: int, most: int | None = None
+) -> TextMessages | None:
     """`_text_messages` of a long list, read a chunk at a time until certain to be cut.
 
     Reading stops once `hogtrace._serialize.snapshot` would certainly have cut the list
@@ -918,12 +927,16 @@ def _long_text_messages(messages: list[Any] | tuple[Any, ...], limit: int) -> Te
     counted at most `MIN_ITEM` bytes; a message is kept whole while it fits in what the
     earlier ones left, else cut to no less than half an equal share of the limit. Here each is
     counted at most that much once the limit is spent, so no fewer are read than the snapshot
-    keeps. The rest are neither read nor checked.
+    keeps. A snapshot also keeps at most ``most`` items, three a message (the dict and its two
+    entries): reading stops past those too. The rest are neither read nor checked.
     """
     texts: list[str] = []
     size = spent = capped = 0
     cut = min(MIN_ITEM, PLAIN_MESSAGE_SIZE + limit // len(messages) // 2)
+    last = len(messages) if most is None else min(len(messages), most // 3 + 1)
     for start in range(0, len(messages), _TRIAL):
+        if start >= last:
+            return TextMessages(texts, size, len(messages))
         part = _text_messages(messages[start : start + _TRIAL])
         if part is None:
             return None
@@ -1087,16 +1100,20 @@ def format_input(provider: str | None, arguments: Mapping[str, Any]) -> list[Mes
 
 
 def recorded_input(
-    provider: str | None, arguments: Mapping[str, Any], limit: int | None = None
+    provider: str | None,
+    arguments: Mapping[str, Any],
+    limit: int | None = None,
+    most: int | None = None,
 ) -> tuple[list[Message] | TextMessages | Head | None, int | None]:
     """`format_input` as a generation records it, with the `_text_size` of the messages.
 
     The usual chat input, plain role and content strings only, comes as `TextMessages`, sized
     as it is read; other messages are formatted and then walked by `_text_size` (None: not
-    only strings). With a ``limit`` (JSON bytes), a long input is read only as far as it can
-    hold: plain messages until they are certain to be cut (`TextMessages.cut`); others, when
-    each formats on its own (`_long_list`), as a `Head` of as many formatted messages as the
-    snapshot cuts within (its size None). Never raises.
+    only strings). With a ``limit`` (JSON bytes) and ``most`` (items, as a snapshot counts
+    them), a long input is read only as far as they can hold: plain messages until they are
+    certain to be cut (`TextMessages.cut`); others, when each formats on its own
+    (`_long_list`), as a `Head` of as many formatted messages as the snapshot cuts within
+    (its size None). Never raises.
     """
     try:
         long = _long_list(provider, arguments) if limit is not None else None
@@ -1104,22 +1121,27 @@ def recorded_input(
             return _format(provider, arguments, texts=True)
         assert limit is not None
         key, items, plain = long
-        if plain and (lazy := _text_messages(items, limit)) is not None:
-            return lazy, lazy.size  # plain messages, read as far as the limit
+        if plain and (lazy := _text_messages(items, limit, most)) is not None:
+            return lazy, lazy.size  # plain messages, read as far as the limits
         trial, size = _format(provider, {**arguments, key: items[:_TRIAL]}, texts=False)
         if trial is None or isinstance(trial, TextMessages):  # (not given without ``texts``)
             return None, None
-        if size is None:
-            size = snapshot(trial, limit)[1]
-        # A snapshot counts each item at most `MIN_ITEM` bytes: that many items pass the limit.
-        each = min(size / max(len(trial), 1), MIN_ITEM)
+        head = Head(trial, len(trial) + len(items) - _TRIAL)
+        copy, trial_size, walk = snapshot(head, limit, most)
+        if len(copy) <= len(trial):  # cut within the first ones already (by ``most``, say)
+            return head, None
+        # A snapshot counts each item at most `MIN_ITEM` bytes: that many items pass the limit;
+        # and as many messages as their items say fit in ``most``.
+        each = min((trial_size if size is None else size) / max(len(trial), 1), MIN_ITEM)
         read = int(limit * _HEADROOM / max(each, 1)) + 1
+        if most is not None:
+            read = min(read, int(most * _HEADROOM * len(trial) / max(walk.used, 1)) + 1)
         while read < len(items):
             out, _ = _format(provider, {**arguments, key: items[:read]}, texts=False)
             if out is None or isinstance(out, TextMessages):
                 return None, None
             head = Head(out, len(out) + len(items) - read)
-            if len(snapshot(head, limit)[0]) <= len(out):  # cut within what was read
+            if len(snapshot(head, limit, most)[0]) <= len(out):  # cut within what was read
                 return head, None
             read *= 2  # later items are shorter than the first ones: read on
         return _format(provider, arguments, texts=True)

@@ -25,7 +25,7 @@ from hogtrace._extract import (
 from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._sampling import sampled
 from hogtrace._scope import MISSING, Scope, _is_plain
-from hogtrace._serialize import to_json_safe
+from hogtrace._serialize import count_items, to_json_safe
 
 __all__ = [
     "MODEL_PARAMETERS",
@@ -324,7 +324,8 @@ class GenerationScope(Scope):
                 self.model = arguments["model"]
             tools = arguments.get("tools")
             if tools:
-                self.tools = to_json_safe(tools)
+                config = _state.state.config
+                self.tools = to_json_safe(tools, config.event_limit, config.max_items)
 
     def _input_snapshot(self, arguments: Mapping[str, Any]) -> Any:
         """``$ai_input``: the shape posthog-python's own wrappers send for the same call.
@@ -335,13 +336,18 @@ class GenerationScope(Scope):
         config = _state.state.config
         if config.content_hidden:
             return None  # what a snapshot of anything is under privacy mode
-        formatted, size = recorded_input(self.provider, arguments, config.event_limit)
+        limit, most = config.event_limit, config.max_items
+        formatted, size = recorded_input(self.provider, arguments, limit, most)
         if formatted is None:
             return self.snapshot(_input_argument(arguments))
-        if isinstance(formatted, TextMessages) or (size is not None and size < config.event_limit):
-            # Fresh dicts of immutable strings within the limit, or the strings of such dicts
-            # (`TextMessages`, made dicts and cut to the limit by the event builder, off the
-            # calling thread; a long input's are read only as far as the limit): a snapshot.
+        # Fresh dicts of immutable strings within the limits, or the strings of such dicts
+        # (`TextMessages`, made dicts and cut to the limits by the event builder, off the
+        # calling thread; a long input's are read only as far as the limits): a snapshot.
+        if isinstance(formatted, TextMessages):
+            if 3 * formatted.length > most:  # three items a message: cut at ``max_items``
+                self.items_cut = True
+            return formatted
+        if size is not None and size < limit and count_items(formatted, most) <= most:
             return formatted
         return self.snapshot(formatted)
 
@@ -425,7 +431,12 @@ class GenerationScope(Scope):
     def _output_snapshot(self, extracted: Extracted) -> Any:
         """``$ai_output_choices``: the extracted output, a snapshot of it if it needs one."""
         bound, config = extracted.output_bound, _state.state.config
-        if bound is not None and bound < config.event_limit:
+        most = config.max_items
+        if (
+            bound is not None
+            and bound < config.event_limit
+            and count_items(extracted.output, most) <= most
+        ):
             # New dicts and lists of strings, surely within the limit: what a snapshot would copy
             # them to (privacy mode still gives None).
             return None if config.content_hidden else extracted.output

@@ -18,6 +18,7 @@ from hogtrace._posthog import AI_LANE_LIMIT, uses_ai_lane
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
+    "DEFAULT_MAX_ITEMS",
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "Config",
     "default_config",
@@ -26,6 +27,10 @@ __all__ = [
 
 #: Below PostHog's 900 KiB per-event limit on ``/batch/``, with room for the client's own keys.
 DEFAULT_MAX_EVENT_BYTES = 800_000
+#: A captured value keeps at most this many items (list items and dict entries, at any depth):
+#: reading and copying each costs the calling thread ~1 µs, so this bounds what a huge value of
+#: small items costs it (~5 ms), as the event size bounds a value of large ones.
+DEFAULT_MAX_ITEMS = 5_000
 #: ``shutdown()``, ``reset()`` and ``configure()`` return within this many seconds.
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
@@ -45,6 +50,7 @@ class Config:
     privacy_mode: bool = False
     redact: Callable[[Any], Any] | None = None
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    max_items: int = DEFAULT_MAX_ITEMS
     sample_rate: float = 1.0
     enabled: bool = True
     console: bool = False

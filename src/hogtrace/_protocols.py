@@ -81,6 +81,10 @@ class ClosedScope(Protocol):
     def has_deferred(self) -> bool:
         """True when its snapshots hold arrays still to convert (``_serialize.thaw``)."""
 
+    @property
+    def items_cut(self) -> bool:
+        """True when a snapshot of its content was cut at ``max_items`` (``$ai_truncated``)."""
+
     def content(self) -> dict[str, Any]:
         """Its content properties (input, output, tools), as snapshots.
 

@@ -114,6 +114,7 @@ class Scope:
         "id",
         "inherited",
         "is_root",
+        "items_cut",
         "local_root",
         "name",
         "own_properties",
@@ -145,7 +146,7 @@ class Scope:
         self._input: Any = MISSING
         self._output: Any = MISSING
         self._output_on_error = False
-        self.has_deferred = False
+        self.has_deferred = self.items_cut = False
         self.error: BaseException | str | None = None
         self.own_properties: dict[str, Any] | None = dict(properties) if properties else None
         self.totals: Totals | None = None
@@ -348,21 +349,27 @@ class Scope:
         Large numeric arrays are copied but converted only when the event is built (see
         `hogtrace._serialize.Deferred`); `has_deferred` then tells the event builder.
         """
-        return self.snapshot_within(value, _state.state.config.event_limit)[0]
+        config = _state.state.config
+        return self.snapshot_within(value, config.event_limit, config.max_items)[0]
 
-    def snapshot_within(self, value: Any, budget: int) -> tuple[Any, int]:
-        """`snapshot`, cut at ``budget`` bytes of JSON; also a lower bound of its size."""
+    def snapshot_within(self, value: Any, budget: int, items: int) -> tuple[Any, int, int]:
+        """`snapshot`, cut at ``budget`` bytes of JSON and ``items`` items.
+
+        Returns the copy, a lower bound of its JSON size and how many items it took.
+        """
         if _state.state.config.content_hidden:
-            return None, 0  # never serialised: privacy mode sends content keys as null
+            return None, 0, 0  # never serialised: privacy mode sends content keys as null
         try:
             # Bounded by what can be sent: a huge argument is cut here, not copied whole.
-            copy, size, deferred = snapshot(value, budget)
+            copy, size, walk = snapshot(value, budget, items)
         except Exception as err:  # snapshot never raises; this guards against our own bugs
             log_internal_error("serializing content", err)
-            return "<unserializable>", 16
-        if deferred:
+            return "<unserializable>", 16, 0
+        if walk.deferred:
             self.has_deferred = True
-        return copy, size
+        if walk.cut:
+            self.items_cut = True
+        return copy, size, walk.used
 
     def capture_call(self, arguments: dict[str, Any]) -> None:
         """Snapshot the decorated function's bound arguments as they are when the scope opens.

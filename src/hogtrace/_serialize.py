@@ -13,6 +13,11 @@ first keys plus a `DICT_TRUNCATION_KEY` entry. Sizes are counted as lower bounds
 the PostHog client measures, so a value that fits is never cut, and the cost of a snapshot is
 bounded by the budget rather than by the value. `hogtrace._limits.fit_event` then makes the
 exact final cut and folds these markers' counts into its own.
+
+Given an ``items`` budget too (``max_items``), the copy also stops once it holds that many
+items (list items and dict entries, at every depth; a `Walk` counts them down): each item
+costs the calling thread about a microsecond to read and copy, so a huge value of small
+items is cut by count long before its size would cut it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import dataclasses
 import datetime
 import enum
 import math
+import sys
 import types
 import uuid
 from bisect import bisect_right
@@ -44,7 +50,9 @@ __all__ = [
     "MIN_ITEM",
     "TRUNCATION_MARKER",
     "Deferred",
+    "Walk",
     "Head",
+    "count_items",
     "number_sizes",
     "snapshot",
     "to_json_safe",
@@ -105,9 +113,15 @@ _MIN_ITEM = MIN_ITEM = 256
 """`hogtrace._limits` cuts a list item by item only while each item may keep this many bytes."""
 _MIN_CUT = 48
 """`hogtrace._limits` keeps a dict's keys only while each value may keep this many bytes."""
+_FLOAT_SIZE = 3
+"""The size of a float one at a time: its least (``0.0``), as an int's is 1. Spelling it to
+measure it (``repr()``, ~1 µs) cost more than the rest of its copy; `hogtrace._limits` makes
+the exact cut, and long lists of numbers are measured exactly at C speed."""
+_ALL = sys.maxsize
+"""No limit on the items of a copy."""
 
 
-def to_json_safe(value: object, budget: int | None = None) -> Any:
+def to_json_safe(value: object, budget: int | None = None, items: int | None = None) -> Any:
     """Return a fresh JSON-safe copy of ``value``.
 
     The result is built only from dicts with string keys, lists, strings, ints, finite floats,
@@ -116,14 +130,19 @@ def to_json_safe(value: object, budget: int | None = None) -> Any:
     Args:
         value: Any Python object, including hostile ones whose dunder methods raise.
         budget: The most JSON bytes worth keeping, normally the event size limit
-            (``max_event_bytes``). Once the value's JSON is certainly larger, the copy stops:
+            (``max_event_bytes``). Once the value's JSON is certainly larger, or it has more
+            than ``items`` items (of lists, tuples, sets and arrays, and entries of mappings,
+            counted at every depth; ``max_items``), the copy stops there:
             strings are cut to ``budget`` characters plus `TRUNCATION_MARKER`, sequences and
             arrays end with a `LIST_TRUNCATION_MARKER` item and mappings with a
             `DICT_TRUNCATION_KEY` entry, so the cost is bounded by the budget. A value whose
             JSON fits in the budget is copied exactly as without one, except a list of more
             than 4,096 numbers (or a dict of as many scalars) whose first 1,024 are much
             longer than the rest (`_long_numbers`, `_long_mapping`), which may be cut, marked.
-            None: copy everything.
+            None: copy everything (``items`` is then not used).
+        items: The most items the copy keeps, with a ``budget`` (None: no limit): reading
+            and copying each costs the calling thread time, so a value of many small items is
+            cut by count (``max_items``) before its size would cut it.
 
     Returns:
         The JSON-safe snapshot. Bytes become ``"<N bytes>"``, non-finite floats become
@@ -132,7 +151,9 @@ def to_json_safe(value: object, budget: int | None = None) -> Any:
         ``"<max depth>"`` and unknown objects become their ``repr()``.
     """
     if budget is not None:
-        return _bwalk(value, 0, set(), max(budget, 0))[0]
+        return _bwalk(value, 0, new_walk(_ALL if items is None else max(items, 0)), max(budget, 0))[
+            0
+        ]
     try:
         if _is_fast(value, 0):
             return to_jsonable_python(value)
@@ -150,12 +171,13 @@ class Deferred:
     booleans and numbers are deferred: their copy shares nothing the caller can change.
     """
 
-    __slots__ = ("head", "length", "room")
+    __slots__ = ("head", "items", "length", "room")
 
-    def __init__(self, head: Any, length: int, room: int) -> None:
+    def __init__(self, head: Any, length: int, room: int, items: int) -> None:
         self.head = head  # a private copy of the first rows
         self.length = length  # rows in the original, for the truncation marker
         self.room = room  # the budget the array had
+        self.items = items  # and the items it could still keep
 
     def __repr__(self) -> str:
         return f"<deferred array of {self.length:,} rows>"
@@ -179,23 +201,71 @@ class Head:
         return f"<first {len(self.items):,} of {self.length:,} items>"
 
 
-class _Deferring(set[int]):
-    """The set of containers on the current path, for a walk that may defer arrays."""
+class Walk(set[int]):
+    """A budgeted copy under way: the ids of the containers on the current path, items left.
 
-    deferred = False
+    ``left`` is how many more items (of lists, tuples, sets, arrays, and entries of mappings,
+    at any depth) the copy may keep: every item kept is one less, and a container reached
+    with none left is cut there, marked, and ``cut`` set. A walk with ``defer`` may leave
+    numeric arrays `Deferred`, and says so in ``deferred``.
+    """
+
+    __slots__ = ("cut", "defer", "deferred", "items", "left")
+
+    items: int
+    left: int
+    defer: bool
+    deferred: bool
+    cut: bool
+
+    @property
+    def used(self) -> int:
+        """The items the copy took."""
+        return self.items - self.left
 
 
-def snapshot(value: object, budget: int) -> tuple[Any, int, bool]:
-    """`to_json_safe` with ``budget``, except that large numeric arrays may stay `Deferred`.
+def new_walk(items: int, defer: bool = False) -> Walk:
+    """A `Walk` of ``items`` items (set in place: a ``Walk.__init__`` doubles what it costs)."""
+    walk = Walk()
+    walk.items = walk.left = items
+    walk.defer = defer
+    walk.deferred = walk.cut = False
+    return walk
+
+
+def snapshot(value: object, budget: int, items: int | None = None) -> tuple[Any, int, Walk]:
+    """`to_json_safe` with ``budget`` and ``items``, except that numeric arrays may stay `Deferred`.
 
     Returns:
-        ``(copy, size, deferred)``: ``size`` is a lower bound of the copy's JSON size; when
-        ``deferred`` is True the copy holds `Deferred` values and must go through `thaw`
-        before it is JSON-safe.
+        ``(copy, size, walk)``: ``size`` is a lower bound of the copy's JSON size. When
+        ``walk.deferred`` is True the copy holds `Deferred` values and must go through `thaw`
+        before it is JSON-safe; ``walk.cut`` says that ``items`` cut it; ``walk.used`` is how
+        many of them it took (a `Deferred` array counts what it may keep).
     """
-    walk = _Deferring()
+    walk = new_walk(_ALL if items is None else max(items, 0), defer=True)
     copy, size = _bwalk(value, 0, walk, max(budget, 0))
-    return copy, size, walk.deferred
+    return copy, size, walk
+
+
+def count_items(value: Any, most: int) -> int:
+    """The items of a JSON-like value's lists and dicts, at every depth, as a walk counts them.
+
+    Counting stops once past ``most``: the result is then some number above it.
+    """
+    total = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            total += len(item)
+            pending.extend(item.values())
+        elif kind is list or kind is tuple:
+            total += len(item)
+            pending.extend(item)
+        if total > most:
+            break
+    return total
 
 
 def thaw(value: Any) -> Any:
@@ -206,7 +276,7 @@ def thaw(value: Any) -> Any:
     """
     kind = type(value)
     if kind is Deferred:
-        return _btolist(value.head, 0, set(), value.room, value.length)[0]
+        return _btolist(value.head, 0, new_walk(value.items), value.room, value.length)[0]
     if kind is dict:
         return {key: thaw(item) for key, item in value.items()}
     if kind is list and not _SCALAR_TYPES.issuperset(map(type, value)):
@@ -361,7 +431,8 @@ def _convert_container(value: Any, category: int, depth: int, active: set[int]) 
         if category == _FIELDS:
             return _distinct(_fields(value), depth, active)
         if category == _DEFERRED:
-            return _btolist(value.head, depth, active, value.room, value.length)[0]
+            walk = new_walk(value.items)
+            return _btolist(value.head, depth, walk, value.room, value.length)[0]
         if category == _HEAD:
             out = [_walk(item, depth + 1, active) for item in value.items]
             return _end_list(out, value.length, 0, value.length > len(out))[0]
@@ -461,11 +532,13 @@ def _safe_repr(value: object) -> str:
 # -- budgeted snapshots -------------------------------------------------------------------------
 
 
-def _fast_size(value: object, depth: int, room: int) -> int:
+def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
     """Return a lower bound of the JSON size of ``value`` if `_is_fast` accepts it.
 
     Returns `_NOT_PLAIN` for a value `_is_fast` rejects and `_TOO_BIG` once the bound exceeds
-    ``room``; both mean that `_bwalk` must convert it.
+    ``room`` or its items exceed ``walk.left``; both mean that `_bwalk` must convert it. Its
+    items are taken from ``walk.left`` as they are sized: a caller that gets a negative size
+    puts ``walk.left`` back.
     """
     kind = type(value)
     if kind is str:
@@ -476,6 +549,9 @@ def _fast_size(value: object, depth: int, room: int) -> int:
             return _NOT_PLAIN
         if len(value) > _CHUNK:  # type: ignore[arg-type]
             return _TOO_BIG  # not measured whole: `_bwalk` reads it chunk by chunk
+        walk.left -= len(value)  # type: ignore[arg-type]
+        if walk.left < 0:
+            return _TOO_BIG
         total = 0 if value else 2  # each entry below is followed by ", ", the last by "}"
         for key, item in value.items():  # type: ignore[attr-defined]
             if type(key) is not str:
@@ -483,7 +559,7 @@ def _fast_size(value: object, depth: int, room: int) -> int:
             if type(item) is str:
                 total += len(key) + len(item) + 8
             else:
-                size = _fast_size(item, depth + 1, room - total)
+                size = _fast_size(item, depth + 1, room - total, walk)
                 if size < 0:
                     return size
                 total += len(key) + size + 6
@@ -495,6 +571,9 @@ def _fast_size(value: object, depth: int, room: int) -> int:
             return _NOT_PLAIN
         if len(value) > _CHUNK:  # type: ignore[arg-type]
             return _TOO_BIG  # not measured whole: `_bwalk` reads it chunk by chunk
+        walk.left -= len(value)  # type: ignore[arg-type]
+        if walk.left < 0:
+            return _TOO_BIG
         if len(value) >= _VECTOR_MIN:  # type: ignore[arg-type]
             size = _scalars_size(value, room)  # type: ignore[arg-type]
             if size != _NOT_PLAIN:
@@ -505,21 +584,24 @@ def _fast_size(value: object, depth: int, room: int) -> int:
             if item_kind is str:
                 total += len(item) + 4
             elif item_kind is float and item - item == 0.0:  # finite: no call for it
-                total += len(float.__repr__(item)) + 2
+                total += _FLOAT_SIZE + 2
             elif item_kind is dict and depth + 1 < MAX_DEPTH and len(item) <= _CHUNK:
                 total += 2 if item else 4  # as in _is_fast, one call scans a list of messages
+                walk.left -= len(item)
+                if walk.left < 0:
+                    return _TOO_BIG
                 for key, field in item.items():
                     if type(key) is not str:
                         return _NOT_PLAIN
                     if type(field) is str:
                         total += len(key) + len(field) + 8
                     else:
-                        size = _fast_size(field, depth + 2, room - total)
+                        size = _fast_size(field, depth + 2, room - total, walk)
                         if size < 0:
                             return size
                         total += len(key) + size + 6
             else:
-                size = _fast_size(item, depth + 1, room - total)
+                size = _fast_size(item, depth + 1, room - total, walk)
                 if size < 0:
                     return size
                 total += size + 2
@@ -527,7 +609,7 @@ def _fast_size(value: object, depth: int, room: int) -> int:
                 return _TOO_BIG
         return total
     if kind is float:
-        return len(float.__repr__(value)) if math.isfinite(value) else _NOT_PLAIN  # type: ignore[arg-type]
+        return _FLOAT_SIZE if math.isfinite(value) else _NOT_PLAIN  # type: ignore[arg-type]
     if kind is int:
         return 1 if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else _NOT_PLAIN  # type: ignore[operator]
     if kind in _FAST_LEAVES:
@@ -535,7 +617,7 @@ def _fast_size(value: object, depth: int, room: int) -> int:
     return _NOT_PLAIN
 
 
-def _bwalk(value: object, depth: int, active: set[int], room: int) -> tuple[Any, int]:
+def _bwalk(value: object, depth: int, active: Walk, room: int) -> tuple[Any, int]:
     """Convert ``value`` as `_walk` does, but stop past ``room`` bytes; return it and its size.
 
     The size is a lower bound of the JSON size of the result. Never raises.
@@ -551,9 +633,11 @@ def _bwalk(value: object, depth: int, active: set[int], room: int) -> tuple[Any,
         return value, 4
     try:
         if kind is dict or kind is list or kind is tuple:
-            size = _fast_size(value, depth, room)
+            left = active.left
+            size = _fast_size(value, depth, room, active)
             if size >= 0:
                 return to_jsonable_python(value), size
+            active.left = left
         category = _categories.get(kind)
         if category is None:
             category = _categorize(kind)
@@ -595,9 +679,7 @@ def _cut_text(text: str, room: int) -> tuple[str, int]:
     return cut, len(cut) + 2
 
 
-def _bcontainer(
-    value: Any, category: int, depth: int, active: set[int], room: int
-) -> tuple[Any, int]:
+def _bcontainer(value: Any, category: int, depth: int, active: Walk, room: int) -> tuple[Any, int]:
     """Convert a value that may nest, as `_convert_container` does but within ``room``."""
     if id(value) in active:
         return CYCLE_MARKER, len(CYCLE_MARKER) + 2
@@ -607,13 +689,13 @@ def _bcontainer(
     try:
         if category == _MAPPING:
             if type(value) is dict and len(value) > _LONG:
-                entries = _long_mapping(value, room)
+                entries = _long_mapping(value, room, active)
                 if entries is not None:
                     return entries
             return _bmapping(iter(value.items()), _length(value), depth, active, room)
         if category == _SEQUENCE:
             if (type(value) is list or type(value) is tuple) and len(value) > _LONG:
-                cut = _long_numbers(value, room)
+                cut = _long_numbers(value, room, active)
                 if cut is not None:
                     return cut
             return _bsequence(_chunks(value, room), _length(value), depth, active, room)
@@ -634,6 +716,26 @@ def _bcontainer(
         return _btolist(value, depth, active, room)
     finally:
         active.discard(id(value))
+
+
+#: Of a container of at most this many items converted item by item (the arguments of a call,
+#: a record's fields), each later item holds as many for itself from the earlier ones (at most
+#: an equal share): a huge first argument cannot take them all from a query after it.
+_KEPT_FOR_EACH = 64
+
+
+def _kept_for_each(walk: Walk, count: int) -> int:
+    """How many of ``walk.left`` each of ``count`` items holds for itself from the earlier ones."""
+    return min(walk.left // count, _KEPT_FOR_EACH) if 1 < count <= _KEPT_FOR_EACH else 0
+
+
+def _no_room_for(item: Any, walk: Walk, held: int) -> bool:
+    """Whether ``item`` is a container and ``walk`` has no item left for it (besides ``held``).
+
+    Such an item would be an empty container with a marker: the one that holds it is cut
+    before it instead.
+    """
+    return walk.left <= held and type(item) not in _SCALAR_TYPES
 
 
 def _length(value: Any) -> int:
@@ -662,7 +764,7 @@ def _chunks(value: Any, room: int) -> Iterator[Sequence[Any]]:
         yield chunk
 
 
-def _bmodel(model: Any, depth: int, active: set[int], room: int) -> tuple[Any, int]:
+def _bmodel(model: Any, depth: int, active: Walk, room: int) -> tuple[Any, int]:
     """Convert a pydantic model as `_model` does, within ``room``."""
     try:
         dumped = model.model_dump(mode="python", warnings=False)
@@ -674,23 +776,24 @@ def _bmodel(model: Any, depth: int, active: set[int], room: int) -> tuple[Any, i
 
 
 def _btolist(
-    value: Any, depth: int, active: set[int], room: int, length: int | None = None
+    value: Any, depth: int, active: Walk, room: int, length: int | None = None
 ) -> tuple[Any, int]:
     """Convert a numpy-like array, slicing a large one instead of calling ``tolist()`` whole.
 
     ``length`` is the number of rows of the array ``value`` is the head of (a `Deferred`).
     """
     shape = getattr(value, "shape", None)
-    # Every element takes at least 3 bytes ("0, "), so a smaller array is converted whole.
+    # Every element takes at least 3 bytes ("0, "), so a smaller array is converted whole
+    # (not the head of a longer one: its marker counts the rows after the head).
     if (
         isinstance(shape, tuple)
         and shape
         and all(type(dim) is int for dim in shape)
-        and math.prod(shape) * 3 > room
+        and (math.prod(shape) * 3 > room or length is not None)
     ):
         rows: int = shape[0]
-        if type(active) is _Deferring and length is None:
-            deferred = _defer(value, shape, room)
+        if active.defer and length is None:
+            deferred = _defer(value, shape, room, active)
             if deferred is not None:
                 active.deferred = True
                 return deferred, math.prod(shape) * 3
@@ -729,8 +832,12 @@ _NUMERIC_KINDS = ("b", "i", "u", "f")
 """numpy ``dtype.kind`` of booleans, ints, unsigned ints and floats."""
 
 
-def _defer(value: Any, shape: tuple[int, ...], room: int) -> Deferred | None:
-    """A `Deferred` copy of the rows of a numeric array that may fit in ``room``, else None."""
+def _defer(value: Any, shape: tuple[int, ...], room: int, walk: Walk) -> Deferred | None:
+    """A `Deferred` copy of the rows of a numeric array that may fit in ``room``, else None.
+
+    The rows are also those ``walk.left`` items may hold: the copy takes as many from it as
+    it has (elements, and rows of a matrix), at most all it has left.
+    """
     try:
         # numpy's own arrays only: a lazy array (dask) would still read the caller's buffer.
         if type(value).__module__.partition(".")[0] != "numpy":
@@ -740,52 +847,77 @@ def _defer(value: Any, shape: tuple[int, ...], room: int) -> Deferred | None:
         # A row takes at least 3 bytes an element ("0, "), and a row cut short at least 26
         # (its marker, brackets and ", "): rows after these are certainly cut.
         per_row = max(math.prod(shape[1:]), 1)
-        head = value[: room // min(3 * per_row, 26) + 2].copy()
+        rows = min(room // min(3 * per_row, 26), walk.left // per_row) + 2
+        head = value[:rows].copy()
         if type(head) is not type(value) or getattr(head, "shape", None) is None:
             return None
-        return Deferred(head, shape[0], room)
+        deferred = Deferred(head, shape[0], room, walk.left)
+        items = len(head) * (per_row + (len(shape) > 1))
+        # Cut for the items (if not for the size) when the whole array has more than are left.
+        walk.cut = walk.cut or shape[0] * (per_row + (len(shape) > 1)) > walk.left
+        walk.left -= min(items, walk.left)
+        return deferred
     except Exception:  # not a numpy-like array after all: convert it now
         return None
 
 
-def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int, bool | None]:
-    """Size a chunk of list items that need no conversion.
+def _plain_chunk(
+    chunk: Sequence[Any], depth: int, room: int, walk: Walk
+) -> tuple[int, int, bool | None, int]:
+    """Size a chunk of list items that need no conversion, within ``walk.left`` items.
 
-    Returns ``(size, capped, scalars)``: lower bounds of the items' JSON plus their ", "
-    separators, without and with each item counted at most `_MIN_ITEM` bytes, and whether
-    every item is an immutable scalar or a dict of them (None: only scalars, no copy
-    needed). ``size`` is `_NOT_PLAIN` or `_TOO_BIG` (as in
-    `_fast_size`) when some item needs converting or the chunk exceeds ``room``.
+    Returns ``(size, capped, scalars, kept)``: lower bounds of the JSON of the first ``kept``
+    items plus their ", " separators, without and with each item counted at most `_MIN_ITEM`
+    bytes, and whether every item is an immutable scalar or a dict of them (None: only
+    scalars, no copy needed). ``kept`` is less than the chunk's length when ``walk.left``
+    ran out before the next item: the items so far are taken from it, the rest are not.
+    ``size`` is `_NOT_PLAIN` or `_TOO_BIG` (as in `_fast_size`) when some item needs
+    converting or the chunk exceeds ``room``; ``walk.left`` must then be put back.
     """
-    if len(chunk) >= _VECTOR_MIN:
+    count = len(chunk)
+    if count >= _VECTOR_MIN and count <= walk.left:
         size = _scalars_size(chunk, room)
         if size >= 0:  # a list's JSON is the sum of its items' and their ", " (or "[]")
+            walk.left -= count
             lengths = list(map(len, chunk)) if type(chunk[0]) is str else ()
             if max(lengths, default=0) + 2 <= _MIN_ITEM:
-                return size, size, None
-            return size, sum(min(n + 2, _MIN_ITEM) for n in lengths) + 2 * len(chunk), None
+                return size, size, None, count
+            capped = sum(min(n + 2, _MIN_ITEM) for n in lengths) + 2 * count
+            return size, capped, None, count
         if size == _TOO_BIG:
-            return size, 0, None
+            return size, 0, None, 0
     size = capped = 0
     flat = True  # every item is a scalar or a dict of scalars, copied by dict.copy()
     dicts = False  # some item is such a dict: a copy is needed
-    for item in chunk:
+    left = walk.left  # a local, put back in ``walk`` around the calls that take from it
+    shallow = depth < MAX_DEPTH
+    most = _MIN_ITEM  # (locals: a global's lookup is a dict's, per item)
+    for index, item in enumerate(chunk):
+        if left <= 0:  # out of items: the ones before are kept
+            walk.left = left
+            return size, capped, flat if dicts or not flat else None, index
         kind = type(item)
         if (
             kind is dict  # a chat message, the usual long list: sized without a loop
-            and depth < MAX_DEPTH
+            and shallow
             and len(item) == 2
             and type(role := item.get("role")) is str
             and type(content := item.get("content")) is str
+            and left > 2
         ):
             item_size = len(role) + len(content) + PLAIN_MESSAGE_SIZE
             dicts = True
-        elif kind is dict and depth < MAX_DEPTH and len(item) <= _CHUNK:  # as in _fast_size
+            left -= 3
+        elif kind is dict and shallow and len(item) <= _CHUNK:  # as in _fast_size
+            if len(item) >= left:
+                walk.left = left
+                return size, capped, flat if dicts or not flat else None, index
             dicts = True
             item_size = 0 if item else 2
+            after = left - 1 - len(item)
             for key, field in item.items():
                 if type(key) is not str:
-                    return _NOT_PLAIN, 0, False
+                    return _NOT_PLAIN, 0, False, 0
                 field_kind = type(field)
                 if field_kind is str:
                     item_size += len(key) + len(field) + 8
@@ -794,31 +926,47 @@ def _plain_chunk(chunk: Sequence[Any], depth: int, room: int) -> tuple[int, int,
                 elif field_kind is bool or field is None:
                     item_size += len(key) + 10
                 elif field_kind is float and field - field == 0.0:  # finite: no call for it
-                    item_size += len(key) + len(float.__repr__(field)) + 6
+                    item_size += len(key) + _FLOAT_SIZE + 6
                 else:
-                    field_size = _fast_size(field, depth + 1, room - size - item_size)
+                    walk.left = after
+                    field_size = _fast_size(field, depth + 1, room - size - item_size, walk)
                     if field_size < 0:
-                        return field_size, 0, False
+                        if walk.left < 0:  # out of items, not of room: keep those before
+                            walk.left = left
+                            return size, capped, flat if dicts or not flat else None, index
+                        return field_size, 0, False, 0
+                    after = walk.left
                     item_size += len(key) + field_size + 6
                     flat = flat and field_kind is float
+            left = after
         elif kind is str:  # scalars of mixed types (one type was sized above): no call
             item_size = len(item) + 2
+            left -= 1
         elif kind is float and item - item == 0.0:
-            item_size = len(float.__repr__(item))
+            item_size = _FLOAT_SIZE
+            left -= 1
         elif kind is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-            item_size = len(int.__repr__(item))
+            item_size = 1
+            left -= 1
         elif item is None or kind is bool:
             item_size = 5 if item is False else 4
+            left -= 1
         else:
-            item_size = _fast_size(item, depth, room - size)
+            walk.left = left - 1
+            item_size = _fast_size(item, depth, room - size, walk)
             if item_size < 0:
-                return item_size, 0, False
+                if walk.left < 0:
+                    walk.left = left
+                    return size, capped, flat if dicts or not flat else None, index
+                return item_size, 0, False, 0
+            left = walk.left
             flat = flat and kind in _SCALAR_TYPES  # a datetime, say, is converted
         size += item_size + 2
-        capped += item_size + 2 if item_size < _MIN_ITEM else _MIN_ITEM + 2  # min() is a call
+        capped += item_size + 2 if item_size < most else most + 2  # min() is a call
         if size > room:
-            return _TOO_BIG, 0, False
-    return size, capped, flat if dicts or not flat else None
+            return _TOO_BIG, 0, False, 0
+    walk.left = left
+    return size, capped, flat if dicts or not flat else None, count
 
 
 #: The lower-bound size of ``{"role": "", "content": ""}`` with its ", " in a list: the keys,
@@ -986,7 +1134,7 @@ def _bsequence(
     chunks: Iterable[Sequence[Any]],
     count: int,
     depth: int,
-    active: set[int],
+    active: Walk,
     room: int,
     head: bool = False,
     whole: bool = False,
@@ -1003,26 +1151,34 @@ def _bsequence(
     Items are kept until `hogtrace._limits` would certainly cut the list to a prefix: when
     the items so far, each counted at most `_MIN_ITEM` bytes, exceed ``room``. Each item may
     use what the earlier ones left of ``room``, and at least an equal share of it, so a list
-    of long messages keeps every message for the limits to cut each to a common length.
+    of long messages keeps every message for the limits to cut each to a common length. Items
+    are also kept only while the walk has items left (``active.left``).
     """
     out: list[Any] = []
     spent = capped = 0
     share = room // count if count > 0 else room
+    each = _kept_for_each(active, count)
     vectors = True
     chunks = iter(chunks)
     for chunk in chunks:
         if vectors:
-            size, capped_size, flat = _plain_chunk(chunk, depth + 1, room - spent)
+            left = active.left
+            size, capped_size, flat, kept = _plain_chunk(chunk, depth + 1, room - spent, active)
             if size >= 0:
+                part = chunk if kept == len(chunk) else chunk[:kept]
                 if flat is None:
-                    out.extend(chunk)
+                    out.extend(part)
                 elif flat:  # scalars and dicts of them
-                    out.extend([item.copy() if type(item) is dict else item for item in chunk])
+                    out.extend([item.copy() if type(item) is dict else item for item in part])
                 else:
-                    out.extend(to_jsonable_python(chunk))
+                    out.extend(to_jsonable_python(part))
                 spent += size
                 capped += capped_size
-                continue
+                if kept == len(chunk):
+                    continue
+                chunk = chunk[kept:]  # the walk is out of items: the next one is cut
+            else:
+                active.left = left
             if size == _TOO_BIG and flat is None and type(chunk[0]) is not str:
                 # Numbers: the prefix that fits, at C speed.
                 text = _numbers_text(chunk)
@@ -1030,18 +1186,28 @@ def _bsequence(
                 if keep == len(chunk) and kept_size <= room - capped:
                     # All fit (earlier long items spent the room, not the count): go on.
                     out.extend(chunk)
+                    active.left -= keep
                     spent += kept_size
                     capped += kept_size
                     continue
                 if keep >= 0:
                     out.extend(chunk[:keep])
+                    active.left -= keep
                     more = keep < len(chunk) or _more(chunks, count, len(out), head)
                     return _end_list(out, count, spent + kept_size, more)
             vectors = size != _NOT_PLAIN
         for item in chunk:
-            if capped > room:
+            if capped > room or active.left <= 0:
+                active.cut = active.cut or capped <= room
                 return _end_list(out, count, spent, True)
+            later = count - len(out) - 1
+            held = min(each * later, active.left - 1) if each and later > 0 else 0
+            if _no_room_for(item, active, held + 1):
+                active.cut = True
+                return _end_list(out, count, spent, True)
+            active.left -= 1 + held
             converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
+            active.left += held
             out.append(converted)
             spent += size + 2
             capped += (size if whole else min(size, _MIN_ITEM)) + 2
@@ -1061,7 +1227,9 @@ _LONG = 4 * _CHUNK
 _HEADROOM = 1.25
 
 
-def _long_numbers(value: list[Any] | tuple[Any, ...], room: int) -> tuple[list[Any], int] | None:
+def _long_numbers(
+    value: list[Any] | tuple[Any, ...], room: int, walk: Walk
+) -> tuple[list[Any], int] | None:
     """The head of a list of numbers far longer than ``room`` holds, cut without sizing it.
 
     Sizing each number needs its JSON: ~40,000 floats fill the default limit, ~5 ms to write
@@ -1070,11 +1238,13 @@ def _long_numbers(value: list[Any] | tuple[Any, ...], room: int) -> tuple[list[A
     check that they are all of the first one's exact type, finite or within JSON's integers):
     the event builder then cuts them exactly to the limit. Only a list whose later numbers
     are much shorter than its first ones keeps fewer than would fit; the cut is marked either
-    way. Lists of booleans or of nulls are cut the same way (their sizes are counted). None
-    when the list is not such a list (mixed types, NaN, a list that may fit): the caller
-    sizes it item by item.
+    way. Lists of booleans or of nulls are cut the same way (their sizes are counted). At most
+    ``walk.left`` numbers are kept, and taken from it. None when the list is not such a list
+    (mixed types, NaN, a list that may fit): the caller sizes it item by item.
     """
     first = value[: _chunk_size(room)]
+    if len(first) > walk.left:
+        return None  # cut within the first chunk: item by item
     kind = _one_kind(first)
     if kind is bool or kind is _NONE:  # "true, ", "false, ", "null, ": sized by counting
         size = 6 * len(first) + (first.count(False) if kind is bool else 0)
@@ -1086,12 +1256,15 @@ def _long_numbers(value: list[Any] | tuple[Any, ...], room: int) -> tuple[list[A
         size = _numbers_size(text, len(first))
         shortest = 3 if kind is int else 5  # "0, " or "0.0, ": a number and its ", "
     keep = min(int(room * _HEADROOM * len(first) / max(size, 1)), room // shortest) + 1
+    keep = min(keep, walk.left)
     if len(value) <= keep:
         return None
     rest = value[len(first) : keep]
     if not _as_they_are(rest, kind):
         return None
     out = [*first, *rest]
+    walk.cut = walk.cut or keep == walk.left  # cut for the items, if not for the size
+    walk.left -= len(out)
     # A lower bound, as `_bsequence` gives: the first chunk's size, the shortest for the rest.
     return _end_list(out, len(value), size + shortest * len(rest), True)
 
@@ -1114,7 +1287,9 @@ def _as_they_are(items: Sequence[Any], kind: type | None) -> bool:
     return kind is bool or kind is _NONE
 
 
-def _long_mapping(value: dict[Any, Any], room: int) -> tuple[dict[str, Any], int] | None:
+def _long_mapping(
+    value: dict[Any, Any], room: int, walk: Walk
+) -> tuple[dict[str, Any], int] | None:
     """The first entries of a dict far larger than ``room`` holds, cut without sizing each.
 
     As `_long_numbers` for a list: for string keys and values all of one scalar type (short
@@ -1122,9 +1297,12 @@ def _long_mapping(value: dict[Any, Any], room: int) -> tuple[dict[str, Any], int
     how many entries fit, and a quarter more are kept, after checks at C speed; the event
     builder then cuts them exactly. Only a dict whose later entries are on average more than
     a quarter shorter than its first ones keeps fewer than fit (marked). Entries are read as
-    pairs, in one pass. None for any other dict: `_bmapping` converts it.
+    pairs, in one pass, at most ``walk.left`` of them (taken from it). None for any other
+    dict: `_bmapping` converts it.
     """
     step = _chunk_size(room)
+    if step > walk.left:
+        return None
     first = dict(islice(value.items(), step))
     keys, values = list(first), list(first.values())
     kind = _one_kind(values)
@@ -1143,6 +1321,7 @@ def _long_mapping(value: dict[Any, Any], room: int) -> tuple[dict[str, Any], int
         size += _numbers_size(text, len(values)) - 2 * (len(values) - 1)  # less its ", "
     shortest = 7  # an empty key and a one-digit value
     keep = min(int(room * _HEADROOM * len(keys) / max(size, 1)), room // shortest) + 1
+    keep = min(keep, walk.left)
     if len(value) <= keep:
         return None
     entries = dict(islice(value.items(), len(first), keep))
@@ -1151,6 +1330,8 @@ def _long_mapping(value: dict[Any, Any], room: int) -> tuple[dict[str, Any], int
         return None
     out = first
     out.update(entries)
+    walk.cut = walk.cut or keep == walk.left
+    walk.left -= len(out)
     removed = len(value) - len(out)
     return out, size + shortest * len(rest) + (mark_keys_cut(out, removed) if removed else 0)
 
@@ -1192,19 +1373,29 @@ def mark_keys_cut(out: dict[str, Any], removed: int) -> int:
 
 
 def _bmapping(
-    pairs: Iterator[tuple[Any, Any]], count: int, depth: int, active: set[int], room: int
+    pairs: Iterator[tuple[Any, Any]], count: int, depth: int, active: Walk, room: int
 ) -> tuple[dict[str, Any], int]:
     """Convert the entries of a mapping (or fields) of ``count`` entries, as `_bsequence`."""
     out: dict[str, Any] = {}
     shared: set[str] = set()
     spent = capped = 0
     share = room // count if count > 0 else room
+    each = _kept_for_each(active, count)
+    later = count
     for key, item in pairs:
-        if capped > room:
+        if capped > room or active.left <= 0:
             # A len() that said fewer: a marker without a number.
+            active.cut = active.cut or capped <= room
             return out, spent + mark_keys_cut(out, count - len(out))
+        later -= 1
+        held = min(each * later, active.left - 1) if each and later > 0 else 0
+        if _no_room_for(item, active, held + 1):
+            active.cut = True
+            return out, spent + mark_keys_cut(out, count - len(out))
+        active.left -= 1 + held
         name = _key(key)
         converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
+        active.left += held
         if name in out:  # another key became the same string (1 and "1")
             size += _share(out, shared, name, converted)
             spent += size

@@ -58,14 +58,16 @@ class Collector:
     Items are kept as the snapshot of a list would keep them (`hogtrace._serialize`): each
     within what the earlier ones left of the event's size limit (at least an equal share of
     it for `MAX_GENERATOR_ITEMS` items, and `MIN_ITEM` bytes), until that limit is certainly
-    spent, and at most `MAX_GENERATOR_ITEMS`; the rest are counted. A long stream of large
-    items holds about the limit, not every item.
+    spent, and at most `MAX_GENERATOR_ITEMS`, and while they hold fewer than ``max_items``
+    items all together; the rest are counted. A long stream of large items holds about the
+    limit, not every item.
     """
 
     __slots__ = (
         "capped",
         "final",
         "items",
+        "left",
         "more",
         "room",
         "scope",
@@ -86,8 +88,11 @@ class Collector:
             cast(GenerationScope, scope).start_stream()
         self.items: list[Any] = []
         self.more = 0
-        self.room = _state.state.config.event_limit
+        config = _state.state.config
+        self.room = config.event_limit
         self.spent = self.capped = 0
+        #: Items the yielded values may still keep, all together (``max_items``).
+        self.left = config.max_items
 
     def add(self, item: Any) -> None:
         if self.scope is None:  # read on after the scope ended (past a helper's block)
@@ -95,18 +100,23 @@ class Collector:
         try:
             if self.stream:
                 cast(GenerationScope, self.scope).stream_chunk(item)
-            elif len(self.items) < MAX_GENERATOR_ITEMS and self.capped <= self.room:
+            elif (
+                len(self.items) < MAX_GENERATOR_ITEMS and self.capped <= self.room and self.left > 0
+            ):
                 # Snapshot now: a generator may yield the same object, mutated, every time.
                 scope = self.scope
                 if scope is not None and scope.wants_output:
                     # An equal share of the limit at least, as for a list of known length.
                     budget = max(self.room - self.spent, self.room // MAX_GENERATOR_ITEMS, MIN_ITEM)
-                    copy, size = scope.snapshot_within(item, budget)
+                    copy, size, used = scope.snapshot_within(item, budget, self.left - 1)
                     self.items.append(copy)
+                    self.left -= used + 1  # its items, and itself as an item of the list
                     self.spent += size + 2
                     self.capped += min(size, MIN_ITEM) + 2
             else:
                 self.more += 1
+                if self.left <= 0 and self.scope is not None:
+                    self.scope.items_cut = True  # cut at ``max_items``: ``$ai_truncated``
         except Exception as err:
             log_internal_error("recording a yielded item", err)
 
