@@ -1254,7 +1254,27 @@ class TestItemBudget:
         assert walk.cut
         assert "what is x" == copy["query"]
         assert {"k": 5, "filters": ["a", "b"]} == copy["options"]
-        assert 4_800 < kept_items(copy["documents"]) <= 5_000 - 2 * 64
+        assert 5_000 - 10 < kept_items(copy) <= 5_000
+
+    @pytest.mark.parametrize(
+        ("value", "items"),
+        [
+            ({"records": [{"id": i} for i in range(2_495)], "query": "q"}, 5_000),
+            (Point(x={"a": 1, "b": 2, "c": 3}, y=1), 6),  # type: ignore[arg-type]
+            ((Custom(), 5), 2),
+            ([Custom(), 5, Custom()], 3),
+            ({"a": datetime.date(2020, 1, 1), "b": [], "c": {}}, 3),
+        ],
+        ids=["arguments", "dataclass", "object", "objects", "empty containers"],
+    )
+    def test_what_later_items_hold_never_cuts_a_value_that_fits(
+        self, value: Any, items: int
+    ) -> None:
+        """Each later entry holds only what it takes at least: a value within the budget,
+        with objects that take no item or empty containers, is whole."""
+        copy, _, walk = snapshot(value, 10**9, items)
+        assert to_json_safe(value) == copy
+        assert not walk.cut
 
     def test_a_container_with_no_item_left_ends_its_parent(self) -> None:
         """No empty container with only a marker: the list is cut before it."""

@@ -33,7 +33,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence, ValuesView
 from collections.abc import Set as AbstractSet
 from decimal import Decimal
-from itertools import accumulate, islice
+from itertools import accumulate, chain, islice
 from pathlib import PurePath
 from typing import Any
 
@@ -718,24 +718,31 @@ def _bcontainer(value: Any, category: int, depth: int, active: Walk, room: int) 
         active.discard(id(value))
 
 
-#: Of a container of at most this many items converted item by item (the arguments of a call,
-#: a record's fields), each later item holds as many for itself from the earlier ones (at most
-#: an equal share): a huge first argument cannot take them all from a query after it.
-_KEPT_FOR_EACH = 64
+#: Of a mapping of at most this many entries converted entry by entry (the arguments of a
+#: call, a model's fields), each later entry holds the items it needs at least (itself, and
+#: its own items at every depth, up to this many) from the earlier ones: a huge first
+#: argument cannot take them all from a query after it. What it holds is never more than it
+#: takes, so a value within the budget is still copied whole.
+_HELD_FOR_LATER = 64
+_SETS = frozenset({set, frozenset})
+_PLAIN_CONTAINERS = frozenset({dict, list, tuple}) | _SETS
 
 
-def _kept_for_each(walk: Walk, count: int) -> int:
-    """How many of ``walk.left`` each of ``count`` items holds for itself from the earlier ones."""
-    return min(walk.left // count, _KEPT_FOR_EACH) if 1 < count <= _KEPT_FOR_EACH else 0
+def _least_items(value: Any) -> int:
+    """The items an entry holding ``value`` takes at least: itself, and its own (a few)."""
+    if type(value) in _PLAIN_CONTAINERS:
+        most = _HELD_FOR_LATER - 1
+        return 1 + min(len(value) if type(value) in _SETS else count_items(value, most), most)
+    return 1
 
 
 def _no_room_for(item: Any, walk: Walk, held: int) -> bool:
-    """Whether ``item`` is a container and ``walk`` has no item left for it (besides ``held``).
+    """Whether ``item`` has items of its own and ``walk`` has none for them, ``held`` apart.
 
     Such an item would be an empty container with a marker: the one that holds it is cut
     before it instead.
     """
-    return walk.left <= held and type(item) not in _SCALAR_TYPES
+    return walk.left <= held and type(item) in _PLAIN_CONTAINERS and len(item) > 0
 
 
 def _length(value: Any) -> int:
@@ -1157,7 +1164,6 @@ def _bsequence(
     out: list[Any] = []
     spent = capped = 0
     share = room // count if count > 0 else room
-    each = _kept_for_each(active, count)
     vectors = True
     chunks = iter(chunks)
     for chunk in chunks:
@@ -1200,14 +1206,11 @@ def _bsequence(
             if capped > room or active.left <= 0:
                 active.cut = active.cut or capped <= room
                 return _end_list(out, count, spent, True)
-            later = count - len(out) - 1
-            held = min(each * later, active.left - 1) if each and later > 0 else 0
-            if _no_room_for(item, active, held + 1):
+            if _no_room_for(item, active, 1):
                 active.cut = True
                 return _end_list(out, count, spent, True)
-            active.left -= 1 + held
+            active.left -= 1
             converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
-            active.left += held
             out.append(converted)
             spent += size + 2
             capped += (size if whole else min(size, _MIN_ITEM)) + 2
@@ -1380,15 +1383,20 @@ def _bmapping(
     shared: set[str] = set()
     spent = capped = 0
     share = room // count if count > 0 else room
-    each = _kept_for_each(active, count)
-    later = count
+    later = 0  # the items the entries after this one hold for themselves
+    if 1 < count <= _HELD_FOR_LATER:
+        entries = list(islice(pairs, _HELD_FOR_LATER))  # a few: read now, to see them
+        later = sum(_least_items(item) for _, item in entries)
+        pairs = chain(entries, pairs)  # (a len() that said fewer: the rest after them)
     for key, item in pairs:
         if capped > room or active.left <= 0:
             # A len() that said fewer: a marker without a number.
             active.cut = active.cut or capped <= room
             return out, spent + mark_keys_cut(out, count - len(out))
-        later -= 1
-        held = min(each * later, active.left - 1) if each and later > 0 else 0
+        held = 0
+        if later:
+            later -= _least_items(item)
+            held = min(later, active.left - 1)
         if _no_room_for(item, active, held + 1):
             active.cut = True
             return out, spent + mark_keys_cut(out, count - len(out))
