@@ -1276,6 +1276,12 @@ class TestItemBudget:
         assert to_json_safe(value) == copy
         assert not walk.cut
 
+    def test_keys_that_become_one_name_count_the_list_that_holds_them(self) -> None:
+        """1 and "1" become one name whose list of both values is one more item."""
+        value = {1: None, "1": 1, "x": 2}
+        assert {"1": [None, 1], "x": 2} == to_json_safe(value, 10**9, 4)
+        assert {"1": [None, 1], "…": "…[truncated 1 keys]"} == to_json_safe(value, 10**9, 3)
+
     def test_a_container_with_no_item_left_ends_its_parent(self) -> None:
         """No empty container with only a marker: the list is cut before it."""
         copy = to_json_safe([[1, 2], [3, 4], [5, 6]], 10**9, 6)

@@ -1388,23 +1388,28 @@ def _bmapping(
         entries = list(islice(pairs, _HELD_FOR_LATER))  # a few: read now, to see them
         later = sum(_least_items(item) for _, item in entries)
         pairs = chain(entries, pairs)  # (a len() that said fewer: the rest after them)
+    taken = 0  # entries read (two keys may become one name)
     for key, item in pairs:
         if capped > room or active.left <= 0:
             # A len() that said fewer: a marker without a number.
             active.cut = active.cut or capped <= room
-            return out, spent + mark_keys_cut(out, count - len(out))
+            return out, spent + mark_keys_cut(out, count - taken)
         held = 0
         if later:
             later -= _least_items(item)
             held = min(later, active.left - 1)
-        if _no_room_for(item, active, held + 1):
-            active.cut = True
-            return out, spent + mark_keys_cut(out, count - len(out))
-        active.left -= 1 + held
         name = _key(key)
+        # Another key that became the same string (1 and "1"): a list holds both values, one
+        # more item.
+        takes = 2 if name in out and name not in shared else 1
+        if _no_room_for(item, active, held + takes) or active.left < takes:
+            active.cut = True
+            return out, spent + mark_keys_cut(out, count - taken)
+        active.left -= takes + held
+        taken += 1
         converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
         active.left += held
-        if name in out:  # another key became the same string (1 and "1")
+        if name in out:
             size += _share(out, shared, name, converted)
             spent += size
             capped += min(size, _MIN_CUT)
