@@ -854,6 +854,53 @@ class TestItemLimit:
         assert f"…[{1_000 - (len(output) - 1)} more items]" == output[-1]
         assert events.one().properties["$ai_truncated"] is True
 
+    def test_the_last_item_left_is_not_an_empty_container(self) -> None:
+        """A yielded dict that cannot keep any of its items is counted, not sent empty."""
+        hogtrace.configure(max_items=100)
+
+        @hogtrace.span
+        def rows() -> Iterator[dict[str, Any]]:
+            for i in range(10):
+                yield {"i": i, "v": list(range(8))}
+
+        with capture_events() as events:
+            list(rows())
+
+        output = events.one().output
+        assert {"i": 8, "v": list(range(8))} == output[-2]  # 9 of 11 items each: 99 taken
+        assert "…[1 more items]" == output[-1]
+
+    def test_a_generator_past_its_item_cap_is_flagged(self) -> None:
+        """The 1,000-item cap of a generator's output is a cut too."""
+
+        @hogtrace.span
+        def numbers() -> Iterator[int]:
+            yield from range(1_500)
+
+        with capture_events() as events:
+            list(numbers())
+
+        assert "…[500 more items]" == events.one().output[-1]
+        assert events.one().properties["$ai_truncated"] is True
+
+    def test_a_small_array_is_cut_at_max_items_without_converting_it_whole(self) -> None:
+        """An array under the size limit (88,000 x 3) but over max_items keeps its first rows."""
+        np = pytest.importorskip("numpy")
+        hogtrace.configure(max_items=1_000)
+        values = np.arange(264_000, dtype=np.float64).reshape(88_000, 3)
+
+        @hogtrace.span
+        def f(values: Any) -> None:
+            return None
+
+        with capture_events() as events:
+            f(values)
+
+        sent = events.one().input["values"]
+        assert values[: len(sent) - 2].tolist() == sent[:-2]
+        assert f"…[truncated {88_000 - len(sent) + 1:,} items]" == sent[-1]
+        assert 990 < items_in(sent) <= 999
+
     def test_generation_input_and_tools(self) -> None:
         """A generation's messages and tools are cut at max_items like any value."""
         hogtrace.configure(max_items=1_000)
@@ -872,6 +919,22 @@ class TestItemLimit:
         assert 990 < items_in(props["$ai_input"]) <= 1_000
         assert 990 < items_in(props["$ai_tools"]) <= 1_000
         assert messages[:300] == props["$ai_input"][:300]
+
+    def test_generation_tools_alone_cut_are_flagged(self) -> None:
+        """Only the tools over max_items: the event still says it was cut."""
+        hogtrace.configure(max_items=1_000)
+        tools = [{"type": "function", "function": {"name": f"t{i}"}} for i in range(500)]
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: list[dict[str, str]], tools: list[dict[str, Any]]) -> str:
+            return "ok"
+
+        with capture_events() as events:
+            llm([{"role": "user", "content": "hi"}], tools)
+
+        props = events.one().properties
+        assert props["$ai_tools"][-1].startswith("…[truncated ")
+        assert props["$ai_truncated"] is True
 
 
 # --- delivery through the real client -------------------------------------------------------------

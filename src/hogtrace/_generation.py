@@ -25,7 +25,7 @@ from hogtrace._extract import (
 from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._sampling import sampled
 from hogtrace._scope import MISSING, Scope, _is_plain
-from hogtrace._serialize import count_items, to_json_safe
+from hogtrace._serialize import count_items, snapshot, thaw, to_json_safe
 
 __all__ = [
     "MODEL_PARAMETERS",
@@ -325,7 +325,10 @@ class GenerationScope(Scope):
             tools = arguments.get("tools")
             if tools:
                 config = _state.state.config
-                self.tools = to_json_safe(tools, config.event_limit, config.max_items)
+                copy, _, walk = snapshot(tools, config.event_limit, config.max_items)
+                self.tools = thaw(copy) if walk.deferred else copy
+                if walk.cut:
+                    self.items_cut = True
 
     def _input_snapshot(self, arguments: Mapping[str, Any]) -> Any:
         """``$ai_input``: the shape posthog-python's own wrappers send for the same call.

@@ -796,7 +796,7 @@ def _btolist(
         isinstance(shape, tuple)
         and shape
         and all(type(dim) is int for dim in shape)
-        and (math.prod(shape) * 3 > room or length is not None)
+        and (math.prod(shape) * 3 > room or math.prod(shape) > active.left or length is not None)
     ):
         rows: int = shape[0]
         if active.defer and length is None:

@@ -23,7 +23,7 @@ from hogtrace import _state
 from hogtrace._errors import log_internal_error
 from hogtrace._generation import GenerationScope
 from hogtrace._scope import MAX_GENERATOR_ITEMS, Scope
-from hogtrace._serialize import MIN_ITEM
+from hogtrace._serialize import MIN_ITEM, count_items
 
 __all__ = ["Collector", "InContext", "is_stream", "wrap_stream"]
 
@@ -101,7 +101,10 @@ class Collector:
             if self.stream:
                 cast(GenerationScope, self.scope).stream_chunk(item)
             elif (
-                len(self.items) < MAX_GENERATOR_ITEMS and self.capped <= self.room and self.left > 0
+                len(self.items) < MAX_GENERATOR_ITEMS
+                and self.capped <= self.room
+                # The last item left: only for a value with no items of its own.
+                and (self.left > 1 or (self.left == 1 and count_items(item, 0) == 0))
             ):
                 # Snapshot now: a generator may yield the same object, mutated, every time.
                 scope = self.scope
@@ -115,8 +118,8 @@ class Collector:
                     self.capped += min(size, MIN_ITEM) + 2
             else:
                 self.more += 1
-                if self.left <= 0 and self.scope is not None:
-                    self.scope.items_cut = True  # cut at ``max_items``: ``$ai_truncated``
+                if self.scope is not None:
+                    self.scope.items_cut = True  # the output is cut: ``$ai_truncated``
         except Exception as err:
             log_internal_error("recording a yielded item", err)
 
