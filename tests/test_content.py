@@ -920,6 +920,27 @@ class TestItemLimit:
         assert 990 < items_in(props["$ai_tools"]) <= 1_000
         assert messages[:300] == props["$ai_input"][:300]
 
+    def test_generation_text_output_of_many_choices_is_cut(self) -> None:
+        """A text-only output (kept as extracted when small) is counted too: 40 choices are
+        3 + 3 x 40 items, over 100."""
+        hogtrace.configure(max_items=100)
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": f"c{i}"}} for i in range(40)
+        ]
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: list[dict[str, str]]) -> dict[str, Any]:
+            return {"object": "chat.completion", "model": "m", "choices": choices}
+
+        with capture_events() as events:
+            llm([{"role": "user", "content": "hi"}])
+
+        props = events.one().properties
+        [message] = props["$ai_output_choices"]
+        assert message["content"][-1].startswith("…[truncated ")
+        assert items_in(props["$ai_output_choices"]) <= 100
+        assert props["$ai_truncated"] is True
+
     def test_generation_tools_alone_cut_are_flagged(self) -> None:
         """Only the tools over max_items: the event still says it was cut."""
         hogtrace.configure(max_items=1_000)

@@ -156,6 +156,8 @@ class Extracted:
     #: When extraction made ``output`` of new dicts and lists holding only ``str`` values (it
     #: then shares nothing with the result): a bound of its JSON size in bytes. Else None.
     output_bound: int | None = dataclasses.field(default=None, compare=False, repr=False)
+    #: With ``output_bound``: the items a snapshot of ``output`` counts (``max_items``).
+    output_items: int = dataclasses.field(default=0, compare=False, repr=False)
 
 
 def _get(obj: object, key: str) -> Any:
@@ -366,6 +368,8 @@ def _chat(result: object, choices: list[Any]) -> Extracted:
     if text and type(role) is str:
         chars += len(role)
         ex.output_bound = _JSON_CHAR_BYTES * chars + _JSON_ITEM_BYTES * (len(content) + 1)
+        # The message and its two entries, each text block and its two.
+        ex.output_items = 3 + 3 * len(content) if content else 0
     if choices:
         ex.stop_reason = _reason(_get(choices[0], "finish_reason"))
     _openai_usage(ex, _get(result, "usage"), _CHAT)
@@ -736,6 +740,7 @@ def _generation(result: object) -> Extracted | None:
         ex = Extracted(output=[{"role": "assistant", "content": result}])
         if type(result) is str:
             ex.output_bound = _JSON_CHAR_BYTES * (len(result) + 9) + _JSON_ITEM_BYTES
+            ex.output_items = 3
         return ex
     kind = _get(result, "object")
     choices = _seq(_get(result, "choices"))

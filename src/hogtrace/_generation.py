@@ -25,7 +25,7 @@ from hogtrace._extract import (
 from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._sampling import sampled
 from hogtrace._scope import MISSING, Scope, _is_plain
-from hogtrace._serialize import count_items, snapshot, thaw, to_json_safe
+from hogtrace._serialize import snapshot, thaw, to_json_safe
 
 __all__ = [
     "MODEL_PARAMETERS",
@@ -350,8 +350,11 @@ class GenerationScope(Scope):
             if 3 * formatted.length > most:  # three items a message: cut at ``max_items``
                 self.items_cut = True
             return formatted
-        if size is not None and size < limit and count_items(formatted, most) <= most:
-            return formatted
+        if size is not None and size < limit and type(formatted) is list:
+            # A size means dicts of strings only: their items are the dicts and their entries.
+            entries: int = sum(map(len, formatted))
+            if len(formatted) + entries <= most:
+                return formatted
         return self.snapshot(formatted)
 
     def start_stream(self) -> None:
@@ -434,11 +437,10 @@ class GenerationScope(Scope):
     def _output_snapshot(self, extracted: Extracted) -> Any:
         """``$ai_output_choices``: the extracted output, a snapshot of it if it needs one."""
         bound, config = extracted.output_bound, _state.state.config
-        most = config.max_items
         if (
             bound is not None
             and bound < config.event_limit
-            and count_items(extracted.output, most) <= most
+            and extracted.output_items <= config.max_items
         ):
             # New dicts and lists of strings, surely within the limit: what a snapshot would copy
             # them to (privacy mode still gives None).
