@@ -14,7 +14,9 @@ For each input, as a decorated function's argument (``{"args": [value]}``):
 Inputs: a 10 MB numpy float64 array (1.25M floats; skipped without numpy), the same as a
 Python list, 1.25M embedding-like floats (normal, sd 0.03), a 3 MB string, a 100,000-item
 list of chat-message dicts, and shapes each sized item by item: a dict of a million ints,
-200,000 small records, a million empty dicts, 1.2M mixed scalars, 125,000 lists of 10 floats.
+200,000 small records, a million empty dicts, 1.2M mixed scalars, 125,000 lists of 10 floats;
+and shapes read one item at a time in Python: 200,000 dataclasses, NumPy ints (as a list),
+datetimes, dicts with int keys, and a dict of 60 lists of 100,000 ints.
 
 A second table times what the application feels: the calling thread's CPU time
 (``time.thread_time``) of a ``@span`` and a ``@generation`` call given each input (as the
@@ -27,6 +29,8 @@ Times are the best of several runs (ms, or µs for redaction); ratios are before
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +42,15 @@ from hogtrace._serialize import snapshot, thaw, to_json_safe
 
 LIMIT = 800_000
 CONTENT = frozenset({"$ai_input"})
+
+
+@dataclasses.dataclass
+class Row:
+    """A small record of the kind an application passes around."""
+
+    id: int
+    name: str
+    score: float
 
 
 def best(run: Callable[[], object], reps: int) -> float:
@@ -76,6 +89,13 @@ def inputs() -> dict[str, Any]:
     values["[{}] * 1M"] = [{}] * 1_000_000
     values["mixed scalars"] = [1, "a", None, 2.5] * 300_000
     values["125k 10-floats"] = [floats[i * 10 : i * 10 + 10] for i in range(125_000)]
+    values["200k dataclasses"] = [Row(i, f"n{i}", i / 3) for i in range(200_000)]
+    if "numpy 10 MB" in values:
+        values["200k numpy ints"] = list(numpy.arange(200_000))
+    start = datetime.datetime(2026, 1, 1)
+    values["200k datetimes"] = [start + datetime.timedelta(seconds=i) for i in range(200_000)]
+    values["200k int-key dicts"] = [{1: i, 2: "x"} for i in range(200_000)]
+    values["60 x 100k ints"] = {f"k{i}": list(range(100_000)) for i in range(60)}
     return values
 
 

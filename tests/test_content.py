@@ -764,19 +764,26 @@ class TestSizeLimit:
 
 
 def items_in(value: Any) -> int:
-    """The items of a value's lists and dicts at every depth, without the cuts' markers."""
+    """The items of a value's lists and dicts at every depth, as ``max_items`` counts plain
+    JSON read at C speed (a list or dict inside another counts one more), without markers."""
     if type(value) is dict:
-        return sum(1 + items_in(v) for k, v in value.items() if not k.startswith("…"))
+        return sum(one_item(v) for k, v in value.items() if not k.startswith("…"))
     if type(value) is list:
-        return sum(1 + items_in(v) for v in value if not (type(v) is str and v.startswith("…[")))
+        return sum(one_item(v) for v in value if not (type(v) is str and v.startswith("…[")))
     return 0
+
+
+def one_item(value: Any) -> int:
+    """What an item holding ``value`` counts: itself, and a container one more and its own."""
+    return 2 + items_in(value) if type(value) in (dict, list) else 1
 
 
 class TestItemLimit:
     """``max_items``: a captured value keeps at most that many items, cut visibly."""
 
     def test_huge_input_and_output_are_cut_at_max_items(self) -> None:
-        """200,000 records in and out: each value keeps its first 5,000 items, marked."""
+        """200,000 records in and out: each value keeps its first 5,000 items, marked (the
+        argument ``rows``, read by itself, takes 6)."""
         records = [{"id": i, "name": f"user{i}"} for i in range(200_000)]
 
         @hogtrace.span
@@ -789,10 +796,11 @@ class TestItemLimit:
         event = events.one()
         assert event.properties["$ai_truncated"] is True
         rows = event.input["rows"]
-        assert DEFAULT_MAX_ITEMS - 3 <= items_in(event.input) <= DEFAULT_MAX_ITEMS
+        # `items_in` counts the argument 2; read by itself, it takes 6.
+        assert DEFAULT_MAX_ITEMS - 4 < items_in(event.input) + 4 <= DEFAULT_MAX_ITEMS
         assert records[: len(rows) - 2] == rows[:-2]
         assert f"…[truncated {len(records) - len(rows) + 1:,} items]" == rows[-1]
-        assert DEFAULT_MAX_ITEMS - 3 <= items_in(event.output) <= DEFAULT_MAX_ITEMS
+        assert DEFAULT_MAX_ITEMS - 4 < items_in(event.output) <= DEFAULT_MAX_ITEMS
         assert records[: len(event.output) - 2] == event.output[:-2]
 
     def test_configured_max_items(self) -> None:
@@ -807,12 +815,14 @@ class TestItemLimit:
             f(list(range(1_000)))
 
         xs = events.one().input["xs"]
-        assert [*list(range(299)), "…[truncated 701 items]"] == xs  # "xs" is an item too
+        # The argument "xs" is an item too, read by itself: it takes 6.
+        assert [*list(range(294)), "…[truncated 706 items]"] == xs
         assert events.one().properties["$ai_truncated"] is True
 
     def test_a_value_within_max_items_is_whole_and_not_flagged(self) -> None:
-        """1,000 records of three fields and the argument: 4,001 items, all kept."""
-        records = [{"id": i, "name": "n", "ok": True} for i in range(1_000)]
+        """999 records of three fields (5 items each: itself, 1 more, its 3) and the argument
+        (1 and 1 more): 4,997 items, all kept."""
+        records = [{"id": i, "name": "n", "ok": True} for i in range(999)]
 
         @hogtrace.span
         def f(rows: list[dict[str, Any]]) -> None:
@@ -844,13 +854,14 @@ class TestItemLimit:
         @hogtrace.span
         def rows() -> Iterator[dict[str, int]]:
             for i in range(1_000):
-                yield {f"f{j}": i for j in range(9)}  # ten items with its place in the list
+                # 11 items with its place in the list (a dict one more) and its 9
+                yield {f"f{j}": i for j in range(9)}
 
         with capture_events() as events:
             assert 1_000 == len(list(rows()))
 
         output = events.one().output
-        assert DEFAULT_MAX_ITEMS - 10 < items_in(output) <= DEFAULT_MAX_ITEMS
+        assert DEFAULT_MAX_ITEMS - 11 < items_in(output) <= DEFAULT_MAX_ITEMS
         assert f"…[{1_000 - (len(output) - 1)} more items]" == output[-1]
         assert events.one().properties["$ai_truncated"] is True
 
@@ -861,14 +872,14 @@ class TestItemLimit:
         @hogtrace.span
         def rows() -> Iterator[dict[str, Any]]:
             for i in range(10):
-                yield {"i": i, "v": list(range(8))}
+                yield {"i": i, "v": list(range(9))}  # 14 items with its place in the list
 
         with capture_events() as events:
             list(rows())
 
         output = events.one().output
-        assert {"i": 8, "v": list(range(8))} == output[-2]  # 9 of 11 items each: 99 taken
-        assert "…[1 more items]" == output[-1]
+        assert {"i": 6, "v": list(range(9))} == output[-2]  # 7 of 14 items each: 98 taken
+        assert "…[3 more items]" == output[-1]
 
     def test_a_generator_past_its_item_cap_is_flagged(self) -> None:
         """The 1,000-item cap of a generator's output is a cut too."""
@@ -899,7 +910,9 @@ class TestItemLimit:
         sent = events.one().input["values"]
         assert values[: len(sent) - 2].tolist() == sent[:-2]
         assert f"…[truncated {88_000 - len(sent) + 1:,} items]" == sent[-1]
-        assert 990 < items_in(sent) <= 999
+        # The argument's entry, an object read by itself, takes 16; each row 5 (itself, 1
+        # more, its 3).
+        assert 1_000 - 16 - 5 < items_in(sent) <= 1_000 - 16
 
     def test_generation_input_and_tools(self) -> None:
         """A generation's messages and tools are cut at max_items like any value."""
@@ -918,11 +931,11 @@ class TestItemLimit:
         assert props["$ai_truncated"] is True
         assert 990 < items_in(props["$ai_input"]) <= 1_000
         assert 990 < items_in(props["$ai_tools"]) <= 1_000
-        assert messages[:300] == props["$ai_input"][:300]
+        assert messages[:240] == props["$ai_input"][:240]  # 4 items a message
 
     def test_generation_text_output_of_many_choices_is_cut(self) -> None:
         """A text-only output (kept as extracted when small) is counted too: 40 choices are
-        3 + 3 x 40 items, over 100."""
+        5 + 4 x 40 items, over 100."""
         hogtrace.configure(max_items=100)
         choices = [
             {"index": i, "message": {"role": "assistant", "content": f"c{i}"}} for i in range(40)
@@ -1016,9 +1029,8 @@ class TestDelivery:
         event = delivered(client, capture_server)["embed"]
         sent = event["properties"]["$ai_input_state"]["values"]
         kept = len(sent) - 1
-        assert (
-            DEFAULT_MAX_ITEMS - 1 == kept
-        )  # the argument's entry is one item, its values the rest
+        # The argument's entry, an object read by itself, takes 16 items; its values the rest.
+        assert DEFAULT_MAX_ITEMS - 16 == kept
         assert (np.arange(kept, dtype=np.float64) / 7).tolist() == sent[:-1]
         assert f"…[truncated {1_250_000 - kept:,} items]" == sent[-1]
         assert event["properties"]["$ai_truncated"] is True

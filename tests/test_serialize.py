@@ -1136,15 +1136,20 @@ class TestKeysThatBecomeTheSameString:
 
 
 def kept_items(value: Any) -> int:
-    """The items of a copy's lists and dicts, at every depth, without the cuts' markers."""
+    """The items of a copy's lists and dicts, at every depth, without the cuts' markers, as
+    ``items`` counts plain JSON read at C speed: one each, and a list or dict inside another
+    one more. Read one at a time, an item counts more: this is the least it may count."""
 
     def marker(item: Any) -> bool:
         return type(item) is str and item.startswith("…[truncated")
 
+    def one(item: Any) -> int:
+        return 2 + kept_items(item) if type(item) in (dict, list) else 1
+
     if type(value) is dict:
-        return sum(1 + kept_items(v) for v in value.values() if not marker(v))
+        return sum(one(v) for v in value.values() if not marker(v))
     if type(value) is list:
-        return sum(1 + kept_items(v) for v in value if not marker(v))
+        return sum(one(v) for v in value if not marker(v))
     return 0
 
 
@@ -1217,7 +1222,9 @@ class TestItemBudget:
         copy, _, walk = snapshot({"args": [value]}, 800_000, items)
         kept = copy["args"][0]
         assert walk.cut
-        assert items - 12 <= kept_items(copy) <= items  # the last item kept may be cut short
+        # Out of items: not one more fits (an item read one at a time takes 16 at most).
+        assert items - 16 < walk.used <= items
+        assert kept_items(copy) <= walk.used  # the last item kept may be cut short
         if isinstance(kept, list):
             removed = len(value) - (len(kept) - 1)
             assert LIST_TRUNCATION_MARKER.format(n=f"{removed:,}") == kept[-1]
@@ -1254,16 +1261,21 @@ class TestItemBudget:
         assert walk.cut
         assert "what is x" == copy["query"]
         assert {"k": 5, "filters": ["a", "b"]} == copy["options"]
-        assert 5_000 - 10 < kept_items(copy) <= 5_000
+        assert 5_000 - 6 < walk.used <= 5_000
+        assert kept_items(copy) <= walk.used
 
     @pytest.mark.parametrize(
         ("value", "items"),
         [
-            ({"records": [{"id": i} for i in range(2_495)], "query": "q"}, 5_000),
-            (Point(x={"a": 1, "b": 2, "c": 3}, y=1), 6),  # type: ignore[arg-type]
-            ((Custom(), 5), 2),
-            ([Custom(), 5, Custom()], 3),
-            ({"a": datetime.date(2020, 1, 1), "b": [], "c": {}}, 3),
+            # Two entries read one at a time (6 each), 1,662 dicts of one entry (3 each).
+            ({"records": [{"id": i} for i in range(1_662)], "query": "q"}, 6 + 3 * 1_662 + 6),
+            # Its fields as a dict of plain values: 3 entries, 1 more for x and its 3, 1 more
+            # for the empty tuple ``tags``.
+            (Point(x={"a": 1, "b": 2, "c": 3}, y=1), 3 + 1 + 3 + 1),  # type: ignore[arg-type]
+            ((Custom(), 5), 16 + 6),  # an object read one at a time, and an int beside it
+            ([Custom(), 5, Custom()], 16 + 6 + 16),
+            # 3 entries at C speed, a date 1 more, an empty list and dict 1 more each.
+            ({"a": datetime.date(2020, 1, 1), "b": [], "c": {}}, 3 + 1 + 1 + 1),
         ],
         ids=["arguments", "dataclass", "object", "objects", "empty containers"],
     )
@@ -1271,21 +1283,42 @@ class TestItemBudget:
         self, value: Any, items: int
     ) -> None:
         """Each later entry holds only what it takes at least: a value within the budget,
-        with objects that take no item or empty containers, is whole."""
+        with objects or empty containers, is whole; one item less cuts it."""
         copy, _, walk = snapshot(value, 10**9, items)
         assert to_json_safe(value) == copy
         assert not walk.cut
+        assert items == walk.used
+        assert snapshot(value, 10**9, items - 1)[2].cut
+
+    def test_items_count_what_reading_them_costs(self) -> None:
+        """Plain values read at C speed take one item each (a nested list or dict one more);
+        an item read one at a time takes 6, one that is not plain JSON 16, a date 2."""
+        assert 1_000 == snapshot(list(range(1_000)), 10**9, 10**6)[2].used
+        assert 3 * 100 == snapshot([[i] for i in range(100)], 10**9, 10**6)[2].used
+        assert 4 * 100 == snapshot([{"a": i, "b": i} for i in range(100)], 10**9, 10**6)[2].used
+        assert 2 * 100 == snapshot([datetime.date(2020, 1, 1)] * 100, 10**9, 10**6)[2].used
+        assert 16 * 100 == snapshot([Custom()] * 100, 10**9, 10**6)[2].used
+        # A dict with an int key is read entry by entry, as is the list that holds it.
+        assert (
+            6 * 100 + 6 * 200
+            == snapshot([{1: i, "b": i} for i in range(100)], 10**9, 10**6)[2].used
+        )
+        # 5,000 objects and huge lists of them keep 312: a few ms on the calling thread.
+        copy = to_json_safe([Custom()] * 200_000, 10**9, 5_000)
+        assert 5_000 // 16 + 1 == len(copy)
+        assert f"…[truncated {200_000 - 5_000 // 16:,} items]" == copy[-1]
 
     def test_keys_that_become_one_name_count_the_list_that_holds_them(self) -> None:
         """1 and "1" become one name whose list of both values is one more item."""
-        value = {1: None, "1": 1, "x": 2}
-        assert {"1": [None, 1], "x": 2} == to_json_safe(value, 10**9, 4)
-        assert {"1": [None, 1], "…": "…[truncated 1 keys]"} == to_json_safe(value, 10**9, 3)
+        value = {1: None, "1": 1, "x": 2}  # read entry by entry: 6 each
+        assert {"1": [None, 1], "x": 2} == to_json_safe(value, 10**9, 6 + 7 + 6)
+        assert {"1": [None, 1], "…": "…[truncated 1 keys]"} == to_json_safe(value, 10**9, 18)
 
     def test_a_container_with_no_item_left_ends_its_parent(self) -> None:
         """No empty container with only a marker: the list is cut before it."""
-        copy = to_json_safe([[1, 2], [3, 4], [5, 6]], 10**9, 6)
-        assert [[1, 2], [3, 4], "…[truncated 1 items]"] == copy
+        for items in (8, 11):  # each inner list takes 4: itself, 1 more, and its 2
+            copy = to_json_safe([[1, 2], [3, 4], [5, 6]], 10**9, items)
+            assert [[1, 2], [3, 4], "…[truncated 1 items]"] == copy
 
     def test_without_a_budget_nothing_is_cut(self) -> None:
         """``items=None`` (the default): only the size cuts."""

@@ -41,7 +41,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from hogtrace._serialize import MIN_ITEM, PLAIN_MESSAGE_SIZE, Head, snapshot
+from hogtrace._serialize import MESSAGE_ITEMS, MIN_ITEM, PLAIN_MESSAGE_SIZE, Head, snapshot
 
 __all__ = [
     "Extracted",
@@ -368,8 +368,8 @@ def _chat(result: object, choices: list[Any]) -> Extracted:
     if text and type(role) is str:
         chars += len(role)
         ex.output_bound = _JSON_CHAR_BYTES * chars + _JSON_ITEM_BYTES * (len(content) + 1)
-        # The message and its two entries, each text block and its two.
-        ex.output_items = 3 + 3 * len(content) if content else 0
+        # The message, its content list (one more each for reading them) and each text block.
+        ex.output_items = MESSAGE_ITEMS + 1 + MESSAGE_ITEMS * len(content) if content else 0
     if choices:
         ex.stop_reason = _reason(_get(choices[0], "finish_reason"))
     _openai_usage(ex, _get(result, "usage"), _CHAT)
@@ -740,7 +740,7 @@ def _generation(result: object) -> Extracted | None:
         ex = Extracted(output=[{"role": "assistant", "content": result}])
         if type(result) is str:
             ex.output_bound = _JSON_CHAR_BYTES * (len(result) + 9) + _JSON_ITEM_BYTES
-            ex.output_items = 3
+            ex.output_items = MESSAGE_ITEMS
         return ex
     kind = _get(result, "object")
     choices = _seq(_get(result, "choices"))
@@ -875,8 +875,8 @@ class TextMessages:
 
     @property
     def items(self) -> int:
-        """The items a snapshot of `messages` counts: each dict and its two entries."""
-        return 3 * (len(self.texts) // 2)
+        """The items a snapshot of `messages` counts (`MESSAGE_ITEMS` a message)."""
+        return MESSAGE_ITEMS * (len(self.texts) // 2)
 
     def messages(self) -> list[Message]:
         """The messages as `format_input` formats them: new dicts on each call."""
@@ -932,13 +932,13 @@ def _long_text_messages(
     counted at most `MIN_ITEM` bytes; a message is kept whole while it fits in what the
     earlier ones left, else cut to no less than half an equal share of the limit. Here each is
     counted at most that much once the limit is spent, so no fewer are read than the snapshot
-    keeps. A snapshot also keeps at most ``most`` items, three a message (the dict and its two
-    entries): reading stops past those too. The rest are neither read nor checked.
+    keeps. A snapshot also keeps at most ``most`` items, `MESSAGE_ITEMS` a message: reading
+    stops past those too. The rest are neither read nor checked.
     """
     texts: list[str] = []
     size = spent = capped = 0
     cut = min(MIN_ITEM, PLAIN_MESSAGE_SIZE + limit // len(messages) // 2)
-    last = len(messages) if most is None else min(len(messages), most // 3 + 1)
+    last = len(messages) if most is None else min(len(messages), most // MESSAGE_ITEMS + 1)
     for start in range(0, len(messages), _TRIAL):
         if start >= last:
             return TextMessages(texts, size, len(messages))

@@ -25,7 +25,7 @@ from hogtrace._extract import (
 from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._sampling import sampled
 from hogtrace._scope import MISSING, Scope, _is_plain
-from hogtrace._serialize import snapshot, thaw, to_json_safe
+from hogtrace._serialize import MESSAGE_ITEMS, snapshot, thaw, to_json_safe
 
 __all__ = [
     "MODEL_PARAMETERS",
@@ -347,13 +347,14 @@ class GenerationScope(Scope):
         # (`TextMessages`, made dicts and cut to the limits by the event builder, off the
         # calling thread; a long input's are read only as far as the limits): a snapshot.
         if isinstance(formatted, TextMessages):
-            if 3 * formatted.length > most:  # three items a message: cut at ``max_items``
+            if MESSAGE_ITEMS * formatted.length > most:  # cut at ``max_items``
                 self.items_cut = True
             return formatted
         if size is not None and size < limit and type(formatted) is list:
-            # A size means dicts of strings only: their items are the dicts and their entries.
+            # A size means dicts of strings only: their items are the dicts (two each: one for
+            # reading it) and their entries.
             entries: int = sum(map(len, formatted))
-            if len(formatted) + entries <= most:
+            if 2 * len(formatted) + entries <= most:
                 return formatted
         return self.snapshot(formatted)
 

@@ -119,6 +119,16 @@ measure it (``repr()``, ~1 µs) cost more than the rest of its copy; `hogtrace._
 the exact cut, and long lists of numbers are measured exactly at C speed."""
 _ALL = sys.maxsize
 """No limit on the items of a copy."""
+# What an item takes of a walk's items (``max_items``): about what it costs the calling thread,
+# in units of a list item read at C speed (one type scan and one Rust call a chunk of them).
+_BY_HAND = 6
+"""An item read one at a time in Python: of a list that holds objects, or a mapping's entry."""
+_BY_OBJECT = 16
+"""Such an item that is not plain JSON (a dataclass, a model, a numpy scalar, an enum, bytes),
+converted through its type."""
+_LEAF_ITEMS = 2
+"""A date, time, UUID or Decimal in a list or dict of plain values (pydantic-core converts it)."""
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), dict, list, tuple, set, frozenset})
 
 
 def to_json_safe(value: object, budget: int | None = None, items: int | None = None) -> Any:
@@ -250,22 +260,29 @@ def snapshot(value: object, budget: int, items: int | None = None) -> tuple[Any,
 def count_items(value: Any, most: int) -> int:
     """The items of a JSON-like value's lists and dicts, at every depth, as a walk counts them.
 
+    Each list or dict inside another is one item of it and one more (reading it costs a call).
     Counting stops once past ``most``: the result is then some number above it.
     """
-    total = 0
+    total = -1 if type(value) in NESTING else 0  # the value itself is no item of its own
     pending = [value]
     while pending:
         item = pending.pop()
         kind = type(item)
         if kind is dict:
-            total += len(item)
+            total += len(item) + 1
+            if total > most:
+                break
             pending.extend(item.values())
         elif kind is list or kind is tuple:
-            total += len(item)
+            total += len(item) + 1
+            if total > most:  # before reading a long list's items, not after
+                break
             pending.extend(item)
-        if total > most:
-            break
     return total
+
+
+#: The containers that count one item more inside another (reading one is a call).
+NESTING = frozenset({dict, list, tuple})
 
 
 def thaw(value: Any) -> Any:
@@ -502,6 +519,8 @@ def _key(key: object) -> str:
     """Turn a mapping key into a string, spelling scalars the way `json.dumps` does."""
     if type(key) is str:
         return key
+    if type(key) is int and -MAX_SAFE_INTEGER <= key <= MAX_SAFE_INTEGER:
+        return int.__repr__(key)
     if key is None or isinstance(key, bool):
         return {None: "null", True: "true", False: "false"}[key]
     converted = _walk(key, 0, set())
@@ -549,7 +568,7 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
             return _NOT_PLAIN
         if len(value) > _CHUNK:  # type: ignore[arg-type]
             return _TOO_BIG  # not measured whole: `_bwalk` reads it chunk by chunk
-        walk.left -= len(value)  # type: ignore[arg-type]
+        walk.left -= len(value) + 1  # type: ignore[arg-type]  # (+1: a call reads it)
         if walk.left < 0:
             return _TOO_BIG
         total = 0 if value else 2  # each entry below is followed by ", ", the last by "}"
@@ -571,7 +590,7 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
             return _NOT_PLAIN
         if len(value) > _CHUNK:  # type: ignore[arg-type]
             return _TOO_BIG  # not measured whole: `_bwalk` reads it chunk by chunk
-        walk.left -= len(value)  # type: ignore[arg-type]
+        walk.left -= len(value) + 1  # type: ignore[arg-type]
         if walk.left < 0:
             return _TOO_BIG
         if len(value) >= _VECTOR_MIN:  # type: ignore[arg-type]
@@ -587,7 +606,7 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
                 total += _FLOAT_SIZE + 2
             elif item_kind is dict and depth + 1 < MAX_DEPTH and len(item) <= _CHUNK:
                 total += 2 if item else 4  # as in _is_fast, one call scans a list of messages
-                walk.left -= len(item)
+                walk.left -= len(item) + 1
                 if walk.left < 0:
                     return _TOO_BIG
                 for key, field in item.items():
@@ -612,8 +631,11 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
         return _FLOAT_SIZE if math.isfinite(value) else _NOT_PLAIN  # type: ignore[arg-type]
     if kind is int:
         return 1 if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else _NOT_PLAIN  # type: ignore[operator]
-    if kind in _FAST_LEAVES:
-        return 2  # null, true, false and quoted strings
+    if kind in _SCALARS:
+        return 2  # null, true, false (and str subclasses: quoted strings)
+    if kind in _PYDANTIC_LEAVES:
+        walk.left -= _LEAF_ITEMS - 1  # one was taken with the container that holds it
+        return 2 if walk.left >= 0 else _TOO_BIG  # a quoted string
     return _NOT_PLAIN
 
 
@@ -634,6 +656,7 @@ def _bwalk(value: object, depth: int, active: Walk, room: int) -> tuple[Any, int
     try:
         if kind is dict or kind is list or kind is tuple:
             left = active.left
+            active.left += 1  # what `_fast_size` takes for reading it: the caller's item
             size = _fast_size(value, depth, room, active)
             if size >= 0:
                 return to_jsonable_python(value), size
@@ -701,13 +724,15 @@ def _bcontainer(value: Any, category: int, depth: int, active: Walk, room: int) 
             return _bsequence(_chunks(value, room), _length(value), depth, active, room)
         if category == _MODEL:
             return _bmodel(value, depth, active, room)
-        if category == _DATACLASS:
-            fields = dataclasses.fields(value)
-            pairs = ((f.name, getattr(value, f.name)) for f in fields)
-            return _bmapping(pairs, len(fields), depth, active, room)
-        if category == _FIELDS:
-            items = _fields(value)
-            return _bmapping(iter(items), len(items), depth, active, room)
+        if category in (_DATACLASS, _FIELDS):
+            # As a dict of its fields (distinct names): one of plain values is then sized and
+            # copied at C speed, not field by field.
+            fields = (
+                {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+                if category == _DATACLASS
+                else dict(_fields(value))
+            )
+            return _bwalk(fields, depth, active, room)
         if category == _DEFERRED:
             return _btolist(value.head, depth, active, min(room, value.room), value.length)
         if category == _HEAD:
@@ -730,10 +755,11 @@ _PLAIN_CONTAINERS = frozenset({dict, list, tuple}) | _SETS
 
 def _least_items(value: Any) -> int:
     """The items an entry holding ``value`` takes at least: itself, and its own (a few)."""
-    if type(value) in _PLAIN_CONTAINERS:
+    kind = type(value)
+    if kind in _PLAIN_CONTAINERS:
         most = _HELD_FOR_LATER - 1
-        return 1 + min(len(value) if type(value) in _SETS else count_items(value, most), most)
-    return 1
+        return _BY_HAND + min(len(value) if kind in _SETS else count_items(value, most), most)
+    return _BY_HAND if kind in _PLAIN_TYPES else _BY_OBJECT
 
 
 def _no_room_for(item: Any, walk: Walk, held: int) -> bool:
@@ -806,10 +832,15 @@ def _btolist(
                 return deferred, math.prod(shape) * 3
         value[0:0]  # raises here, before anything is converted, if it cannot be sliced
         chunks: Iterable[Sequence[Any]]
-        if len(shape) == 1:
-            step = _chunk_size(room)
+        per_row = math.prod(shape[1:])
+        if len(shape) == 1 or (
+            per_row <= _chunk_size(room) and type(value).__module__.partition(".")[0] == "numpy"
+        ):
+            # Items a chunk at a time, as lists (of lists, for numpy's matrices: rows sliced
+            # from an array-like of another kind may not be what its own rows are).
+            step = _chunk_size(room) // max(per_row, 1)
             chunks = (value[i : i + step].tolist() for i in range(0, rows, step))
-        else:  # one row (a smaller array) at a time
+        else:  # one long row (a smaller array, sliced in turn) at a time
             chunks = ([_row(value, i, len(shape))] for i in range(rows))
         # A few rows each keep a share of the room (every row is seen); of many rows, the
         # first ones are kept whole (as numpy prints a large array): cutting each of a
@@ -859,9 +890,11 @@ def _defer(value: Any, shape: tuple[int, ...], room: int, walk: Walk) -> Deferre
         if type(head) is not type(value) or getattr(head, "shape", None) is None:
             return None
         deferred = Deferred(head, shape[0], room, walk.left)
-        items = len(head) * (per_row + (len(shape) > 1))
+        # A matrix's row is a list inside the list: itself and one more, and its elements.
+        each = per_row + 2 * (len(shape) > 1)
+        items = len(head) * each
         # Cut for the items (if not for the size) when the whole array has more than are left.
-        walk.cut = walk.cut or shape[0] * (per_row + (len(shape) > 1)) > walk.left
+        walk.cut = walk.cut or shape[0] * each > walk.left
         walk.left -= min(items, walk.left)
         return deferred
     except Exception:  # not a numpy-like array after all: convert it now
@@ -910,18 +943,18 @@ def _plain_chunk(
             and len(item) == 2
             and type(role := item.get("role")) is str
             and type(content := item.get("content")) is str
-            and left > 2
+            and left >= MESSAGE_ITEMS
         ):
             item_size = len(role) + len(content) + PLAIN_MESSAGE_SIZE
             dicts = True
-            left -= 3
+            left -= MESSAGE_ITEMS
         elif kind is dict and shallow and len(item) <= _CHUNK:  # as in _fast_size
-            if len(item) >= left:
+            if len(item) + 1 >= left:
                 walk.left = left
                 return size, capped, flat if dicts or not flat else None, index
             dicts = True
             item_size = 0 if item else 2
-            after = left - 1 - len(item)
+            after = left - 2 - len(item)  # itself, reading it, its entries
             for key, field in item.items():
                 if type(key) is not str:
                     return _NOT_PLAIN, 0, False, 0
@@ -976,6 +1009,9 @@ def _plain_chunk(
     return size, capped, flat if dicts or not flat else None, count
 
 
+#: The items a plain message (``{"role": ..., "content": ...}``) in a list takes of a walk: as
+#: any dict in a list, itself, one more for reading it, and its two entries.
+MESSAGE_ITEMS = 4
 #: The lower-bound size of ``{"role": "", "content": ""}`` with its ", " in a list: the keys,
 #: and 8 bytes a field for quotes, ": " and ", " (the last ", " stands for the braces). Also
 #: `hogtrace._extract`'s size of a plain message.
@@ -1179,7 +1215,7 @@ def _bsequence(
                 else:
                     out.extend(to_jsonable_python(part))
                 spent += size
-                capped += capped_size
+                capped += size if whole else capped_size
                 if kept == len(chunk):
                     continue
                 chunk = chunk[kept:]  # the walk is out of items: the next one is cut
@@ -1203,13 +1239,14 @@ def _bsequence(
                     return _end_list(out, count, spent + kept_size, more)
             vectors = size != _NOT_PLAIN
         for item in chunk:
-            if capped > room or active.left <= 0:
+            takes = _BY_HAND if type(item) in _PLAIN_TYPES else _BY_OBJECT
+            if capped > room or active.left < takes:
                 active.cut = active.cut or capped <= room
                 return _end_list(out, count, spent, True)
-            if _no_room_for(item, active, 1):
+            if _no_room_for(item, active, takes):
                 active.cut = True
                 return _end_list(out, count, spent, True)
-            active.left -= 1
+            active.left -= takes
             converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
             out.append(converted)
             spent += size + 2
@@ -1384,24 +1421,27 @@ def _bmapping(
     spent = capped = 0
     share = room // count if count > 0 else room
     later = 0  # the items the entries after this one hold for themselves
-    if 1 < count <= _HELD_FOR_LATER:
+    if 1 < count <= _HELD_FOR_LATER and depth <= 1:  # a call's arguments, and theirs
         entries = list(islice(pairs, _HELD_FOR_LATER))  # a few: read now, to see them
-        later = sum(_least_items(item) for _, item in entries)
+        holds = [_least_items(item) for _, item in entries]
+        later = sum(holds)
         pairs = chain(entries, pairs)  # (a len() that said fewer: the rest after them)
     taken = 0  # entries read (two keys may become one name)
     for key, item in pairs:
-        if capped > room or active.left <= 0:
+        takes = _BY_HAND if type(item) in _PLAIN_TYPES else _BY_OBJECT
+        if capped > room or active.left < takes:
             # A len() that said fewer: a marker without a number.
             active.cut = active.cut or capped <= room
             return out, spent + mark_keys_cut(out, count - taken)
         held = 0
-        if later:
-            later -= _least_items(item)
-            held = min(later, active.left - 1)
-        name = _key(key)
+        if later:  # (then this is one of ``entries``)
+            later -= holds[taken]
+            held = later if later < active.left - takes else active.left - takes
+        name = key if type(key) is str else _key(key)
         # Another key that became the same string (1 and "1"): a list holds both values, one
         # more item.
-        takes = 2 if name in out and name not in shared else 1
+        if name in out and name not in shared:
+            takes += 1
         if _no_room_for(item, active, held + takes) or active.left < takes:
             active.cut = True
             return out, spent + mark_keys_cut(out, count - taken)

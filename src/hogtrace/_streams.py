@@ -23,7 +23,7 @@ from hogtrace import _state
 from hogtrace._errors import log_internal_error
 from hogtrace._generation import GenerationScope
 from hogtrace._scope import MAX_GENERATOR_ITEMS, Scope
-from hogtrace._serialize import MIN_ITEM, count_items
+from hogtrace._serialize import MIN_ITEM, NESTING, count_items
 
 __all__ = ["Collector", "InContext", "is_stream", "wrap_stream"]
 
@@ -103,17 +103,22 @@ class Collector:
             elif (
                 len(self.items) < MAX_GENERATOR_ITEMS
                 and self.capped <= self.room
-                # The last item left: only for a value with no items of its own.
-                and (self.left > 1 or (self.left == 1 and count_items(item, 0) == 0))
+                # The last items left: only for a value with no items of its own.
+                and (
+                    self.left > (takes := 2 if type(item) in NESTING else 1)
+                    or (self.left == takes and count_items(item, 0) == 0)
+                )
             ):
                 # Snapshot now: a generator may yield the same object, mutated, every time.
                 scope = self.scope
                 if scope is not None and scope.wants_output:
                     # An equal share of the limit at least, as for a list of known length.
                     budget = max(self.room - self.spent, self.room // MAX_GENERATOR_ITEMS, MIN_ITEM)
-                    copy, size, used = scope.snapshot_within(item, budget, self.left - 1)
+                    copy, size, used = scope.snapshot_within(item, budget, self.left - takes)
                     self.items.append(copy)
-                    self.left -= used + 1  # its items, and itself as an item of the list
+                    # Its items, and itself as an item of the list (a list or dict one more,
+                    # as inside any other).
+                    self.left -= used + takes
                     self.spent += size + 2
                     self.capped += min(size, MIN_ITEM) + 2
             else:
