@@ -1547,7 +1547,7 @@ class TestContentWithoutSnapshot:
 
     @pytest.mark.parametrize("items", [None, 1_000_000], ids=["max_items", "size only"])
     @pytest.mark.parametrize("limit", [2_000, 100_000, None])
-    @pytest.mark.parametrize("count", [4_000, 5_000, 60_000])
+    @pytest.mark.parametrize("count", [40, 4_000, 5_000, 60_000])
     @pytest.mark.parametrize("shape", ["plain", "long", "named", "parts", "late", "floats"])
     def test_long_inputs_read_as_far_as_the_limit(
         self,
@@ -1601,7 +1601,7 @@ class TestContentWithoutSnapshot:
         whole = run()
         assert bounded == whole
         sent = bounded["$ai_input"]
-        if limit is None and shape == "late" and count <= 5_000:
+        if limit is None and shape == "late" and 4_000 <= count <= 5_000:
             if items is None:  # 4 items a message: cut at 5,000 items, and said so
                 assert sent[-1] == f"…[truncated {count - len(sent) + 1:,} items]"
                 assert count_items(sent[:-1], 10**9) == 4 * (len(sent) - 1) == 5_000
@@ -1633,6 +1633,15 @@ class TestContentWithoutSnapshot:
             ("openai", 100_000, lambda x: {"messages": [x[0]], "contents": x}),
             ("openai", 100_000, lambda x: {"messages": x, "input": [x[0]]}),
             (None, 100_000, lambda x: {"contents": [{"parts": [{"text": "y" * 200}]}] * 5_000}),
+            # Many parts a message: a few messages hold the items (4 a part).
+            ("gemini", None, lambda x: {"contents": [{"parts": [{"text": "y"}] * 50}] * len(x)}),
+            (
+                "anthropic",
+                None,
+                lambda x: {
+                    "messages": [{"role": "user", "content": [{"type": "text"}] * 50}] * len(x)
+                },
+            ),
         ],
         ids=[
             "responses",
@@ -1645,8 +1654,11 @@ class TestContentWithoutSnapshot:
             "contents beside",
             "both",
             "gemini parts",
+            "gemini many parts",
+            "anthropic many parts",
         ],
     )
+    @pytest.mark.parametrize("count", [17, 40, 5_000])
     def test_long_inputs_of_every_provider(
         self,
         events: CapturedEvents,
@@ -1654,6 +1666,7 @@ class TestContentWithoutSnapshot:
         provider: str | None,
         limit: int | None,
         make: Any,
+        count: int,
     ) -> None:
         """Each provider's long input gives the event the whole input's snapshot gives.
 
@@ -1668,7 +1681,7 @@ class TestContentWithoutSnapshot:
         def llm(**arguments: Any) -> str:
             return "ok"
 
-        arguments = make([{"role": "user", "content": "x" * 300}] * 5_000)
+        arguments = make([{"role": "user", "content": "x" * 300}] * count)
 
         def run() -> Any:
             events.clear()

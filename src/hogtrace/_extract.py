@@ -1128,11 +1128,13 @@ def recorded_input(
         key, items, plain = long
         if plain and (lazy := _text_messages(items, limit, most)) is not None:
             return lazy, lazy.size  # plain messages, read as far as the limits
-        trial, size = _format(provider, {**arguments, key: items[:_TRIAL]}, texts=False)
+        # The first message formatted, to learn what one takes: one with hundreds of parts
+        # may take more of the items than a few hundred plain ones.
+        trial, size = _format(provider, {**arguments, key: items[:_FIRST]}, texts=False)
         if trial is None or isinstance(trial, TextMessages):  # (not given without ``texts``)
             return None, None
-        head = Head(trial, len(trial) + len(items) - _TRIAL)
-        copy, trial_size, walk = snapshot(head, limit, most)
+        head = Head(trial, len(trial) + len(items) - _FIRST)
+        head.taken = copy, trial_size, walk = snapshot(head, limit, most)
         if len(copy) <= len(trial):  # cut within the first ones already (by ``most``, say)
             return head, None
         # A snapshot counts each item at most `MIN_ITEM` bytes: that many items pass the limit;
@@ -1146,7 +1148,8 @@ def recorded_input(
             if out is None or isinstance(out, TextMessages):
                 return None, None
             head = Head(out, len(out) + len(items) - read)
-            if len(snapshot(head, limit, most)[0]) <= len(out):  # cut within what was read
+            head.taken = snapshot(head, limit, most)
+            if len(head.taken[0]) <= len(out):  # cut within what was read
                 return head, None
             read *= 2  # later items are shorter than the first ones: read on
         return _format(provider, arguments, texts=True)
@@ -1154,9 +1157,14 @@ def recorded_input(
         return None, None
 
 
-#: Input lists longer than this are formatted only as far as the size limit can hold.
+#: Lists of plain messages longer than this are read only as far as the limits hold.
 _LONG_INPUT = 4096
-#: Items of a long input formatted first, to learn their size.
+#: Input lists longer than this are formatted only as far as the limits hold: formatting a
+#: message of many parts costs the calling thread ~3 µs a part, as posthog's converters do.
+_LONG_OTHER = 16
+#: Items of a long input formatted first, to learn their size and items.
+_FIRST = 1
+#: Plain messages read at a time.
 _TRIAL = 1024
 #: How many more items than the first ones' size says fit a long input reads.
 _HEADROOM = 1.25
@@ -1190,10 +1198,11 @@ def _long_list(
     items = arguments.get(key) if key is not None else None
     # A tuple is a list of messages only as ``messages``: elsewhere it formats as one message.
     kinds = (list, tuple) if key == "messages" else list
-    if key is None or not isinstance(items, kinds) or len(items) <= _LONG_INPUT:
+    if key is None or not isinstance(items, kinds):
         return None
-    plain = key == "messages" and hint != "anthropic"
-    return key, items, plain
+    if len(items) <= _LONG_OTHER:
+        return None
+    return key, items, key == "messages" and hint != "anthropic"
 
 
 def _format(

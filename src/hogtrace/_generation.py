@@ -25,7 +25,7 @@ from hogtrace._extract import (
 from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._sampling import sampled
 from hogtrace._scope import MISSING, Scope, _is_plain
-from hogtrace._serialize import MESSAGE_ITEMS, snapshot, thaw, to_json_safe
+from hogtrace._serialize import MESSAGE_ITEMS, Head, snapshot, thaw, to_json_safe
 
 __all__ = [
     "MODEL_PARAMETERS",
@@ -350,6 +350,8 @@ class GenerationScope(Scope):
             if MESSAGE_ITEMS * formatted.length > most:  # cut at ``max_items``
                 self.items_cut = True
             return formatted
+        if type(formatted) is Head and formatted.taken is not None:
+            return self.adopt(*formatted.taken)[0]  # the snapshot that found where it is cut
         if size is not None and size < limit and type(formatted) is list:
             # A size means dicts of strings only: their items are the dicts (two each: one for
             # reading it) and their entries.

@@ -22,7 +22,7 @@ from hogtrace._metrics import Metrics, Totals
 from hogtrace._posthog import context_distinct_id
 from hogtrace._protocols import Sink
 from hogtrace._sampling import sampled
-from hogtrace._serialize import snapshot
+from hogtrace._serialize import Walk, snapshot
 from hogtrace._stats import stats_counters
 from hogtrace._w3c import is_valid_id
 
@@ -365,6 +365,10 @@ class Scope:
         except Exception as err:  # snapshot never raises; this guards against our own bugs
             log_internal_error("serializing content", err)
             return "<unserializable>", 16, 0
+        return self.adopt(copy, size, walk)
+
+    def adopt(self, copy: Any, size: int, walk: Walk) -> tuple[Any, int, int]:
+        """Keep a `snapshot` taken already (its flags): what `snapshot_within` returns."""
         if walk.deferred:
             self.has_deferred = True
         if walk.cut:

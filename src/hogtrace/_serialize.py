@@ -198,14 +198,16 @@ class Head:
 
     Converted as the whole sequence would be, as far as its items go: a copy that keeps every
     item of ``items`` still ends with `LIST_TRUNCATION_MARKER` counting the items after them.
-    For a caller that reads a long sequence only as far as the size limit can hold.
+    For a caller that reads a long sequence only as far as the size limit can hold. Such a
+    caller, having checked where a `snapshot` cuts it, may keep that snapshot in ``taken``.
     """
 
-    __slots__ = ("items", "length")
+    __slots__ = ("items", "length", "taken")
 
     def __init__(self, items: Sequence[Any], length: int) -> None:
         self.items = items
         self.length = length
+        self.taken: tuple[Any, int, Walk] | None = None
 
     def __repr__(self) -> str:
         return f"<first {len(self.items):,} of {self.length:,} items>"
