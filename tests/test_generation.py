@@ -1633,6 +1633,41 @@ class TestContentWithoutSnapshot:
             ("openai", 100_000, lambda x: {"messages": [x[0]], "contents": x}),
             ("openai", 100_000, lambda x: {"messages": x, "input": [x[0]]}),
             (None, 100_000, lambda x: {"contents": [{"parts": [{"text": "y" * 200}]}] * 5_000}),
+            # A system prompt beside a long list: added first unless a message is a system one
+            # (read at C speed); OpenAI's instructions are merged into that message.
+            ("openai", 100_000, lambda x: {"input": x, "instructions": "B"}),
+            ("openai", None, lambda x: {"input": x, "system": "S"}),
+            (
+                "openai",
+                100_000,
+                lambda x: {"input": [x[0], {"role": "system", "content": "s"}, *x], "system": "S"},
+            ),
+            (
+                "openai",
+                None,
+                lambda x: {"input": [{"role": "system", "content": "s"}, *x], "instructions": "B"},
+            ),
+            (
+                "gemini",
+                100_000,
+                lambda x: {"contents": x, "config": {"system_instruction": "S"}},
+            ),
+            (
+                "gemini",
+                100_000,
+                lambda x: {
+                    "contents": [*x, {"role": "system", "parts": [{"text": "s"}]}],
+                    "config": {"system_instruction": "S"},
+                },
+            ),
+            (  # a "system" message without content is a user's: the prompt is added
+                "gemini",
+                100_000,
+                lambda x: {
+                    "contents": [*x, {"role": "system"}],
+                    "config": {"system_instruction": "S"},
+                },
+            ),
             # Many parts a message: a few messages hold the items (4 a part).
             ("gemini", None, lambda x: {"contents": [{"parts": [{"text": "y"}] * 50}] * len(x)}),
             (
@@ -1654,6 +1689,13 @@ class TestContentWithoutSnapshot:
             "contents beside",
             "both",
             "gemini parts",
+            "instructions first",
+            "system first",
+            "system message early",
+            "instructions merged",
+            "gemini config",
+            "gemini late system",
+            "gemini empty system",
             "gemini many parts",
             "anthropic many parts",
         ],
