@@ -16,7 +16,8 @@ Python list, 1.25M embedding-like floats (normal, sd 0.03), a 3 MB string, a 100
 list of chat-message dicts, and shapes each sized item by item: a dict of a million ints,
 200,000 small records, a million empty dicts, 1.2M mixed scalars, 125,000 lists of 10 floats;
 and shapes read one item at a time in Python: 200,000 dataclasses, NumPy ints (as a list),
-datetimes, dicts with int keys, and a dict of 60 lists of 100,000 ints.
+datetimes, dicts with int keys, a dict of 60 lists of 100,000 ints, and a pydantic model
+holding a list of a million strings.
 
 A second table times what the application feels: the calling thread's CPU time
 (``time.thread_time``) of a ``@span`` and a ``@generation`` call given each input (as the
@@ -35,6 +36,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pydantic
+
 from hogtrace._limits import fit_event
 from hogtrace._options import DEFAULT_MAX_ITEMS as ITEMS
 from hogtrace._redact import redact_secrets
@@ -42,6 +45,13 @@ from hogtrace._serialize import snapshot, thaw, to_json_safe
 
 LIMIT = 800_000
 CONTENT = frozenset({"$ai_input"})
+
+
+class Tagged(pydantic.BaseModel):
+    """A pydantic model holding a long list."""
+
+    id: int
+    tags: list[str]
 
 
 @dataclasses.dataclass
@@ -96,6 +106,7 @@ def inputs() -> dict[str, Any]:
     values["200k datetimes"] = [start + datetime.timedelta(seconds=i) for i in range(200_000)]
     values["200k int-key dicts"] = [{1: i, 2: "x"} for i in range(200_000)]
     values["60 x 100k ints"] = {f"k{i}": list(range(100_000)) for i in range(60)}
+    values["model, 1M strings"] = Tagged(id=1, tags=[str(i) for i in range(1_000_000)])
     return values
 
 

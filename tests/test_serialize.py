@@ -1320,6 +1320,37 @@ class TestItemBudget:
             copy = to_json_safe([[1, 2], [3, 4], [5, 6]], 10**9, items)
             assert [[1, 2], [3, 4], "…[truncated 1 items]"] == copy
 
+    def test_a_model_holding_a_huge_list_is_cut_without_dumping_it_whole(self) -> None:
+        """A field of more than 1,024 items is walked in its place, not dumped whole; the
+        other fields still go through the model's serializer, in the fields' order."""
+
+        class Search(pydantic.BaseModel):
+            query: str
+            hits: list[int]
+            when: datetime.date
+
+            @pydantic.field_serializer("query")
+            def _upper(self, query: str) -> str:
+                return query.upper()
+
+        search = Search(query="q", hits=list(range(1_000_000)), when=datetime.date(2026, 1, 2))
+        copy, _, walk = snapshot({"search": search}, 800_000, 5_000)
+        sent = copy["search"]
+        assert ["query", "hits", "when"] == list(sent)
+        assert ("Q", "2026-01-02") == (sent["query"], sent["when"])
+        assert walk.cut
+        assert list(range(len(sent["hits"]) - 1)) == sent["hits"][:-1]
+        assert f"…[truncated {1_000_000 - len(sent['hits']) + 1:,} items]" == sent["hits"][-1]
+        small = Search(query="q", hits=[1, 2], when=datetime.date(2026, 1, 2))
+        assert small.model_dump(mode="json") == snapshot(small, 800_000, 5_000)[0]
+
+        class Rows(pydantic.RootModel[list[int]]):
+            pass
+
+        rows = snapshot(Rows(list(range(100_000))), 800_000, 5_000)[0]
+        assert list(range(len(rows) - 1)) == rows[:-1]
+        assert rows[-1].startswith("…[truncated ")
+
     def test_without_a_budget_nothing_is_cut(self) -> None:
         """``items=None`` (the default): only the size cuts."""
         value = [{}] * 100_000

@@ -800,8 +800,30 @@ def _chunks(value: Any, room: int) -> Iterator[Sequence[Any]]:
 
 
 def _bmodel(model: Any, depth: int, active: Walk, room: int) -> tuple[Any, int]:
-    """Convert a pydantic model as `_model` does, within ``room``."""
+    """Convert a pydantic model as `_model` does, within ``room``.
+
+    A field holding a list, tuple, set or dict of more than `_CHUNK` items is not dumped by
+    the model's serializer (which would copy it whole) but walked as it is, in its place: a
+    model holding a million-item list costs what the limits keep of it.
+    """
     try:
+        values = vars(model)
+        huge = {k for k, v in values.items() if type(v) in _PLAIN_CONTAINERS and len(v) > _CHUNK}
+    except Exception:
+        huge = set()
+    try:
+        if huge and getattr(type(model), "__pydantic_root_model__", False):
+            return _bwalk(values["root"], depth, active, room)  # dumped as its root
+        if huge:
+            dumped = model.model_dump(mode="python", warnings=False, exclude=huge)
+            fields: dict[str, Any] = {}
+            for name in values:  # the fields' order, the long ones as they are
+                if name in huge:
+                    fields[name] = values[name]
+                elif name in dumped:
+                    fields[name] = dumped.pop(name)
+            fields.update(dumped)  # computed fields, and names the serializer spells otherwise
+            return _bwalk(fields, depth, active, room)
         dumped = model.model_dump(mode="python", warnings=False)
     except Exception:
         fields = type(model).model_fields
