@@ -210,6 +210,32 @@ FREE_TEXT = [
         "token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9P",
         f"token={REDACTED}",
     ),
+    # Unsigned ("alg": "none": no signature after the second dot) and encrypted (five parts).
+    ("tok eyJhbGciOiJub25lIn0.eyJzdWIiOiIxMjM0NTYifQ. end", f"tok {REDACTED} end"),
+    (
+        "jwe eyJhbGciOiJkaXIifQ..48V1_ALb6US04U3b.5eym8TW_c8SuK0ltJ3rp.XFBoMYUZodetZd",
+        f"jwe {REDACTED}",
+    ),
+    (
+        "psql host=db user=app password=hunter2 dbname=x",
+        f"psql host=db user=app password={REDACTED} dbname=x",
+    ),
+    ("DB_PASSWORD=s3cret! ./run", f"DB_PASSWORD={REDACTED} ./run"),
+    ('{"user": "a", "password": "hunter2"}', f'{{"user": "a", "password": "{REDACTED}"}}'),
+    ("{'password': 'hunter2', 'n': 1}", f"{{'password': '{REDACTED}', 'n': 1}}"),
+    (
+        "curl -H 'Authorization: Basic dXNlcjpwYXNz' x",
+        f"curl -H 'Authorization: Basic {REDACTED}' x",
+    ),
+    ('{"authorization": "Basic dXNlcjpwYXNzd29yZA=="}', f'{{"authorization": "Basic {REDACTED}"}}'),
+    (
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        f"aws_secret_access_key = {REDACTED}",
+    ),
+    (
+        "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        f"AWS_SECRET_ACCESS_KEY={REDACTED}",
+    ),
 ]
 
 NOT_SECRETS = [
@@ -225,6 +251,9 @@ NOT_SECRETS = [
     "AKIA is a prefix",
     "Basic HTTPS setup and basic eyJ stuff, Learn basic JavaScript",
     "eyJhbGciOiJIUzI1NiJ9 alone is only a header",
+    "Your password is strong; password: must be 8 characters; PASSWORD RESET",
+    "Basic authorization is described in RFC 7617",
+    "the secret_access_key field is required",
 ]
 
 

@@ -8,7 +8,8 @@ of `_SUFFIXES` (``openai_api_key``, ``db_password``, ``googleIdToken``). Counts 
 whose last word is ``token`` is. Headers given as ``[name, value]`` pairs are redacted by name.
 
 Strings are also scanned for secrets that `SECRET_VALUE_PATTERNS` recognise (API keys,
-bearer tokens, JSON Web Tokens, passwords in URLs), and only the secret
+bearer tokens, JSON Web Tokens, passwords in URLs and after ``password``, Basic credentials,
+AWS secret keys), and only the secret
 part is replaced: ``"Bearer [REDACTED]"``, ``"https://[REDACTED]@host/"``. A pattern runs
 only on strings holding its gate, and each starts with a literal, so plain text costs a few
 fast scans. `add_secret_patterns` adds key and value patterns of the user's own.
@@ -51,8 +52,35 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("github token", r"(github_pat_(?<![\w-]github_pat_)\w{20,})", "_"),
     ("slack token", r"(xox[abposr]-(?<![\w-]xox.-)(?=[A-Za-z-]*[0-9])[A-Za-z0-9-]{10,})", "-"),
     ("aws access key id", r"(A[KS]IA(?<![A-Z0-9]A[KS]IA)[A-Z0-9]{16})(?![A-Z0-9])", "A"),
-    # A JSON Web Token: three base64url parts, the header and payload JSON objects ("eyJ").
-    ("json web token", r"(eyJ(?<![\w-]eyJ)[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,})", "J"),
+    # A JSON Web Token: three base64url parts, the header and payload JSON objects ("eyJ"),
+    # the signature empty in an unsigned one ("alg": "none"); or an encrypted one (JWE): the
+    # header, then four parts (the key's may be empty).
+    (
+        "json web token",
+        r"(eyJ(?<![\w-]eyJ)[\w-]{8,}\."
+        r"(?:eyJ[\w-]{8,}\.(?:[\w-]{8,}|(?![\w-]))|[\w-]*(?:\.[\w-]{8,}){3}))",
+        "J",
+    ),
+    # A password given in text: "password=...", "password": "...", 'password': '...'.
+    ("password", r"ssword(?<=[Pp]assword)(?:=|[\"']?\s*:\s*[\"'])([^\s&;,'\"]+)", "ssword"),
+    ("password", r"SSWORD(?<=PASSWORD)(?:=|[\"']?\s*:\s*[\"'])([^\s&;,'\"]+)", "SSWORD"),
+    # HTTP Basic credentials after an Authorization header's name (base64 of "user:pass").
+    (
+        "basic credentials",
+        r"uthorization(?<=[Aa]uthorization)[\"']?\s*[:=]\s*[\"']?[Bb]asic ([A-Za-z0-9+/]{4,}=*)",
+        "uthorization",
+    ),
+    # An AWS secret access key: 40 base64 characters after its name.
+    (
+        "aws secret access key",
+        r"ccess_key(?<=[Ss]ecret_access_key)[\"']?\s*[=:]\s*[\"']?([A-Za-z0-9/+]{40})(?![\w/+])",
+        "ccess_key",
+    ),
+    (
+        "aws secret access key",
+        r"CCESS_KEY(?<=SECRET_ACCESS_KEY)[\"']?\s*[=:]\s*[\"']?([A-Za-z0-9/+]{40})(?![\w/+])",
+        "CCESS_KEY",
+    ),
 )
 """The built-in free-text patterns: a name, a regex whose first group is the secret (the rest
 of a match is kept), and a substring every match contains ("" if none): a string without it
