@@ -865,6 +865,24 @@ class TestItemLimit:
         assert f"…[{1_000 - (len(output) - 1)} more items]" == output[-1]
         assert events.one().properties["$ai_truncated"] is True
 
+    def test_yielded_objects_count_as_objects(self) -> None:
+        """A yielded dataclass takes what it would in a returned list (16, and its fields):
+        a generator of them keeps about as many, not 1,000 (a helper's review)."""
+
+        @hogtrace.span
+        def points() -> Iterator[Point]:
+            for i in range(5_000):
+                yield Point(i, "a")
+
+        with capture_events() as events:
+            assert 5_000 == len(list(points()))
+
+        output = events.one().output
+        kept = len(output) - 1
+        assert DEFAULT_MAX_ITEMS // (16 + 2) == kept  # itself and its 2 fields
+        assert [{"x": i, "label": "a"} for i in range(kept)] == output[:-1]
+        assert f"…[{5_000 - kept} more items]" == output[-1]
+
     def test_the_last_item_left_is_not_an_empty_container(self) -> None:
         """A yielded dict that cannot keep any of its items is counted, not sent empty."""
         hogtrace.configure(max_items=100)

@@ -1351,6 +1351,91 @@ class TestItemBudget:
         assert list(range(len(rows) - 1)) == rows[:-1]
         assert rows[-1].startswith("…[truncated ")
 
+    @pytest.mark.parametrize(
+        "value",
+        [
+            [[Point(1, 2.0)] * 10 for _ in range(100)],
+            {f"k{i}": [Custom()] * 5 for i in range(100)},
+            [{1: "a", 2: "b", 3: "c"} for _ in range(1_000)],
+            [[datetime.date(2020, 1, 1)] * 5 for _ in range(1_000)],
+            [[Custom(), Custom(), Custom()], "next", "after"],
+        ],
+        ids=["dataclasses", "objects", "int keys", "dates", "objects then strings"],
+    )
+    def test_a_cut_copy_is_a_prefix_without_empty_containers(self, value: Any) -> None:
+        """Cut for items at any limit, a copy keeps a prefix: nothing after an item that was
+        itself cut, and no container inside another with only a marker (the parent is cut
+        before it). Found by a helper: items of 6 and 16 ran out inside a container that had
+        just one item's room."""
+        whole = to_json_safe(value)
+
+        def check(copy: Any, original: Any, top: bool) -> None:
+            if isinstance(copy, list) and copy and isinstance(copy[-1], str):
+                kept = copy[:-1] if copy[-1].startswith("…[truncated") else copy
+            else:
+                kept = copy
+            if isinstance(copy, dict):
+                kept = {k: v for k, v in copy.items() if not k.startswith("…")}
+                assert top or kept or not original, "a dict inside another with only its marker"
+                keys = list(kept)
+                assert keys == list(original)[: len(keys)]
+                for key in keys[:-1]:
+                    assert kept[key] == original[key]
+                if keys:
+                    check(kept[keys[-1]], original[keys[-1]], False)
+            elif isinstance(copy, list):
+                assert top or kept or not original, "a list inside another with only its marker"
+                assert kept[:-1] == original[: max(len(kept) - 1, 0)]
+                if kept:
+                    check(kept[-1], original[len(kept) - 1], False)
+            else:
+                assert copy == original
+
+        for items in [*range(6, 100), *range(100, 1_200, 7)]:
+            copy, _, walk = snapshot(value, 10**9, items)
+            check(copy, whole, True)
+            assert walk.used <= items
+
+    @pytest.mark.parametrize(
+        "options",
+        [
+            {"k": 1, "when": datetime.date(2026, 1, 1), "id": uuid.UUID(int=1)},
+            {1: "a", 2: "b", 3: "c"},
+            Point(1, 2.0, ("a", "b")),
+            [Point(i, 0.5) for i in range(3)],
+            Message(role="user", content="hi"),
+            namedtuple("P", "a b")(1, 2),
+            {(1, 2), (3, 4)},
+            [0.5, 0.25, Color.RED],
+        ],
+        ids=["dates", "int keys", "dataclass", "dataclasses", "model", "namedtuple", "set", "enum"],
+    )
+    def test_a_small_argument_after_a_huge_one_is_whole(self, options: Any) -> None:
+        """What a later argument holds counts what reading it costs (objects, entries read one
+        at a time, dates): it is kept whole after any huge first argument."""
+        for huge in (list(range(200_000)), [Custom()] * 200_000, [{1: i} for i in range(200_000)]):
+            copy, _, walk = snapshot({"documents": huge, "options": options}, 800_000, 5_000)
+            assert to_json_safe(options) == copy["options"]
+            assert walk.cut
+
+    @pytest.mark.parametrize("count", [1_025, 2_000, 4_096, 4_999])
+    def test_a_dict_of_more_than_a_chunk_within_the_budget_is_whole(self, count: int) -> None:
+        """A dict of more than 1,024 plain entries is read a chunk at a time (1 an entry),
+        not entry by entry (6): within the budget it is whole (a helper found 833 kept)."""
+        value = {f"w{i}": i for i in range(count)}
+        copy, _, walk = snapshot(value, 800_000, 5_000)
+        assert value == copy
+        assert (count, False) == (walk.used, walk.cut)
+        nested = {f"k{i}": {"v": i} for i in range(count // 3)}  # 3 items each
+        assert nested == snapshot(nested, 800_000, 5_000)[0]
+        # An entry that is not plain after the first chunk: entry by entry from its chunk on.
+        odd = {**value, "obj": Custom(), **{f"x{i}": i for i in range(2_000)}}
+        copy, _, walk = snapshot(odd, 800_000, 5_000)
+        assert list(odd)[: len(copy) - 1] == list(copy)[:-1]
+        assert list(range(1_024)) == [copy[f"w{i}"] for i in range(1_024)]  # the first chunk
+        assert walk.cut
+        assert 5_000 - 16 < walk.used <= 5_000
+
     def test_without_a_budget_nothing_is_cut(self) -> None:
         """``items=None`` (the default): only the size cuts."""
         value = [{}] * 100_000

@@ -33,7 +33,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence, ValuesView
 from collections.abc import Set as AbstractSet
 from decimal import Decimal
-from itertools import accumulate, chain, islice
+from itertools import accumulate, chain, islice, repeat
 from pathlib import PurePath
 from typing import Any
 
@@ -53,6 +53,7 @@ __all__ = [
     "Walk",
     "Head",
     "count_items",
+    "item_items",
     "number_sizes",
     "snapshot",
     "to_json_safe",
@@ -128,7 +129,8 @@ _BY_OBJECT = 16
 converted through its type."""
 _LEAF_ITEMS = 2
 """A date, time, UUID or Decimal in a list or dict of plain values (pydantic-core converts it)."""
-_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), dict, list, tuple, set, frozenset})
+# Items read one at a time at `_BY_HAND`: plain JSON (a set costs an object's: its own walk).
+_BY_HAND_TYPES = frozenset({str, int, float, bool, type(None), dict, list, tuple})
 
 
 def to_json_safe(value: object, budget: int | None = None, items: int | None = None) -> Any:
@@ -265,7 +267,7 @@ def count_items(value: Any, most: int) -> int:
     Each list or dict inside another is one item of it and one more (reading it costs a call).
     Counting stops once past ``most``: the result is then some number above it.
     """
-    total = -1 if type(value) in NESTING else 0  # the value itself is no item of its own
+    total = -1 if type(value) in _NESTING else 0  # the value itself is no item of its own
     pending = [value]
     while pending:
         item = pending.pop()
@@ -284,7 +286,7 @@ def count_items(value: Any, most: int) -> int:
 
 
 #: The containers that count one item more inside another (reading one is a call).
-NESTING = frozenset({dict, list, tuple})
+_NESTING = frozenset({dict, list, tuple})
 
 
 def thaw(value: Any) -> Any:
@@ -717,6 +719,8 @@ def _bcontainer(value: Any, category: int, depth: int, active: Walk, room: int) 
                 entries = _long_mapping(value, room, active)
                 if entries is not None:
                     return entries
+            if type(value) is dict and len(value) > _CHUNK and active.items != _ALL:
+                return _bdict(value, depth, active, room)
             return _bmapping(iter(value.items()), _length(value), depth, active, room)
         if category == _SEQUENCE:
             if (type(value) is list or type(value) is tuple) and len(value) > _LONG:
@@ -757,11 +761,83 @@ _PLAIN_CONTAINERS = frozenset({dict, list, tuple}) | _SETS
 
 def _least_items(value: Any) -> int:
     """The items an entry holding ``value`` takes at least: itself, and its own (a few)."""
+    most = _HELD_FOR_LATER - 1
+    inside = min(_least_inside(value, most)[0], most)
+    return (_BY_HAND if type(value) in _BY_HAND_TYPES else _BY_OBJECT) + inside
+
+
+def _least_inside(value: Any, most: int) -> tuple[int, bool]:
+    """The items ``value``'s own items take at least, and whether a walk reads them at C speed.
+
+    Once past ``most``, the count is some number above it. Read at C speed means plain JSON
+    under string keys: its parent is too, else its parent reads its items one at a time.
+    """
     kind = type(value)
-    if kind in _PLAIN_CONTAINERS:
-        most = _HELD_FOR_LATER - 1
-        return _BY_HAND + min(len(value) if kind in _SETS else count_items(value, most), most)
-    return _BY_HAND if kind in _PLAIN_TYPES else _BY_OBJECT
+    try:
+        if kind is dict:
+            plain = len(value) <= _CHUNK
+            pairs: Iterable[tuple[Any, Any]] = value.items()
+        elif kind is list or kind is tuple or kind in _SETS:
+            plain = kind not in _SETS  # a set's items are read a chunk at a time, as a list's
+            pairs = zip(repeat(""), value)
+        else:
+            category = _categories.get(kind)
+            if category is None:
+                category = _categorize(kind)
+            if category == _DATACLASS:  # read as a dict of its fields
+                fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+            elif category == _FIELDS:
+                fields = dict(_fields(value))
+            elif category == _MODEL:
+                fields = dict(vars(value))
+            else:
+                return 0, True
+            return _least_inside(fields, most)
+        fast = by_hand = 0
+        sets = kind in _SETS  # (its own items at C speed, itself not)
+        for key, item in islice(pairs, most + 1):
+            plain = plain and type(key) is str
+            item_kind = type(item)
+            if item_kind in _NESTING or item_kind in _SETS:
+                inner, inner_plain = _least_inside(item, most)
+                plain = plain and inner_plain and item_kind not in _SETS
+                fast += 2 + inner
+                by_hand += _BY_HAND + inner
+            elif item_kind in _BY_HAND_TYPES:
+                fast += 1
+                by_hand += _BY_HAND
+            else:
+                inner, _ = _least_inside(item, most)
+                plain = plain and item_kind in _PYDANTIC_LEAVES
+                fast += _LEAF_ITEMS
+                by_hand += _BY_OBJECT + inner
+            if fast > most:
+                break
+        if sets:
+            return fast, False
+        return (fast, True) if plain else (by_hand, False)
+    except Exception:  # a hostile value: it holds nothing for itself
+        return 0, True
+
+
+def item_items(value: Any) -> int:
+    """What ``value`` takes of a walk as one item of a list, besides its own items.
+
+    A scalar 1; a list or dict 2 (1 more for reading it); a date, UUID or Decimal 2; an
+    object 16: it is converted through its type (as a list holding it reads every item one
+    at a time, at 6 each, this is the least such an item costs).
+    """
+    kind = type(value)
+    if kind in _NESTING or kind in _PYDANTIC_LEAVES:
+        return 2
+    return 1 if kind in _BY_HAND_TYPES else _BY_OBJECT
+
+
+def _marked_empty(copy: Any) -> bool:
+    """Whether a copy cut for items kept nothing but its marker (``[marker]``, ``{"…": ...}``)."""
+    if type(copy) is list:
+        return len(copy) == 1 and type(copy[0]) is str and copy[0].startswith("…[truncated")
+    return type(copy) is dict and len(copy) == 1 and next(iter(copy)).startswith("…")
 
 
 def _no_room_for(item: Any, walk: Walk, held: int) -> bool:
@@ -1262,8 +1338,8 @@ def _bsequence(
                     more = keep < len(chunk) or _more(chunks, count, len(out), head)
                     return _end_list(out, count, spent + kept_size, more)
             vectors = size != _NOT_PLAIN
-        for item in chunk:
-            takes = _BY_HAND if type(item) in _PLAIN_TYPES else _BY_OBJECT
+        for index, item in enumerate(chunk):
+            takes = _BY_HAND if type(item) in _BY_HAND_TYPES else _BY_OBJECT
             if capped > room or active.left < takes:
                 active.cut = active.cut or capped <= room
                 return _end_list(out, count, spent, True)
@@ -1271,7 +1347,16 @@ def _bsequence(
                 active.cut = True
                 return _end_list(out, count, spent, True)
             active.left -= takes
+            was_cut, active.cut = active.cut, False
             converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
+            if active.cut:  # out of items within it: the list ends with it
+                if not _marked_empty(converted):  # else it ends before it
+                    out.append(converted)
+                    spent += size + 2
+                    more = index + 1 < len(chunk) or _more(chunks, count, len(out), head)
+                    return _end_list(out, count, spent, more)
+                return _end_list(out, count, spent, True)
+            active.cut = was_cut
             out.append(converted)
             spent += size + 2
             capped += (size if whole else min(size, _MIN_ITEM)) + 2
@@ -1436,13 +1521,51 @@ def mark_keys_cut(out: dict[str, Any], removed: int) -> int:
     return len(key) + len(marker) + 8
 
 
-def _bmapping(
-    pairs: Iterator[tuple[Any, Any]], count: int, depth: int, active: Walk, room: int
+_END = object()
+
+
+def _bdict(
+    value: dict[Any, Any], depth: int, active: Walk, room: int
 ) -> tuple[dict[str, Any], int]:
-    """Convert the entries of a mapping (or fields) of ``count`` entries, as `_bsequence`."""
+    """A dict of more than `_CHUNK` entries, read as a long list is, within an item limit.
+
+    A chunk at a time at C speed while its entries are plain JSON under string keys, then
+    entry by entry (`_bmapping`): each of those takes 6 items, so a dict of 5,000 small
+    entries read entry by entry would keep 833. (Without an item limit, entry by entry as
+    before: it sizes each float exactly, and so may keep fewer than the chunks would.)
+    """
     out: dict[str, Any] = {}
-    shared: set[str] = set()
     spent = capped = 0
+    pairs = iter(value.items())
+    while chunk := dict(islice(pairs, _CHUNK)):
+        left = active.left
+        active.left += 1  # a chunk is no container of its own
+        size = _fast_size(chunk, depth, room - spent, active)
+        if size < 0:  # not plain, too big, or out of items: its entries one at a time
+            active.left = left
+            rest = chain(chunk.items(), pairs)
+            return _bmapping(rest, len(value), depth, active, room, (out, spent, capped))
+        out.update(to_jsonable_python(chunk))
+        spent += size
+        capped += min(size, (_MIN_CUT + 6) * len(chunk))
+    return out, (spent if out else 2)
+
+
+def _bmapping(
+    pairs: Iterator[tuple[Any, Any]],
+    count: int,
+    depth: int,
+    active: Walk,
+    room: int,
+    start: tuple[dict[str, Any], int, int] | None = None,
+) -> tuple[dict[str, Any], int]:
+    """Convert the entries of a mapping (or fields) of ``count`` entries, as `_bsequence`.
+
+    ``start``: the entries copied so far, their size and capped size (`_bdict`).
+    """
+    out: dict[str, Any]
+    out, spent, capped = start if start is not None else ({}, 0, 0)
+    shared: set[str] = set()
     share = room // count if count > 0 else room
     later = 0  # the items the entries after this one hold for themselves
     if 1 < count <= _HELD_FOR_LATER and depth <= 1:  # a call's arguments, and theirs
@@ -1450,9 +1573,11 @@ def _bmapping(
         holds = [_least_items(item) for _, item in entries]
         later = sum(holds)
         pairs = chain(entries, pairs)  # (a len() that said fewer: the rest after them)
-    taken = 0  # entries read (two keys may become one name)
+    taken = len(out)  # entries read (two keys may become one name)
     for key, item in pairs:
-        takes = _BY_HAND if type(item) in _PLAIN_TYPES else _BY_OBJECT
+        takes = _BY_HAND if type(item) in _BY_HAND_TYPES else _BY_OBJECT
+        if type(key) is not str and type(key) is not int:
+            takes = _BY_OBJECT  # its name is converted too
         if capped > room or active.left < takes:
             # A len() that said fewer: a marker without a number.
             active.cut = active.cut or capped <= room
@@ -1471,8 +1596,21 @@ def _bmapping(
             return out, spent + mark_keys_cut(out, count - taken)
         active.left -= takes + held
         taken += 1
+        was_cut, active.cut = active.cut, False
         converted, size = _bwalk(item, depth + 1, active, max(room - spent, share))
         active.left += held
+        if active.cut and not later:  # out of items within it: the mapping ends with it
+            if _marked_empty(converted) and name not in out:  # (else it ends before it)
+                return out, spent + mark_keys_cut(out, count - taken + 1)
+            if name in out:
+                spent += size + _share(out, shared, name, converted)
+            else:
+                out[name] = converted
+                spent += len(name) + size + 6
+            if next(pairs, _END) is _END:
+                return out, spent
+            return out, spent + mark_keys_cut(out, count - taken)
+        active.cut = active.cut or was_cut
         if name in out:
             size += _share(out, shared, name, converted)
             spent += size

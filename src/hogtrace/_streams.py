@@ -23,7 +23,7 @@ from hogtrace import _state
 from hogtrace._errors import log_internal_error
 from hogtrace._generation import GenerationScope
 from hogtrace._scope import MAX_GENERATOR_ITEMS, Scope
-from hogtrace._serialize import MIN_ITEM, NESTING, count_items
+from hogtrace._serialize import MIN_ITEM, count_items, item_items
 
 __all__ = ["Collector", "InContext", "is_stream", "wrap_stream"]
 
@@ -105,7 +105,7 @@ class Collector:
                 and self.capped <= self.room
                 # The last items left: only for a value with no items of its own.
                 and (
-                    self.left > (takes := 2 if type(item) in NESTING else 1)
+                    self.left > (takes := item_items(item))
                     or (self.left == takes and count_items(item, 0) == 0)
                 )
             ):
@@ -117,7 +117,7 @@ class Collector:
                     copy, size, used = scope.snapshot_within(item, budget, self.left - takes)
                     self.items.append(copy)
                     # Its items, and itself as an item of the list (a list or dict one more,
-                    # as inside any other).
+                    # an object 16, as inside any other).
                     self.left -= used + takes
                     self.spent += size + 2
                     self.capped += min(size, MIN_ITEM) + 2
