@@ -1436,6 +1436,27 @@ class TestItemBudget:
         assert walk.cut
         assert 5_000 - 16 < walk.used <= 5_000
 
+    def test_containers_known_to_hold_too_many_items_are_not_sized_again(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each level of a deeply wrapped value would size the same records again (10 levels:
+        ~55 ms); a container known to hold more items than are left fails at once. The copy
+        is the one the walk makes sizing it again."""
+        records = [{"id": i, "name": "n", "ok": True} for i in range(1_000)]
+        lists = [[1, 2, 3]] * 2_000
+        values: list[Any] = [{"rows": records}, {"x": lists}, [records, lists, records]]
+        for inner in (records, lists):
+            deep: Any = inner
+            for _ in range(10):
+                deep = [deep, {"k": deep}]
+            values.append(deep)
+        fast = [snapshot(value, 800_000, items) for value in values for items in (500, 5_000)]
+        monkeypatch.setattr(_serialize, "_short", lambda walk, value, entry: _serialize._TOO_BIG)
+        again = [snapshot(value, 800_000, items) for value in values for items in (500, 5_000)]
+        assert [(c, s, w.used, w.cut) for c, s, w in again] == [
+            (c, s, w.used, w.cut) for c, s, w in fast
+        ]
+
     def test_without_a_budget_nothing_is_cut(self) -> None:
         """``items=None`` (the default): only the size cuts."""
         value = [{}] * 100_000

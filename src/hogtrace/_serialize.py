@@ -224,13 +224,16 @@ class Walk(set[int]):
     numeric arrays `Deferred`, and says so in ``deferred``.
     """
 
-    __slots__ = ("cut", "defer", "deferred", "items", "left")
+    __slots__ = ("cut", "defer", "deferred", "items", "left", "short")
 
     items: int
     left: int
     defer: bool
     deferred: bool
     cut: bool
+    short: dict[int, int] | None
+    """Containers `_fast_size` found to hold more items than were left (id: how many were):
+    with as few left, it fails again at once instead of sizing them again, level by level."""
 
     @property
     def used(self) -> int:
@@ -244,6 +247,7 @@ def new_walk(items: int, defer: bool = False) -> Walk:
     walk.items = walk.left = items
     walk.defer = defer
     walk.deferred = walk.cut = False
+    walk.short = None
     return walk
 
 
@@ -572,6 +576,10 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
             return _NOT_PLAIN
         if len(value) > _CHUNK:  # type: ignore[arg-type]
             return _TOO_BIG  # not measured whole: `_bwalk` reads it chunk by chunk
+        if walk.short is not None and walk.short.get(id(value), -1) >= walk.left:
+            walk.left = -1
+            return _TOO_BIG
+        entry = walk.left
         walk.left -= len(value) + 1  # type: ignore[arg-type]  # (+1: a call reads it)
         if walk.left < 0:
             return _TOO_BIG
@@ -584,7 +592,7 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
             else:
                 size = _fast_size(item, depth + 1, room - total, walk)
                 if size < 0:
-                    return size
+                    return _short(walk, value, entry) if walk.left < 0 else size
                 total += len(key) + size + 6
             if total > room:
                 return _TOO_BIG
@@ -594,6 +602,10 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
             return _NOT_PLAIN
         if len(value) > _CHUNK:  # type: ignore[arg-type]
             return _TOO_BIG  # not measured whole: `_bwalk` reads it chunk by chunk
+        if walk.short is not None and walk.short.get(id(value), -1) >= walk.left:
+            walk.left = -1
+            return _TOO_BIG
+        entry = walk.left
         walk.left -= len(value) + 1  # type: ignore[arg-type]
         if walk.left < 0:
             return _TOO_BIG
@@ -612,7 +624,7 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
                 total += 2 if item else 4  # as in _is_fast, one call scans a list of messages
                 walk.left -= len(item) + 1
                 if walk.left < 0:
-                    return _TOO_BIG
+                    return _short(walk, value, entry)
                 for key, field in item.items():
                     if type(key) is not str:
                         return _NOT_PLAIN
@@ -621,12 +633,12 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
                     else:
                         size = _fast_size(field, depth + 2, room - total, walk)
                         if size < 0:
-                            return size
+                            return _short(walk, value, entry) if walk.left < 0 else size
                         total += len(key) + size + 6
             else:
                 size = _fast_size(item, depth + 1, room - total, walk)
                 if size < 0:
-                    return size
+                    return _short(walk, value, entry) if walk.left < 0 else size
                 total += size + 2
             if total > room:
                 return _TOO_BIG
@@ -641,6 +653,14 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
         walk.left -= _LEAF_ITEMS - 1  # one was taken with the container that holds it
         return 2 if walk.left >= 0 else _TOO_BIG  # a quoted string
     return _NOT_PLAIN
+
+
+def _short(walk: Walk, value: object, entry: int) -> int:
+    """Note that ``value`` holds more items than ``entry`` (see `Walk.short`): `_TOO_BIG`."""
+    if walk.short is None:
+        walk.short = {}
+    walk.short[id(value)] = entry
+    return _TOO_BIG
 
 
 def _bwalk(value: object, depth: int, active: Walk, room: int) -> tuple[Any, int]:
