@@ -16,8 +16,8 @@ Python list, 1.25M embedding-like floats (normal, sd 0.03), a 3 MB string, a 100
 list of chat-message dicts, and shapes each sized item by item: a dict of a million ints,
 200,000 small records, a million empty dicts, 1.2M mixed scalars, 125,000 lists of 10 floats;
 and shapes read one item at a time in Python: 200,000 dataclasses, NumPy ints (as a list),
-datetimes, dicts with int keys, a dict of 60 lists of 100,000 ints, and a pydantic model
-holding a list of a million strings.
+datetimes, dicts with int keys, a dict of 60 lists of 100,000 ints, a pydantic model
+holding a list of a million strings, and 1,000 records wrapped in ten lists.
 
 A second table times what the application feels: the calling thread's CPU time
 (``time.thread_time``) of a ``@span`` and a ``@generation`` call given each input (as the
@@ -107,6 +107,10 @@ def inputs() -> dict[str, Any]:
     values["200k int-key dicts"] = [{1: i, 2: "x"} for i in range(200_000)]
     values["60 x 100k ints"] = {f"k{i}": list(range(100_000)) for i in range(60)}
     values["model, 1M strings"] = Tagged(id=1, tags=[str(i) for i in range(1_000_000)])
+    deep: Any = [{"id": i, "name": "n", "ok": True} for i in range(1_000)]
+    for _ in range(10):
+        deep = [deep]
+    values["1k records, 10 deep"] = deep
     return values
 
 
