@@ -110,7 +110,7 @@ def inputs() -> dict[str, Any]:
     deep: Any = [{"id": i, "name": "n", "ok": True} for i in range(1_000)]
     for _ in range(10):
         deep = [deep]
-    values["1k records, 10 deep"] = deep
+    values["10-deep 1k records"] = deep
     return values
 
 
