@@ -1736,6 +1736,116 @@ class TestContentWithoutSnapshot:
         general_paths(monkeypatch)
         assert run() == bounded
 
+    @pytest.mark.parametrize(("items", "limit"), [(100, None), (5_000, None), (5_000, 2_000)])
+    @pytest.mark.parametrize("count", [65, 1_500, 20_000])
+    @pytest.mark.parametrize("messages", [1, 3, 20])
+    @pytest.mark.parametrize(
+        "shape", ["anthropic blocks", "anthropic strings", "gemini parts", "gemini sdk"]
+    )
+    def test_long_content_parts_read_as_far_as_the_limit(
+        self,
+        events: CapturedEvents,
+        monkeypatch: pytest.MonkeyPatch,
+        items: int,
+        limit: int | None,
+        count: int,
+        messages: int,
+        shape: str,
+    ) -> None:
+        """A message of many content parts gives the event the whole input's snapshot gives.
+
+        Its parts are formatted (as posthog's converters do, ~0.5-3 µs each) only until they
+        take more items than ``max_items``: a message of 200,000 parts took 100-180 ms.
+        """
+        import google.genai.types as gt
+
+        hogtrace.configure(max_items=items)
+        if limit is not None:
+            hogtrace.configure(max_event_bytes=limit)
+        provider = shape.split()[0]
+
+        @hogtrace.generation(model="m", provider=provider)
+        def llm(**arguments: Any) -> str:
+            return "ok"
+
+        def part(i: int) -> Any:
+            if shape == "anthropic blocks":
+                return {"type": "text", "text": f"part {i}", "cache_control": None}
+            if shape == "anthropic strings":
+                return f"part {i}"
+            if shape == "gemini parts":
+                return {"text": f"part {i}"} if i % 5 else {}  # an empty part is left out
+            return gt.Part(text=f"part {i}")
+
+        parts = [part(i) for i in range(count)]
+        if provider == "anthropic":
+            rest = [{"role": "user", "content": f"q{i}"} for i in range(messages - 1)]
+            arguments = {"messages": [*rest, {"role": "user", "content": parts}]}
+        else:
+            rest = [{"role": "user", "parts": [{"text": f"q{i}"}]} for i in range(messages - 1)]
+            last = (
+                gt.Content(role="user", parts=parts)
+                if shape == "gemini sdk"
+                else {"role": "user", "parts": parts}
+            )
+            arguments = {"contents": [*rest, last]}
+
+        def run() -> Any:
+            events.clear()
+            with freeze_time("2025-01-02"):
+                llm(**arguments)
+            (event,) = events
+            return event.properties
+
+        bounded = run()
+        general_paths(monkeypatch)
+        whole = run()
+        sent, expected = bounded["$ai_input"], whole["$ai_input"]
+        if shape == "gemini parts" and count > 64 and sent != expected:
+            # Unread parts are counted as blocks: the empty ones among them (a fifth) too.
+            content, whole_content = sent[-1]["content"], expected[-1]["content"]
+            assert sent[:-1] == expected[:-1]
+            assert content[:-1] == whole_content[:-1]
+            said, true = (int(c[-1].split()[1].replace(",", "")) for c in (content, whole_content))
+            assert true < said <= true + count // 5
+        else:
+            assert sent == expected
+        assert bounded.get("$ai_truncated") == whole.get("$ai_truncated")
+
+    @pytest.mark.parametrize("provider", ["anthropic", "gemini"])
+    def test_long_content_parts_formatted_as_far_as_max_items(
+        self, events: CapturedEvents, provider: str
+    ) -> None:
+        """Of a message of 50,000 parts, only those ``max_items`` can hold are formatted."""
+        hogtrace.configure(max_items=300)
+        read: list[int] = []
+
+        class Part:
+            """A part posthog's converters read by its ``model_dump``."""
+
+            def __init__(self, i: int) -> None:
+                self.i = i
+
+            def model_dump(self, exclude_none: bool = False) -> dict[str, Any]:
+                read.append(self.i)
+                return {"type": "text", "text": f"part {self.i}"}
+
+        @hogtrace.generation(model="m", provider=provider)
+        def llm(**arguments: Any) -> str:
+            return "ok"
+
+        message = {"role": "user", "content" if provider == "anthropic" else "parts": None}
+        message["content" if provider == "anthropic" else "parts"] = [
+            Part(i) for i in range(50_000)
+        ]
+        llm(**{"messages" if provider == "anthropic" else "contents": [message]})
+        sent = events.one().properties["$ai_input"][0]["content"]
+        kept = sent[:-1]
+        assert sent[-1] == f"…[truncated {50_000 - len(kept):,} items]"
+        assert kept[0] == {"type": "text", "text": "part 0"}
+        assert 50 < len(kept) <= len(read) <= 101  # 3 items a part, and one to tell
+        assert read == list(range(len(read)))
+
     @pytest.mark.parametrize("result", ["w" * 10_000, text_completion("w" * 10_000)])
     def test_text_past_the_limit_is_cut_when_recorded(
         self, events: CapturedEvents, result: Any

@@ -1088,6 +1088,43 @@ class TestHead:
         assert to_json_safe(Head(items[:1_000], len(items)), 20_000) == whole
         assert whole[-1] == LIST_TRUNCATION_MARKER.format(n=f"{3_000 - len(whole) + 1:,}")
 
+    @pytest.mark.parametrize("items", [100, 400, 5_000])
+    @pytest.mark.parametrize(
+        "part",
+        [
+            lambda i: {"type": "text", "text": f"part {i}"},
+            lambda i: f"part {i}",
+            lambda i: {"type": "image", "source": {"data": "x" * (i % 50)}},
+        ],
+        ids=["blocks", "strings", "nested"],
+    )
+    @pytest.mark.parametrize(
+        "wrap",
+        [
+            lambda c: [{"role": "user", "content": c}],
+            lambda c: {"messages": [{"role": "user", "content": c}], "model": "m"},
+            lambda c: [{"role": "system", "content": "s"}, {"role": "user", "content": c}],
+            lambda c: {"content": c, "after": [1, 2, 3]},
+        ],
+        ids=["message", "arguments", "second message", "before a small list"],
+    )
+    def test_cut_like_the_whole_list_inside_others(self, items: int, part: Any, wrap: Any) -> None:
+        """Inside a dict or list, a head that the item limit cuts within is cut as the list is.
+
+        Its items count as the whole list's would, so a message's long content read only as
+        far as the limit (`hogtrace._extract`) keeps what the whole content would keep.
+        """
+        parts = [part(i) for i in range(3 * items)]
+        taken = sum(1 + len(p) if type(p) is dict else 1 for p in parts[: items + 1])
+        head = Head(parts[: items + 1], len(parts))
+        assert taken > items  # the limit certainly cuts within the head
+        whole = snapshot(wrap(parts), 800_000, items)
+        got = snapshot(wrap(head), 800_000, items)
+        assert got[0] == whole[0]
+        assert got[2].used == whole[2].used
+        assert got[2].cut
+        assert whole[2].cut
+
 
 class TestHugeDictInAList:
     def test_not_walked_past_what_fits(self, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -129,8 +129,6 @@ _BY_OBJECT = 16
 converted through its type."""
 _LEAF_ITEMS = 2
 """A date, time, UUID or Decimal in a list or dict of plain values (pydantic-core converts it)."""
-# Items read one at a time at `_BY_HAND`: plain JSON (a set costs an object's: its own walk).
-_BY_HAND_TYPES = frozenset({str, int, float, bool, type(None), dict, list, tuple})
 
 
 def to_json_safe(value: object, budget: int | None = None, items: int | None = None) -> Any:
@@ -200,6 +198,8 @@ class Head:
 
     Converted as the whole sequence would be, as far as its items go: a copy that keeps every
     item of ``items`` still ends with `LIST_TRUNCATION_MARKER` counting the items after them.
+    Its items count as a list's would (`max_items`), also inside another value, so a head of
+    items the limit cuts within is cut where the whole list would be.
     For a caller that reads a long sequence only as far as the size limit can hold. Such a
     caller, having checked where a `snapshot` cuts it, may keep that snapshot in ``taken``.
     """
@@ -213,6 +213,14 @@ class Head:
 
     def __repr__(self) -> str:
         return f"<first {len(self.items):,} of {self.length:,} items>"
+
+    def __len__(self) -> int:
+        return self.length
+
+
+# Items read one at a time at `_BY_HAND`: plain JSON (a set costs an object's: its own walk),
+# and a `Head`, counted as the list it is the first items of.
+_BY_HAND_TYPES = frozenset({str, int, float, bool, type(None), dict, list, tuple, Head})
 
 
 class Walk(set[int]):
@@ -571,6 +579,11 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
     if kind is str:
         size = len(value) + 2  # type: ignore[arg-type]
         return size if size <= room else _TOO_BIG
+    if kind is Head:
+        # Sized as the whole list, as far as its items go: it is never copied at C speed.
+        head: Head = value  # type: ignore[assignment]
+        size = _fast_size_items(head, head.items, head.length, depth, room, walk)
+        return size if size < 0 else _TOO_BIG
     if kind is dict:
         if depth >= MAX_DEPTH:
             return _NOT_PLAIN
@@ -598,51 +611,7 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
                 return _TOO_BIG
         return total
     if kind is list or kind is tuple:
-        if depth >= MAX_DEPTH:
-            return _NOT_PLAIN
-        if len(value) > _CHUNK:  # type: ignore[arg-type]
-            return _TOO_BIG  # not measured whole: `_bwalk` reads it chunk by chunk
-        if walk.short is not None and walk.short.get(id(value), -1) >= walk.left:
-            walk.left = -1
-            return _TOO_BIG
-        entry = walk.left
-        walk.left -= len(value) + 1  # type: ignore[arg-type]
-        if walk.left < 0:
-            return _TOO_BIG
-        if len(value) >= _VECTOR_MIN:  # type: ignore[arg-type]
-            size = _scalars_size(value, room)  # type: ignore[arg-type]
-            if size != _NOT_PLAIN:
-                return size
-        total = 0 if value else 2
-        for item in value:  # type: ignore[attr-defined]
-            item_kind = type(item)
-            if item_kind is str:
-                total += len(item) + 4
-            elif item_kind is float and item - item == 0.0:  # finite: no call for it
-                total += _FLOAT_SIZE + 2
-            elif item_kind is dict and depth + 1 < MAX_DEPTH and len(item) <= _CHUNK:
-                total += 2 if item else 4  # as in _is_fast, one call scans a list of messages
-                walk.left -= len(item) + 1
-                if walk.left < 0:
-                    return _short(walk, value, entry)
-                for key, field in item.items():
-                    if type(key) is not str:
-                        return _NOT_PLAIN
-                    if type(field) is str:
-                        total += len(key) + len(field) + 8
-                    else:
-                        size = _fast_size(field, depth + 2, room - total, walk)
-                        if size < 0:
-                            return _short(walk, value, entry) if walk.left < 0 else size
-                        total += len(key) + size + 6
-            else:
-                size = _fast_size(item, depth + 1, room - total, walk)
-                if size < 0:
-                    return _short(walk, value, entry) if walk.left < 0 else size
-                total += size + 2
-            if total > room:
-                return _TOO_BIG
-        return total
+        return _fast_size_items(value, value, len(value), depth, room, walk)  # type: ignore[arg-type]
     if kind is float:
         return _FLOAT_SIZE if math.isfinite(value) else _NOT_PLAIN  # type: ignore[arg-type]
     if kind is int:
@@ -653,6 +622,57 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
         walk.left -= _LEAF_ITEMS - 1  # one was taken with the container that holds it
         return 2 if walk.left >= 0 else _TOO_BIG  # a quoted string
     return _NOT_PLAIN
+
+
+def _fast_size_items(
+    value: object, items: Sequence[Any], length: int, depth: int, room: int, walk: Walk
+) -> int:
+    """`_fast_size` of a list or tuple ``value`` of ``length`` items, the first ``items``."""
+    if depth >= MAX_DEPTH:
+        return _NOT_PLAIN
+    if length > _CHUNK:
+        return _TOO_BIG  # not measured whole: `_bwalk` reads it chunk by chunk
+    if walk.short is not None and walk.short.get(id(value), -1) >= walk.left:
+        walk.left = -1
+        return _TOO_BIG
+    entry = walk.left
+    walk.left -= length + 1
+    if walk.left < 0:
+        return _TOO_BIG
+    if len(items) >= _VECTOR_MIN:
+        size = _scalars_size(items, room)
+        if size != _NOT_PLAIN:
+            return size
+    total = 0 if items else 2
+    for item in items:
+        item_kind = type(item)
+        if item_kind is str:
+            total += len(item) + 4
+        elif item_kind is float and item - item == 0.0:  # finite: no call for it
+            total += _FLOAT_SIZE + 2
+        elif item_kind is dict and depth + 1 < MAX_DEPTH and len(item) <= _CHUNK:
+            total += 2 if item else 4  # as in _is_fast, one call scans a list of messages
+            walk.left -= len(item) + 1
+            if walk.left < 0:
+                return _short(walk, value, entry)
+            for key, field in item.items():
+                if type(key) is not str:
+                    return _NOT_PLAIN
+                if type(field) is str:
+                    total += len(key) + len(field) + 8
+                else:
+                    size = _fast_size(field, depth + 2, room - total, walk)
+                    if size < 0:
+                        return _short(walk, value, entry) if walk.left < 0 else size
+                    total += len(key) + size + 6
+        else:
+            size = _fast_size(item, depth + 1, room - total, walk)
+            if size < 0:
+                return _short(walk, value, entry) if walk.left < 0 else size
+            total += size + 2
+        if total > room:
+            return _TOO_BIG
+    return total
 
 
 def _short(walk: Walk, value: object, entry: int) -> int:
@@ -678,7 +698,7 @@ def _bwalk(value: object, depth: int, active: Walk, room: int) -> tuple[Any, int
     if kind is bool or value is None:
         return value, 4
     try:
-        if kind is dict or kind is list or kind is tuple:
+        if kind is dict or kind is list or kind is tuple or kind is Head:
             left = active.left
             active.left += 1  # what `_fast_size` takes for reading it: the caller's item
             size = _fast_size(value, depth, room, active)
@@ -776,7 +796,7 @@ def _bcontainer(value: Any, category: int, depth: int, active: Walk, room: int) 
 #: takes, so a value within the budget is still copied whole.
 _HELD_FOR_LATER = 64
 _SETS = frozenset({set, frozenset})
-_PLAIN_CONTAINERS = frozenset({dict, list, tuple}) | _SETS
+_PLAIN_CONTAINERS = frozenset({dict, list, tuple, Head}) | _SETS
 
 
 def _least_items(value: Any) -> int:
@@ -797,9 +817,9 @@ def _least_inside(value: Any, most: int) -> tuple[int, bool]:
         if kind is dict:
             plain = len(value) <= _CHUNK
             pairs: Iterable[tuple[Any, Any]] = value.items()
-        elif kind is list or kind is tuple or kind in _SETS:
+        elif kind is list or kind is tuple or kind in _SETS or kind is Head:
             plain = kind not in _SETS  # a set's items are read a chunk at a time, as a list's
-            pairs = zip(repeat(""), value)
+            pairs = zip(repeat(""), value.items if kind is Head else value)
         else:
             category = _categories.get(kind)
             if category is None:
@@ -818,7 +838,7 @@ def _least_inside(value: Any, most: int) -> tuple[int, bool]:
         for key, item in islice(pairs, most + 1):
             plain = plain and type(key) is str
             item_kind = type(item)
-            if item_kind in _NESTING or item_kind in _SETS:
+            if item_kind in _NESTING or item_kind in _SETS or item_kind is Head:
                 inner, inner_plain = _least_inside(item, most)
                 plain = plain and inner_plain and item_kind not in _SETS
                 fast += 2 + inner
@@ -848,7 +868,7 @@ def item_items(value: Any) -> int:
     at a time, at 6 each, this is the least such an item costs).
     """
     kind = type(value)
-    if kind in _NESTING or kind in _PYDANTIC_LEAVES:
+    if kind in _NESTING or kind in _PYDANTIC_LEAVES or kind is Head:
         return 2
     return 1 if kind in _BY_HAND_TYPES else _BY_OBJECT
 
