@@ -988,6 +988,68 @@ class TestItemLimit:
         assert props["$ai_tools"][-1].startswith("…[truncated ")
         assert props["$ai_truncated"] is True
 
+    @pytest.mark.parametrize(
+        "replace",
+        ["set_input", "set_output", "generation set_input", "generation set_output", "yielded"],
+    )
+    def test_content_replaced_is_no_longer_flagged(self, replace: str) -> None:
+        """A cut value that set_input() / set_output() replaced is not sent: no flag for it.
+
+        Each case is called twice: replacing the cut value, then not (still flagged).
+        """
+        hogtrace.configure(max_items=100)
+        big = list(range(1_000))
+        messages = [{"role": "user", "content": f"m{i}"} for i in range(100)]
+
+        @hogtrace.span
+        def span(rows: list[int], replaced: bool) -> None:
+            current = hogtrace.current_span()
+            assert current is not None
+            if replace == "set_output":
+                current.set_output(big)
+            if replaced:
+                getattr(current, replace)("short")
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: list[dict[str, str]], replaced: bool) -> None:
+            current = hogtrace.current_generation()
+            assert current is not None
+            if replace == "generation set_output":
+                current.set_output(big)
+            if replaced:
+                getattr(current, replace.split()[1])([{"role": "user", "content": "short"}])
+
+        @hogtrace.span
+        def rows(replaced: bool) -> Iterator[int]:
+            yield from big
+            current = hogtrace.current_span()
+            assert current is not None
+            if replaced:
+                current.set_output("summary")
+
+        with capture_events() as events:
+            for replaced in (True, False):
+                if replace in ("set_input", "set_output"):
+                    span(big if replace == "set_input" else [], replaced)
+                elif replace == "yielded":
+                    assert big == list(rows(replaced))
+                else:
+                    llm(messages if replace == "generation set_input" else [], replaced)
+
+        first, second = events
+        assert "$ai_truncated" not in first.properties
+        assert second.properties["$ai_truncated"] is True
+        # What replaced the cut value is sent, whole.
+        replaced_value = {
+            "set_input": ("input", "short"),
+            "set_output": ("output", "short"),
+            "generation set_input": ("input", [{"role": "user", "content": "short"}]),
+            "generation set_output": ("output", [{"role": "user", "content": "short"}]),
+            "yielded": ("output", "summary"),
+        }
+        attribute, value = replaced_value[replace]
+        assert value == getattr(first, attribute)
+
 
 # --- delivery through the real client -------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 import hogtrace
-from hogtrace import _generation
+from hogtrace import _generation, _scope
 from hogtrace._extract import format_input
 from hogtrace._serialize import count_items, to_json_safe
 from hogtrace.testing import CapturedEvent, CapturedEvents, capture_events
@@ -1495,7 +1495,7 @@ def general_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         _generation.GenerationScope,
         "_output_snapshot",
-        lambda self, extracted: self.snapshot(extracted.output),
+        lambda self, extracted: self.snapshot(extracted.output, _scope.CUT_OUTPUT),
     )
 
 

@@ -24,7 +24,7 @@ from hogtrace._extract import (
 )
 from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._sampling import sampled
-from hogtrace._scope import MISSING, Scope, _is_plain
+from hogtrace._scope import CUT_INPUT, CUT_OUTPUT, CUT_TOOLS, MISSING, Scope, _is_plain
 from hogtrace._serialize import MESSAGE_ITEMS, Head, snapshot, thaw, to_json_safe
 
 __all__ = [
@@ -229,6 +229,7 @@ class GenerationScope(Scope):
         if self._writable("set_output"):
             self._response_set = False
             self._output = MISSING
+            self.cut &= ~CUT_OUTPUT
             self._record_result(value, explicit=True)
             self._response_set = True
 
@@ -328,7 +329,7 @@ class GenerationScope(Scope):
                 copy, _, walk = snapshot(tools, config.event_limit, config.max_items)
                 self.tools = thaw(copy) if walk.deferred else copy
                 if walk.cut:
-                    self.items_cut = True
+                    self.cut |= CUT_TOOLS
 
     def _input_snapshot(self, arguments: Mapping[str, Any]) -> Any:
         """``$ai_input``: the shape posthog-python's own wrappers send for the same call.
@@ -342,23 +343,24 @@ class GenerationScope(Scope):
         limit, most = config.event_limit, config.max_items
         formatted, size = recorded_input(self.provider, arguments, limit, most)
         if formatted is None:
-            return self.snapshot(_input_argument(arguments))
+            return self.snapshot(_input_argument(arguments), CUT_INPUT)
         # Fresh dicts of immutable strings within the limits, or the strings of such dicts
         # (`TextMessages`, made dicts and cut to the limits by the event builder, off the
         # calling thread; a long input's are read only as far as the limits): a snapshot.
         if isinstance(formatted, TextMessages):
             if MESSAGE_ITEMS * formatted.length > most:  # cut at ``max_items``
-                self.items_cut = True
+                self.cut |= CUT_INPUT
             return formatted
         if type(formatted) is Head and formatted.taken is not None:
-            return self.adopt(*formatted.taken)[0]  # the snapshot that found where it is cut
+            # The snapshot that found where it is cut:
+            return self.adopt(*formatted.taken, CUT_INPUT)[0]
         if size is not None and size < limit and type(formatted) is list:
             # A size means dicts of strings only: their items are the dicts (two each: one for
             # reading it) and their entries.
             entries: int = sum(map(len, formatted))
             if 2 * len(formatted) + entries <= most:
                 return formatted
-        return self.snapshot(formatted)
+        return self.snapshot(formatted, CUT_INPUT)
 
     def start_stream(self) -> None:
         """The generation is a (async) generator: a stream, even if it yields nothing."""
@@ -383,7 +385,7 @@ class GenerationScope(Scope):
                 extracted = self._accumulator.result()
                 self._set_extracted(extracted)
                 if self._output is MISSING and self._capture_output and self.sampled:
-                    self._output = self.snapshot(extracted.output)
+                    self._output = self.snapshot(extracted.output, CUT_OUTPUT)
                 result = MISSING
             elif result is not MISSING:
                 # Read the response now: its tokens must be in the totals rolled up below.
@@ -435,7 +437,7 @@ class GenerationScope(Scope):
             if extracted is not None and extracted.output is not None:
                 self._output = self._output_snapshot(extracted)
             elif result is not None:
-                self._output = self.snapshot(result)
+                self._output = self.snapshot(result, CUT_OUTPUT)
 
     def _output_snapshot(self, extracted: Extracted) -> Any:
         """``$ai_output_choices``: the extracted output, a snapshot of it if it needs one."""
@@ -448,7 +450,7 @@ class GenerationScope(Scope):
             # New dicts and lists of strings, surely within the limit: what a snapshot would copy
             # them to (privacy mode still gives None).
             return None if config.content_hidden else extracted.output
-        return self.snapshot(extracted.output)
+        return self.snapshot(extracted.output, CUT_OUTPUT)
 
     def _set_extracted(self, extracted: Extracted | None) -> None:
         self.extracted = extracted
@@ -543,7 +545,7 @@ class EmbeddingScope(GenerationScope):
 
     def _input_snapshot(self, arguments: Mapping[str, Any]) -> Any:
         """The ``input`` argument as given (PostHog's wrappers send it unchanged)."""
-        return self.snapshot(_input_argument(arguments))
+        return self.snapshot(_input_argument(arguments), CUT_INPUT)
 
     def _extract(self, result: Any) -> Extracted | None:
         return extract_embedding(result)

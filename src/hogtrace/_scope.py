@@ -27,6 +27,9 @@ from hogtrace._stats import stats_counters
 from hogtrace._w3c import is_valid_id
 
 __all__ = [
+    "CUT_INPUT",
+    "CUT_OUTPUT",
+    "CUT_TOOLS",
     "MAX_GENERATOR_ITEMS",
     "MISSING",
     "RemoteScope",
@@ -42,6 +45,11 @@ log = logging.getLogger("hogtrace")
 
 #: "No value recorded" (``None`` is a value).
 MISSING: Final = object()
+# A scope's content that a snapshot cut at ``max_items`` (bits of `Scope.cut`): what
+# `set_input()` or `set_output()` replaces is no longer cut.
+CUT_INPUT: Final = 1
+CUT_OUTPUT: Final = 2
+CUT_TOOLS: Final = 4
 #: Exact types whose values are immutable and JSON-safe as they are.
 _IMMUTABLE: Final = frozenset({str, bool, type(None)})
 #: Ints and floats are too within these bounds (and floats when finite); the rest goes
@@ -108,13 +116,13 @@ class Scope:
         "_roots_trace",
         "_start",
         "child_parent_id",
+        "cut",
         "distinct_id",
         "error",
         "has_deferred",
         "id",
         "inherited",
         "is_root",
-        "items_cut",
         "local_root",
         "name",
         "own_properties",
@@ -146,7 +154,9 @@ class Scope:
         self._input: Any = MISSING
         self._output: Any = MISSING
         self._output_on_error = False
-        self.has_deferred = self.items_cut = False
+        self.has_deferred = False
+        #: Which of its content snapshots were cut at ``max_items`` (`CUT_INPUT`, ...).
+        self.cut = 0
         self.error: BaseException | str | None = None
         self.own_properties: dict[str, Any] | None = dict(properties) if properties else None
         self.totals: Totals | None = None
@@ -273,7 +283,8 @@ class Scope:
         An explicit call is kept even with ``capture_input=False``.
         """
         if self._writable("set_input") and self.sampled:
-            self._input = self.snapshot(value)
+            self.cut &= ~CUT_INPUT  # the input replaced is no longer sent
+            self._input = self.snapshot(value, CUT_INPUT)
 
     def set_output(self, value: Any) -> None:
         """Record ``value`` as this scope's output (replaces the return value).
@@ -281,7 +292,8 @@ class Scope:
         An explicit call is kept even with ``capture_output=False``.
         """
         if self._writable("set_output") and self.sampled:
-            self._output = self.snapshot(value)
+            self.cut &= ~CUT_OUTPUT
+            self._output = self.snapshot(value, CUT_OUTPUT)
 
     def set_properties(self, **props: Any) -> None:
         """Add properties to this scope's event (and, on sessions and traces, to those inside)."""
@@ -343,16 +355,20 @@ class Scope:
         log.warning("hogtrace: %s() on %r after it closed is ignored", what, self)
         return False
 
-    def snapshot(self, value: Any) -> Any:
+    def snapshot(self, value: Any, part: int) -> Any:
         """``value`` as a JSON-safe copy taken now (``None`` under privacy mode).
 
         Large numeric arrays are copied but converted only when the event is built (see
-        `hogtrace._serialize.Deferred`); `has_deferred` then tells the event builder.
+        `hogtrace._serialize.Deferred`); `has_deferred` then tells the event builder. ``part``
+        is the content it is (`CUT_INPUT`, `CUT_OUTPUT`, `CUT_TOOLS`), noted in `cut` if the
+        copy is cut at ``max_items``.
         """
         config = _state.state.config
-        return self.snapshot_within(value, config.event_limit, config.max_items)[0]
+        return self.snapshot_within(value, config.event_limit, config.max_items, part)[0]
 
-    def snapshot_within(self, value: Any, budget: int, items: int) -> tuple[Any, int, int]:
+    def snapshot_within(
+        self, value: Any, budget: int, items: int, part: int
+    ) -> tuple[Any, int, int]:
         """`snapshot`, cut at ``budget`` bytes of JSON and ``items`` items.
 
         Returns the copy, a lower bound of its JSON size and how many items it took.
@@ -365,15 +381,20 @@ class Scope:
         except Exception as err:  # snapshot never raises; this guards against our own bugs
             log_internal_error("serializing content", err)
             return "<unserializable>", 16, 0
-        return self.adopt(copy, size, walk)
+        return self.adopt(copy, size, walk, part)
 
-    def adopt(self, copy: Any, size: int, walk: Walk) -> tuple[Any, int, int]:
-        """Keep a `snapshot` taken already (its flags): what `snapshot_within` returns."""
+    def adopt(self, copy: Any, size: int, walk: Walk, part: int) -> tuple[Any, int, int]:
+        """Keep a `snapshot` of ``part`` taken already (its flags): as `snapshot_within`."""
         if walk.deferred:
             self.has_deferred = True
         if walk.cut:
-            self.items_cut = True
+            self.cut |= part
         return copy, size, walk.used
+
+    @property
+    def items_cut(self) -> bool:
+        """True when a snapshot of content it sends was cut at ``max_items``."""
+        return self.cut != 0
 
     def capture_call(self, arguments: dict[str, Any]) -> None:
         """Snapshot the decorated function's bound arguments as they are when the scope opens.
@@ -385,7 +406,7 @@ class Scope:
         if self._capture_input and self.sampled:
             for value in arguments.values():
                 if type(value) not in _IMMUTABLE and not _is_plain(value):
-                    self._input = self.snapshot(arguments)
+                    self._input = self.snapshot(arguments, CUT_INPUT)
                     return
             self._input = None if _state.state.config.content_hidden else arguments
 
@@ -445,7 +466,7 @@ class Scope:
                 # Immutable and JSON-safe: to_json_safe would return it as is.
                 self._output = None if _state.state.config.content_hidden else result
             else:
-                self._output = self.snapshot(result)
+                self._output = self.snapshot(result, CUT_OUTPUT)
 
     # -- the ClosedScope view (read by the event builder, off the calling thread) ------------
 
