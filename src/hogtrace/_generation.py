@@ -24,7 +24,7 @@ from hogtrace._extract import (
 )
 from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._sampling import sampled
-from hogtrace._scope import CUT_INPUT, CUT_OUTPUT, CUT_TOOLS, MISSING, Scope, _is_plain
+from hogtrace._scope import CUT_INPUT, CUT_OUTPUT, CUT_TOOLS, MISSING, Scope, is_plain
 from hogtrace._serialize import MESSAGE_ITEMS, Head, snapshot, thaw, to_json_safe
 
 __all__ = [
@@ -316,7 +316,7 @@ class GenerationScope(Scope):
                 self._input = self._input_snapshot(arguments)
             params: dict[str, Any] = {k: arguments[k] for k in MODEL_PARAMETERS if k in arguments}
             if params:
-                if not all(map(_is_plain, params.values())):
+                if not all(map(is_plain, params.values())):
                     params = to_json_safe(params)  # else a new dict of what it would copy as is
                 # The call's own arguments are what was used: they win over decorator defaults.
                 defaults = self.model_parameters

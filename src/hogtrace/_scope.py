@@ -38,6 +38,7 @@ __all__ = [
     "StandInScope",
     "TraceScope",
     "is_cancellation",
+    "is_plain",
     "valid_trace_id",
 ]
 
@@ -57,7 +58,7 @@ _IMMUTABLE: Final = frozenset({str, bool, type(None)})
 _NUMBER_LIMIT: Final = 2**53
 
 
-def _is_plain(value: Any) -> bool:
+def is_plain(value: Any) -> bool:
     """True for an immutable scalar that ``to_json_safe`` would return unchanged."""
     kind = type(value)
     if kind in _IMMUTABLE:
@@ -405,7 +406,7 @@ class Scope:
         """
         if self._capture_input and self.sampled:
             for value in arguments.values():
-                if type(value) not in _IMMUTABLE and not _is_plain(value):
+                if type(value) not in _IMMUTABLE and not is_plain(value):
                     self._input = self.snapshot(arguments, CUT_INPUT)
                     return
             self._input = None if _state.state.config.content_hidden else arguments
@@ -462,7 +463,7 @@ class Scope:
 
     def _record_result(self, result: Any) -> None:
         if self._output is MISSING and self._capture_output and self.sampled:
-            if type(result) in _IMMUTABLE or _is_plain(result):
+            if type(result) in _IMMUTABLE or is_plain(result):
                 # Immutable and JSON-safe: to_json_safe would return it as is.
                 self._output = None if _state.state.config.content_hidden else result
             else:
