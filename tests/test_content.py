@@ -31,7 +31,9 @@ from hypothesis import strategies as st
 
 import hogtrace
 from hogtrace import _errors
+from hogtrace._extract import extract_generation
 from hogtrace._options import DEFAULT_MAX_ITEMS
+from hogtrace._serialize import snapshot
 from hogtrace.testing import CapturedEvent, capture_events
 from tests.capture_server import CaptureServer
 from tests.hostile import FakeArray, Hostile, HostileList
@@ -971,6 +973,33 @@ class TestItemLimit:
         assert message["content"][-1].startswith("…[truncated ")
         assert items_in(props["$ai_output_choices"]) <= 100
         assert props["$ai_truncated"] is True
+
+    @pytest.mark.parametrize(("choices", "items"), [(1_000, 4_004), (1_100, 4_410), (1_100, 4_420)])
+    def test_many_choices_cut_where_a_snapshot_cuts(self, choices: int, items: int) -> None:
+        """Text choices kept as extracted are counted as a snapshot counts them: past 1,024
+        blocks (read a chunk at a time, 13 items more) they are left to the snapshot."""
+        hogtrace.configure(max_items=items)
+        result = {
+            "object": "chat.completion",
+            "model": "m",
+            "choices": [
+                {"index": i, "message": {"role": "assistant", "content": f"c{i}"}}
+                for i in range(choices)
+            ],
+        }
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: list[dict[str, str]]) -> dict[str, Any]:
+            return result
+
+        with capture_events() as events:
+            llm([{"role": "user", "content": "hi"}])
+        extracted = extract_generation(result)
+        assert extracted is not None
+        copy, _, walk = snapshot(extracted.output, 10**9, items)
+        props = events.one().properties
+        assert copy == props["$ai_output_choices"]
+        assert props.get("$ai_truncated") is (True if walk.cut else None)
 
     def test_generation_tools_alone_cut_are_flagged(self) -> None:
         """Only the tools over max_items: the event still says it was cut."""

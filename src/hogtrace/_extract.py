@@ -348,6 +348,10 @@ def _chat_items(message: object, content: object) -> list[Block]:
     return items
 
 
+#: Text blocks of a chat completion counted here (`Extracted.output_items`) at most.
+_FEW_BLOCKS = 1024
+
+
 def _chat(result: object, choices: list[Any]) -> Extracted:
     """A chat completion whose ``choices`` the dispatch has read."""
     ex = Extracted(model=_str(_get(result, "model")), provider="openai")
@@ -367,7 +371,8 @@ def _chat(result: object, choices: list[Any]) -> Extracted:
                 else:  # blocks of the message's own, a refusal, tool calls, audio, ...
                     text = not body and not items
     ex.output = [{"role": role, "content": content}] if content else []
-    if text and type(role) is str:
+    # (More blocks than a snapshot reads at once are counted a chunk at a time: left to it.)
+    if text and type(role) is str and len(content) <= _FEW_BLOCKS:
         chars += len(role)
         ex.output_bound = _JSON_CHAR_BYTES * chars + _JSON_ITEM_BYTES * (len(content) + 1)
         # The message, its content list (one more each for reading them) and each text block.
