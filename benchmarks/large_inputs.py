@@ -22,8 +22,10 @@ holding a list of a million strings, and 1,000 records wrapped in ten lists.
 A second table times what the application feels: the calling thread's CPU time
 (``time.thread_time``) of a ``@span`` and a ``@generation`` call given each input (as the
 generation's ``messages``), hogtrace configured with a real posthog client that posts to a
-local capture server. A last table times the redaction of a typical chat generation (a few
-messages of ~1 KB) and of an error string.
+local capture server; a third, of a ``@generation`` given one message of 200,000 content
+parts (Anthropic, Gemini, OpenAI) or 50,000 google-genai ``Part`` objects. A last table
+times the redaction of a typical chat generation (a few messages of ~1 KB) and of an error
+string.
 Times are the best of several runs (ms, or µs for redaction); ratios are before / after.
 """
 
@@ -178,10 +180,49 @@ def decorated(reps: int) -> None:
             spent = cpu(lambda v=value: span(v))
             generated = cpu(lambda v=value: generation(v))
             print(f"{name:18} | {spent * 1e3:7.2f}ms {generated * 1e3:10.2f}ms")
+
+        print(f"\n{'one message of many parts':38} | @generation (calling thread CPU)")
+        for name, provider, arguments in many_parts():
+
+            @hogtrace.generation(model="m", provider=provider)
+            def call(**arguments: Any) -> str:
+                return "ok"
+
+            spent = cpu(lambda a=arguments, c=call: c(**a))
+            print(f"{name:38} | {spent * 1e3:9.2f}ms")
         hogtrace.shutdown()
     finally:
         server.terminate()
         server.wait()
+
+
+def many_parts() -> list[tuple[str, str, dict[str, Any]]]:
+    """Generation inputs of one message holding 200,000 content parts, for each provider."""
+    count = 200_000
+    blocks = [{"type": "text", "text": f"part {i}"} for i in range(count)]
+    parts = [{"text": f"part {i}"} for i in range(count)]
+    message = {"role": "user", "content": blocks}
+    cases = [
+        ("Anthropic, 200k blocks", "anthropic", {"messages": [message]}),
+        ("Gemini, 200k part dicts", "gemini", {"contents": [{"role": "user", "parts": parts}]}),
+        (
+            "Gemini, 200k part dicts, with a config",
+            "gemini",
+            {
+                "contents": [{"role": "user", "parts": parts}],
+                "config": {"system_instruction": "Be brief."},
+            },
+        ),
+        ("OpenAI, 200k blocks", "openai", {"messages": [message]}),
+    ]
+    try:
+        from google.genai import types
+    except ImportError:  # the test extra holds it
+        return cases
+    sdk = [types.Part(text=f"part {i}") for i in range(50_000)]
+    content = types.Content(role="user", parts=sdk)
+    cases.append(("Gemini, 50k google-genai Part objects", "gemini", {"contents": [content]}))
+    return cases
 
 
 def _fresh(messages: list[dict[str, str]], count: int) -> list[list[dict[str, str]]]:
