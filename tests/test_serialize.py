@@ -1455,6 +1455,34 @@ class TestItemBudget:
             assert to_json_safe(options) == copy["options"]
             assert walk.cut
 
+    def test_an_argument_that_holds_itself_is_read_only_as_deep_as_a_walk(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """What a cyclic argument holds for itself is counted down to the walk's depth limit,
+        not to Python's recursion limit (~1,000 calls: a decorated call took 4-8 ms)."""
+        loop: list[Any] = []
+        loop.append(loop)
+        mapping: dict[str, Any] = {"x": 1}
+        mapping["self"] = mapping
+        calls = 0
+        least_inside = _serialize._least_inside
+
+        def counted(*args: Any) -> tuple[int, bool]:
+            nonlocal calls
+            calls += 1
+            return least_inside(*args)
+
+        monkeypatch.setattr(_serialize, "_least_inside", counted)
+        arguments = {"big": list(range(100_000)), "query": "q", "loop": loop, "map": mapping}
+        copy, _, walk = snapshot(arguments, 800_000, 5_000)
+        assert calls <= 4 * (MAX_DEPTH + 2)  # each read at most twice; ~3,000 before
+        assert ("q", ["<cycle>"], {"x": 1, "self": "<cycle>"}) == (
+            copy["query"],
+            copy["loop"],
+            copy["map"],
+        )
+        assert walk.cut
+
     @pytest.mark.parametrize("count", [1_025, 2_000, 4_096, 4_999])
     def test_a_dict_of_more_than_a_chunk_within_the_budget_is_whole(self, count: int) -> None:
         """A dict of more than 1,024 plain entries is read a chunk at a time (1 an entry),

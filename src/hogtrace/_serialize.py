@@ -806,13 +806,17 @@ def _least_items(value: Any) -> int:
     return (_BY_HAND if type(value) in _BY_HAND_TYPES else _BY_OBJECT) + inside
 
 
-def _least_inside(value: Any, most: int) -> tuple[int, bool]:
+def _least_inside(value: Any, most: int, depth: int = 0) -> tuple[int, bool]:
     """The items ``value``'s own items take at least, and whether a walk reads them at C speed.
 
     Once past ``most``, the count is some number above it. Read at C speed means plain JSON
     under string keys: its parent is too, else its parent reads its items one at a time.
+    Nothing past `MAX_DEPTH` is read (the walk stops there too): a value that holds itself
+    is read that deep, not until Python's recursion limit (its count is then above ``most``).
     """
     kind = type(value)
+    if depth >= MAX_DEPTH:
+        return 0, True
     try:
         if kind is dict:
             plain = len(value) <= _CHUNK
@@ -832,14 +836,14 @@ def _least_inside(value: Any, most: int) -> tuple[int, bool]:
                 fields = dict(vars(value))
             else:
                 return 0, True
-            return _least_inside(fields, most)
+            return _least_inside(fields, most, depth)
         fast = by_hand = 0
         sets = kind in _SETS  # (its own items at C speed, itself not)
         for key, item in islice(pairs, most + 1):
             plain = plain and type(key) is str
             item_kind = type(item)
             if item_kind in _NESTING or item_kind in _SETS or item_kind is Head:
-                inner, inner_plain = _least_inside(item, most)
+                inner, inner_plain = _least_inside(item, most, depth + 1)
                 plain = plain and inner_plain and item_kind not in _SETS
                 fast += 2 + inner
                 by_hand += _BY_HAND + inner
@@ -847,7 +851,7 @@ def _least_inside(value: Any, most: int) -> tuple[int, bool]:
                 fast += 1
                 by_hand += _BY_HAND
             else:
-                inner, _ = _least_inside(item, most)
+                inner, _ = _least_inside(item, most, depth + 1)
                 plain = plain and item_kind in _PYDANTIC_LEAVES
                 fast += _LEAF_ITEMS
                 by_hand += _BY_OBJECT + inner
