@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import datetime
 import decimal
@@ -973,6 +974,65 @@ class TestItemLimit:
         assert message["content"][-1].startswith("…[truncated ")
         assert items_in(props["$ai_output_choices"]) <= 100
         assert props["$ai_truncated"] is True
+
+    @pytest.mark.parametrize(
+        "case",
+        [
+            "output then error",
+            "generation output then error",
+            "yields after set_output",
+            "embedding yields",
+            "privacy yields",
+        ],
+    )
+    def test_cut_content_not_sent_is_not_flagged(self, case: str) -> None:
+        """Cut content that is not sent (an output on error, an embedding's output, a
+        generator's items that set_output() replaced, content nulled for privacy) does not
+        flag the event; a helper's review found each flagged. The control: the same cut
+        content sent (no error, a span, no set_output, no privacy) is flagged."""
+        hogtrace.configure(max_items=100)
+        big = list(range(1_000))
+
+        @hogtrace.span
+        def span(fail: bool) -> None:
+            hogtrace.current_span().set_output(big)
+            if fail:
+                raise ValueError("boom")
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(fail: bool) -> None:
+            hogtrace.current_generation().set_output(big)
+            if fail:
+                raise ValueError("boom")
+
+        def items(replace: bool) -> Iterator[int]:
+            if replace:
+                hogtrace.current_span().set_output("summary")
+            yield from big
+
+        def chunks() -> Iterator[dict[str, Any]]:
+            for i in range(6_000):
+                yield {"choices": [{"index": i, "delta": {"content": "x"}}]}
+
+        with capture_events() as events:
+            for not_sent in (True, False):
+                with contextlib.suppress(ValueError):
+                    if case == "output then error":
+                        span(not_sent)
+                    elif case == "generation output then error":
+                        llm(not_sent)
+                    elif case == "yields after set_output":
+                        list(hogtrace.span(items)(not_sent))
+                    elif case == "embedding yields":  # a stream of 6,000 choices
+                        kind = hogtrace.embedding if not_sent else hogtrace.generation
+                        list(kind(chunks)())
+                    else:
+                        hogtrace.configure(privacy_mode=not_sent)
+                        list(hogtrace.span(items)(False))
+
+        first, second = events
+        assert "$ai_truncated" not in first.properties
+        assert second.properties["$ai_truncated"] is True
 
     @pytest.mark.parametrize(("choices", "items"), [(1_000, 4_004), (1_100, 4_410), (1_100, 4_420)])
     def test_many_choices_cut_where_a_snapshot_cuts(self, choices: int, items: int) -> None:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from hogtrace._errors import log_internal_error
 from hogtrace._extract import TextMessages
 from hogtrace._limits import fit_event
-from hogtrace._names import ANNOTATION_CONTENT, CONTENT_KEYS, PRIVATE_CONTENT
+from hogtrace._names import ANNOTATION_CONTENT, CONTENT_KEYS, CUT_KEYS, PRIVATE_CONTENT
 from hogtrace._options import Config
 from hogtrace._protocols import Annotation, ClosedScope
 from hogtrace._redact import plain_messages_clean, redact_secrets, redact_text
@@ -171,10 +171,18 @@ def build_event(
     # Personless: one person per conversation (the session), else per trace.
     distinct_id = _identify(scope.distinct_id or config.distinct_id, session_id or trace_id, props)
     props, truncated = fit_event(props, limit, CONTENT_KEYS, bounds)
-    if truncated or scope.items_cut:
+    if truncated or (scope.cut and _cut_sent(scope.cut, content)):
         props["$ai_truncated"] = True
     assert scope.timestamp is not None
     return Event(scope.event_name, distinct_id, props, scope.timestamp)
+
+
+def _cut_sent(cut: int, content: dict[str, Any]) -> bool:
+    """Whether content cut at ``max_items`` (bits of ``cut``) is sent, not null nor left out."""
+    for bit, keys in CUT_KEYS:
+        if cut & bit and any(content.get(key) is not None for key in keys):
+            return True
+    return False
 
 
 def _annotation_event(note: Annotation, config: Config, limit: int) -> Event:

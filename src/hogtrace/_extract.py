@@ -264,6 +264,9 @@ def _without_none(value: Mapping[Any, Any]) -> dict[Any, Any]:
     return {k: v for k, v in value.items() if v is not None}
 
 
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(obj: object) -> Any:
     """As posthog's ``media.to_plain``: a dict without None values, or the value unchanged."""
     if isinstance(obj, dict):
@@ -276,6 +279,9 @@ def _plain(obj: object) -> Any:
             dumped = dump()
             return _without_none(dumped) if isinstance(dumped, dict) else dumped
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        if all(type(value) in _ATOMS for value in fields.values()):
+            return _without_none(fields)  # what asdict() gives them: copies of immutables
         return _without_none(dataclasses.asdict(obj))
     return obj
 
@@ -1004,27 +1010,34 @@ def _openai_input(
     return out, None
 
 
-def _parts(parts: Sequence[Any], block: Callable[[Any], Any], most: int | None) -> list[Any] | Head:
-    """A message's content parts as ``block`` formats each (None: the part is left out).
+def _parts(
+    parts: Sequence[Any], block: Callable[[Any], Any], most: int | None, drop: bool
+) -> list[Any] | Head:
+    """A message's content parts as ``block`` formats each; with ``drop``, None ones left out.
 
     With ``most`` (the items a snapshot keeps), a list longer than `_LONG_PARTS` is formatted
     only until its blocks take more items than that (a block counts at least 1, and a dict 1
-    more than its entries, as the snapshot counts them): a snapshot certainly cuts within
-    those, so the rest are left unread, as a `Head` whose length counts each unread part as a
-    block (a part posthog's formatter leaves out, an empty Gemini one, is counted too).
+    more than its entries, as the snapshot counts them; a part left out, which cost reading
+    it, counts as a Gemini block does, 3): the rest are left unread, as a `Head` whose length
+    counts each unread part as a block. A snapshot cuts within the blocks read, where it cuts
+    the whole list, except when parts left out (Gemini's empty ones) are among those read or
+    unread: the length then counts them too.
     """
     if most is None or len(parts) <= _LONG_PARTS:
-        return [out for part in parts if (out := block(part)) is not None]
+        if drop:
+            return [out for part in parts if (out := block(part)) is not None]
+        return list(map(block, parts))
     blocks: list[Any] = []
     spent = 0
     for read, part in enumerate(parts, 1):
         out = block(part)
-        if out is None:
-            continue
-        blocks.append(out)
-        spent += 1 + len(out) if type(out) is dict else 1
+        if out is not None or not drop:
+            blocks.append(out)
+            spent += 1 + len(out) if type(out) is dict else 1
+        else:
+            spent += _LEFT_OUT
         if spent > most:
-            return Head(blocks, len(blocks) + len(parts) - read)
+            return Head(blocks, len(blocks) + len(parts) - read) if read < len(parts) else blocks
     return blocks
 
 
@@ -1037,7 +1050,7 @@ def _anthropic_input(args: Mapping[str, Any], most: int | None = None) -> list[M
     for message in args.get("messages") or ():
         content = _get_or(message, "content", "")
         if isinstance(content, list):
-            content = _parts(content, _plain, most)
+            content = _parts(content, _plain, most, drop=False)
         out.append({"role": _get_or(message, "role", "user"), "content": content})
     return out
 
@@ -1049,7 +1062,7 @@ def _gemini_content(content: object, most: int | None) -> Any:
 
 
 def _gemini_input_parts(parts: Sequence[Any], most: int | None = None) -> list[Block] | Head:
-    return _parts(parts, _gemini_plain_part, most)
+    return _parts(parts, _gemini_plain_part, most, drop=True)
 
 
 def _is_bare_part(value: object) -> bool:
@@ -1081,7 +1094,8 @@ def _gemini_message(item: object, most: int | None = None) -> Message:
         return {"role": "user", "content": str(item)}
     parts = _get(item, "parts")
     if parts is not None and hasattr(parts, "__iter__"):
-        return {"role": _gemini_role(item), "content": _gemini_input_parts(list(parts), most)}
+        parts = parts if type(parts) is list else list(parts)  # (an SDK's list: not copied)
+        return {"role": _gemini_role(item), "content": _gemini_input_parts(parts, most)}
     if _is_bare_part(_plain(item)):
         return {"role": "user", "content": _gemini_input_parts([item])}
     if _has(item, "text"):
@@ -1201,6 +1215,8 @@ _LONG_OTHER = 16
 _FIRST = 1
 #: Plain messages read at a time.
 _TRIAL = 1024
+#: What a content part the formatter leaves out counts of the items (as a Gemini block).
+_LEFT_OUT = 3
 #: A message's content parts past this many are formatted only as far as the item limit
 #: holds (`_parts`): ~0.5-1 µs a part, as posthog's converters do.
 _LONG_PARTS = 64

@@ -23,8 +23,9 @@ from hogtrace._extract import (
     recorded_input,
 )
 from hogtrace._ids import monotonic_ns, new_id
+from hogtrace._names import CUT_INPUT, CUT_OUTPUT, CUT_TOOLS
 from hogtrace._sampling import sampled
-from hogtrace._scope import CUT_INPUT, CUT_OUTPUT, CUT_TOOLS, MISSING, Scope, is_plain
+from hogtrace._scope import MISSING, Scope, is_plain
 from hogtrace._serialize import MESSAGE_ITEMS, Head, snapshot, thaw, to_json_safe
 
 __all__ = [

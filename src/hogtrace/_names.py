@@ -10,6 +10,11 @@ from typing import Final
 __all__ = [
     "ANNOTATION_CONTENT",
     "CONTENT_KEYS",
+    "CUT_INPUT",
+    "CUT_KEYS",
+    "CUT_OUTPUT",
+    "CUT_TOOLS",
+    "CUT_YIELDED",
     "EVENT_KINDS",
     "PRIVATE_CONTENT",
     "TREE_EVENTS",
@@ -47,5 +52,18 @@ PRIVATE_CONTENT: Final = (
 )
 #: What PostHog's own wrappers send as content; nulled under hogtrace's privacy mode too.
 WRAPPER_CONTENT: Final = (*PRIVATE_CONTENT, "$ai_instructions", "$ai_trace_metadata")
+# The content a snapshot cut at ``max_items`` (bits of a scope's ``cut``): ``$ai_truncated``
+# says so when that content is sent (not replaced, not left out on an error or for privacy).
+CUT_INPUT: Final = 1
+CUT_OUTPUT: Final = 2
+CUT_TOOLS: Final = 4
+#: A generator's yielded items, its output only if nothing replaces them when it ends.
+CUT_YIELDED: Final = 8
+#: The properties each part is sent as.
+CUT_KEYS: Final = (
+    (CUT_INPUT, ("$ai_input", "$ai_input_state")),
+    (CUT_OUTPUT, ("$ai_output_choices", "$ai_output_state")),
+    (CUT_TOOLS, ("$ai_tools",)),
+)
 #: What may be cut to fit the size limit on ``$ai_metric`` / ``$ai_feedback``.
 ANNOTATION_CONTENT: Final = frozenset({"$ai_feedback_text", "$ai_metric_value"})

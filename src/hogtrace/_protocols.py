@@ -82,8 +82,8 @@ class ClosedScope(Protocol):
         """True when its snapshots hold arrays still to convert (``_serialize.thaw``)."""
 
     @property
-    def items_cut(self) -> bool:
-        """True when a snapshot of its content was cut at ``max_items`` (``$ai_truncated``)."""
+    def cut(self) -> int:
+        """The content its snapshots cut at ``max_items``: bits of ``_names.CUT_KEYS``."""
 
     def content(self) -> dict[str, Any]:
         """Its content properties (input, output, tools), as snapshots.

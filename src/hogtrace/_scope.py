@@ -19,6 +19,7 @@ from hogtrace import _state
 from hogtrace._errors import log_internal_error
 from hogtrace._ids import monotonic_ns, new_id, utc_now
 from hogtrace._metrics import Metrics, Totals
+from hogtrace._names import CUT_INPUT, CUT_OUTPUT, CUT_YIELDED
 from hogtrace._posthog import context_distinct_id
 from hogtrace._protocols import Sink
 from hogtrace._sampling import sampled
@@ -27,9 +28,6 @@ from hogtrace._stats import stats_counters
 from hogtrace._w3c import is_valid_id
 
 __all__ = [
-    "CUT_INPUT",
-    "CUT_OUTPUT",
-    "CUT_TOOLS",
     "MAX_GENERATOR_ITEMS",
     "MISSING",
     "RemoteScope",
@@ -46,11 +44,6 @@ log = logging.getLogger("hogtrace")
 
 #: "No value recorded" (``None`` is a value).
 MISSING: Final = object()
-# A scope's content that a snapshot cut at ``max_items`` (bits of `Scope.cut`): what
-# `set_input()` or `set_output()` replaces is no longer cut.
-CUT_INPUT: Final = 1
-CUT_OUTPUT: Final = 2
-CUT_TOOLS: Final = 4
 #: Exact types whose values are immutable and JSON-safe as they are.
 _IMMUTABLE: Final = frozenset({str, bool, type(None)})
 #: Ints and floats are too within these bounds (and floats when finite); the rest goes
@@ -156,7 +149,8 @@ class Scope:
         self._output: Any = MISSING
         self._output_on_error = False
         self.has_deferred = False
-        #: Which of its content snapshots were cut at ``max_items`` (`CUT_INPUT`, ...).
+        #: The content its snapshots cut at ``max_items`` (`_names.CUT_INPUT`, ...): what
+        #: `set_input()` or `set_output()` replaces is no longer cut.
         self.cut = 0
         self.error: BaseException | str | None = None
         self.own_properties: dict[str, Any] | None = dict(properties) if properties else None
@@ -392,11 +386,6 @@ class Scope:
             self.cut |= part
         return copy, size, walk.used
 
-    @property
-    def items_cut(self) -> bool:
-        """True when a snapshot of content it sends was cut at ``max_items``."""
-        return self.cut != 0
-
     def capture_call(self, arguments: dict[str, Any]) -> None:
         """Snapshot the decorated function's bound arguments as they are when the scope opens.
 
@@ -452,6 +441,9 @@ class Scope:
         self._output_on_error = True
         if self._output is MISSING and self._capture_output and self.sampled:
             self._output = None if _state.state.config.content_hidden else items
+            if self.cut & CUT_YIELDED:
+                self.cut |= CUT_OUTPUT
+        self.cut &= ~CUT_YIELDED  # (else replaced by set_output(), or not kept)
         self.close(MISSING, exc)
 
     def count(self) -> Totals:
@@ -472,7 +464,7 @@ class Scope:
     # -- the ClosedScope view (read by the event builder, off the calling thread) ------------
 
     def content(self) -> dict[str, Any]:
-        """``$ai_input_state`` and ``$ai_output_state`` as recorded."""
+        """``$ai_input_state`` and ``$ai_output_state`` as recorded (see `_names.CUT_KEYS`)."""
         out: dict[str, Any] = {}
         if self._input is not MISSING:
             out["$ai_input_state"] = self._input

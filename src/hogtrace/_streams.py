@@ -22,7 +22,8 @@ import wrapt
 from hogtrace import _state
 from hogtrace._errors import log_internal_error
 from hogtrace._generation import GenerationScope
-from hogtrace._scope import CUT_OUTPUT, MAX_GENERATOR_ITEMS, Scope
+from hogtrace._names import CUT_YIELDED
+from hogtrace._scope import MAX_GENERATOR_ITEMS, Scope
 from hogtrace._serialize import MIN_ITEM, count_items, item_items
 
 __all__ = ["Collector", "InContext", "is_stream", "wrap_stream"]
@@ -115,7 +116,7 @@ class Collector:
                     # An equal share of the limit at least, as for a list of known length.
                     budget = max(self.room - self.spent, self.room // MAX_GENERATOR_ITEMS, MIN_ITEM)
                     copy, size, used = scope.snapshot_within(
-                        item, budget, self.left - takes, CUT_OUTPUT
+                        item, budget, self.left - takes, CUT_YIELDED
                     )
                     self.items.append(copy)
                     # Its items, and itself as an item of the list (a list or dict one more,
@@ -126,7 +127,7 @@ class Collector:
             else:
                 self.more += 1
                 if self.scope is not None:
-                    self.scope.cut |= CUT_OUTPUT  # the output is cut: ``$ai_truncated``
+                    self.scope.cut |= CUT_YIELDED  # the output is cut: ``$ai_truncated``
         except Exception as err:
             log_internal_error("recording a yielded item", err)
 
