@@ -579,11 +579,6 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
     if kind is str:
         size = len(value) + 2  # type: ignore[arg-type]
         return size if size <= room else _TOO_BIG
-    if kind is Head:
-        # Sized as the whole list, as far as its items go: it is never copied at C speed.
-        head: Head = value  # type: ignore[assignment]
-        size = _fast_size_items(head, head.items, head.length, depth, room, walk)
-        return size if size < 0 else _TOO_BIG
     if kind is dict:
         if depth >= MAX_DEPTH:
             return _NOT_PLAIN
@@ -612,6 +607,11 @@ def _fast_size(value: object, depth: int, room: int, walk: Walk) -> int:
         return total
     if kind is list or kind is tuple:
         return _fast_size_items(value, value, len(value), depth, room, walk)  # type: ignore[arg-type]
+    if kind is Head:
+        # Sized as the whole list, as far as its items go: it is never copied at C speed.
+        head: Head = value  # type: ignore[assignment]
+        size = _fast_size_items(head, head.items, head.length, depth, room, walk)
+        return size if size < 0 else _TOO_BIG
     if kind is float:
         return _FLOAT_SIZE if math.isfinite(value) else _NOT_PLAIN  # type: ignore[arg-type]
     if kind is int:
