@@ -21,11 +21,12 @@ holding a list of a million strings, and 1,000 records wrapped in ten lists.
 
 A second table times what the application feels: the calling thread's CPU time
 (``time.thread_time``) of a ``@span`` and a ``@generation`` call given each input (as the
-generation's ``messages``), hogtrace configured with a real posthog client that posts to a
+generation's ``messages``, and as its one message: ``[value]``, which posthog's converter
+sends as ``str(value)``), hogtrace configured with a real posthog client that posts to a
 local capture server; a third, of a ``@generation`` given one message of 200,000 content
-parts (Anthropic, Gemini, OpenAI) or 50,000 google-genai ``Part`` objects. A last table
-times the redaction of a typical chat generation (a few messages of ~1 KB) and of an error
-string.
+parts (Anthropic, Gemini, OpenAI; Gemini's also as a tuple, which posthog sends as the
+message's ``str()``) or 50,000 google-genai ``Part`` objects. A last table times the
+redaction of a typical chat generation (a few messages of ~1 KB) and of an error string.
 Times are the best of several runs (ms, or µs for redaction); ratios are before / after.
 """
 
@@ -175,11 +176,17 @@ def decorated(reps: int) -> None:
                 times.append(time.thread_time() - start)
             return min(times)
 
-        print(f"\n{'decorated call':18} | {'@span':>9} {'@generation':>12}   (calling thread CPU)")
+        print(
+            f"\n{'decorated call':18} | {'@span':>9} {'@generation':>12} {'[value]':>10}"
+            "   (calling thread CPU)"
+        )
         for name, value in inputs().items():
             spent = cpu(lambda v=value: span(v))
             generated = cpu(lambda v=value: generation(v))
-            print(f"{name:18} | {spent * 1e3:7.2f}ms {generated * 1e3:10.2f}ms")
+            alone = cpu(lambda v=value: generation([v]))  # one message that is no message
+            print(
+                f"{name:18} | {spent * 1e3:7.2f}ms {generated * 1e3:10.2f}ms {alone * 1e3:8.2f}ms"
+            )
 
         print(f"\n{'one message of many parts':38} | @generation (calling thread CPU)")
         for name, provider, arguments in many_parts():
@@ -214,6 +221,11 @@ def many_parts() -> list[tuple[str, str, dict[str, Any]]]:
             },
         ),
         ("OpenAI, 200k blocks", "openai", {"messages": [message]}),
+        (  # posthog reads only a list as parts: the message is made its str()
+            "Gemini, 200k part dicts in a tuple",
+            "gemini",
+            {"contents": [{"role": "user", "parts": tuple(parts)}]},
+        ),
     ]
     try:
         from google.genai import types

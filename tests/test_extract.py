@@ -57,12 +57,13 @@ from posthog.ai.openai.openai_converter import (
     format_openai_streaming_output,
 )
 from posthog.ai.utils import merge_system_prompt
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 
 from hogtrace._extract import (
     Extracted,
     StreamAccumulator,
     TextMessages,
+    _lc_messages,
     _openai_message,
     _openai_messages,
     _text_messages,
@@ -1905,6 +1906,59 @@ class TestFormatInput:
         expected = posthog_langchain_input(messages)
         assert expected == format_input(None, {"messages": messages})
         assert expected == format_input("anthropic", {"messages": [messages]})
+
+    @pytest.mark.parametrize(
+        ("provider", "key"),
+        [("openai", "messages"), ("openai", "input"), ("gemini", "contents"), (None, "contents")],
+    )
+    @pytest.mark.parametrize("count", [3, 2_000])
+    def test_items_that_are_no_message(self, provider: str | None, key: str, count: int) -> None:
+        """Each is its str(), many items or few (left for the snapshot when recorded)."""
+        values = [
+            [0.5] * count,
+            tuple(range(count)),
+            {"role": "user", "parts": tuple({"text": "p"} for _ in range(count))},
+            dict.fromkeys(range(count), "a"),
+            [[1, "x"], (2,)] * count,
+            5,
+        ]
+        kwargs = {key: values}
+        assert merge_system_prompt(kwargs, provider or "gemini") == format_input(provider, kwargs)
+
+    def test_a_model_message_is_dumped_as_far_as_it_is_read(self) -> None:
+        """A pydantic message: its role, content and tool keys, as posthog reads them."""
+        dumped: list[str] = []
+
+        class Note(BaseModel):
+            role: str
+            content: str | None
+            name: str | None = None
+            tags: list[str]
+
+            @field_serializer("tags")
+            def _tags(self, tags: list[str]) -> list[str]:
+                dumped.append("tags")
+                return tags
+
+        kwargs = {"messages": [Note(role="user", content="hi", tags=["a"] * 1_000)]}
+        assert [{"role": "user", "content": "hi"}] == format_input("openai", kwargs)
+        assert [] == dumped  # what is not read is not dumped
+        assert merge_system_prompt(kwargs, "openai") == format_input("openai", kwargs)
+
+    def test_langchain_lists_are_checked_as_read(self) -> None:
+        """Lists of lists are read as LangChain's only while their items are messages."""
+
+        class Unread(list[Any]):
+            def __iter__(self) -> Any:
+                raise AssertionError("read")
+
+        messages = [[0.5, 1.5], Unread([2.5])]
+        assert [{"role": "user", "content": "[0.5, 1.5]"}] == format_input(
+            "openai", {"messages": messages[:1]}
+        )
+        assert None is _lc_messages(messages)
+        lc = [HumanMessage("hi")]
+        assert [*lc, *lc] == _lc_messages([lc, lc])
 
     @pytest.mark.parametrize(
         ("provider", "arguments"),

@@ -27,7 +27,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 import hogtrace
-from hogtrace import _generation, _names
+from hogtrace import _extract, _generation, _names
 from hogtrace._extract import format_input
 from hogtrace._serialize import count_items, to_json_safe
 from hogtrace.testing import CapturedEvent, CapturedEvents, capture_events
@@ -712,6 +712,99 @@ class TestGenerationInput:
             g.set_input(USER)
         expected = USER
         assert expected == events.one().properties["$ai_input"]
+
+
+class TestInputItemsThatAreNoMessage:
+    """An input item that is no message is sent as its ``str()``, as posthog's converters do."""
+
+    SMALL = ([0.5, 0.25], (1, 2), [float("nan")], [{"a": (1,)}], [[1, "x"]], 5, None, "s")
+
+    @pytest.mark.parametrize(
+        ("provider", "key"), [("openai", "messages"), ("openai", "input"), ("gemini", "contents")]
+    )
+    def test_each_is_its_string(self, events: CapturedEvents, provider: str, key: str) -> None:
+        """Plain lists (made strings by the event builder) and others (made strings now)."""
+
+        @hogtrace.generation(model="m", provider=provider)
+        def llm(**arguments: Any) -> str:
+            return "ok"
+
+        llm(**{key: list(self.SMALL)})
+        sent = events.one().properties["$ai_input"]
+        assert format_input(provider, {key: list(self.SMALL)}) == sent
+        assert "[0.5, 0.25]" == sent[0]["content"]
+        assert "(1, 2)" == sent[1]["content"]
+
+    def test_the_string_is_of_the_item_at_the_call(self, events: CapturedEvents) -> None:
+        """Made later, the string is still of the list as it was when the call began."""
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: list[list[float]]) -> str:
+            messages[0].append(9.0)
+            return "ok"
+
+        llm([[0.5, 1.5]])
+        assert [{"role": "user", "content": "[0.5, 1.5]"}] == events.one().properties["$ai_input"]
+
+    def test_a_huge_item_is_cut_as_a_value(self, events: CapturedEvents) -> None:
+        """A list of 1.25M floats as the one message: its first items and the count left out.
+
+        Its whole string (25 MB, ~0.6 s to make) is not made: the string is of the copy a
+        snapshot takes of it, cut at ``max_items`` like the list itself.
+        """
+        floats = [i / 7 for i in range(1_250_000)]
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: list[list[float]]) -> str:
+            return "ok"
+
+        llm([floats])
+        event = events.one()
+        (message,) = event.properties["$ai_input"]
+        text = message["content"]
+        head, _, marker = text.rpartition(", '…[truncated ")
+        kept = head.count(", ") + 1
+        assert str(floats[:kept])[:-1] == head
+        assert f"{1_250_000 - kept:,} items]']" == marker
+        assert 4_000 < kept < 5_000  # max_items (5,000), less what the message takes
+        assert event.properties["$ai_truncated"] is True
+
+    @pytest.mark.parametrize("kind", [list, tuple])
+    def test_many_items_each_its_string(self, events: CapturedEvents, kind: type) -> None:
+        """125,000 lists of 10 floats: as many as ``max_items`` holds, each its own string."""
+        rows = kind([i + j / 10 for j in range(10)] for i in range(125_000))
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: Any) -> str:
+            return "ok"
+
+        llm(rows)
+        event = events.one()
+        sent = event.properties["$ai_input"]
+        *messages, marker = sent
+        if "content" not in messages[-1]:  # the last one read cut within: its keys marked
+            assert {"role": "user", "…": "…[truncated 1 keys]"} == messages.pop()
+        assert [{"role": "user", "content": str(row)} for row in rows[: len(messages)]] == messages
+        assert f"…[truncated {125_001 - len(sent):,} items]" == marker
+        assert 100 < len(messages) < 5_000 // 11  # each takes its 10 floats and more
+        assert event.properties["$ai_truncated"] is True
+
+    def test_gemini_parts_not_a_list(self, events: CapturedEvents) -> None:
+        """posthog reads only a list as parts: a tuple makes the message its string."""
+        parts = tuple({"text": f"part {i}"} for i in range(200_000))
+
+        @hogtrace.generation(model="m", provider="gemini")
+        def llm(contents: Any) -> str:
+            return "ok"
+
+        llm([{"role": "user", "parts": parts}])
+        event = events.one()
+        (message,) = event.properties["$ai_input"]
+        assert "user" == message["role"]
+        text = message["content"]
+        assert text.startswith("{'role': 'user', 'parts': [{'text': 'part 0'}, {'text': 'part 1'}")
+        assert text.endswith(" items]']}")
+        assert event.properties["$ai_truncated"] is True
 
 
 # --- extraction through scopes --------------------------------------------------------------------
@@ -1487,11 +1580,18 @@ def text_completion(text: str) -> dict[str, Any]:
 
 
 def general_paths(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Snapshot the formatted input and the extracted output whatever they hold."""
+    """Snapshot the formatted input and the extracted output whatever they hold.
+
+    The input is formatted whole, as `format_input` does, but with the strings posthog's
+    converters make of what is no message left for the snapshot (`AsText`), as recorded.
+    """
     monkeypatch.setattr(
         _generation,
         "recorded_input",
-        lambda provider, args, limit=None, most=None: (format_input(provider, args), None),
+        lambda provider, args, limit=None, most=None: (
+            _extract._format(provider, args, texts=False)[0],
+            None,
+        ),
     )
     monkeypatch.setattr(
         _generation.GenerationScope,

@@ -1527,3 +1527,96 @@ class TestItemBudget:
         value = [{}] * 100_000
         assert value == to_json_safe(value, 10**9)
         assert not snapshot(value, 10**9)[2].cut
+
+
+@dataclasses.dataclass
+class Pair:
+    a: int
+    b: str
+
+
+class TestAsText:
+    """What a formatter sends as ``str(value)``: copied now, made a string when the event is."""
+
+    PLAIN = (
+        [0.1, 0.25, -3.5e-07, 1e300],
+        [[1, 2], [3.5]],
+        [{"role": "user", "content": "hi"}, {"a": [None, True]}],
+        {"k": [1, "two", 3.0], "n": None},
+        ["x" * 50] * 2_000,  # many items, copied whole: the same string
+    )
+    CONVERTED = (
+        (1, 2),
+        {1: "a", 2: "b"},
+        [float("nan"), 1.0],
+        [Pair(1, "x")],
+        [(1,), {"k": (2, 3)}],
+        [2**64],
+        {"s": {1, 2}},
+        [b"raw"],
+    )
+
+    @pytest.mark.parametrize("value", PLAIN, ids=["floats", "lists", "dicts", "dict", "many"])
+    def test_plain_values_are_made_their_string_later(self, value: Any) -> None:
+        """A copy of plain JSON prints as the value: it is copied, and made a string by thaw."""
+        copy, _, walk = snapshot({"c": _serialize.AsText(value)}, 800_000, 5_000)
+        assert walk.deferred
+        assert type(copy["c"]) is _serialize.AsText
+        assert copy["c"].value is not value
+        assert {"c": str(value)} == thaw(copy)
+        assert not walk.cut
+
+    @pytest.mark.parametrize("value", CONVERTED, ids=repr)
+    def test_a_few_converted_items_are_made_their_string_now(self, value: Any) -> None:
+        """A tuple, non-str keys, NaN, objects: their copy prints otherwise, so str() now."""
+        copy, _, walk = snapshot({"c": _serialize.AsText(value)}, 800_000, 5_000)
+        assert not walk.deferred
+        assert {"c": str(value)} == copy
+
+    def test_later_changes_are_not_seen(self) -> None:
+        """The copy is taken when the snapshot is: the caller may change its list after."""
+        value = [1.5, 2.5]
+        copy, _, _ = snapshot([_serialize.AsText(value)], 800_000, 5_000)
+        value.append(3.5)
+        assert ["[1.5, 2.5]"] == thaw(copy)
+
+    @pytest.mark.parametrize("kind", [list, tuple])
+    def test_many_items_are_cut_as_the_value_would_be(self, kind: type) -> None:
+        """Past ``max_items``: the string of the cut copy, its marker counting what was left."""
+        floats = [i / 7 for i in range(100_000)]
+        copy, _, walk = snapshot([_serialize.AsText(kind(floats))], 800_000, 5_000)
+        assert walk.cut
+        (text,) = thaw(copy)
+        (alone,), _, _ = snapshot([floats], 800_000, 5_000)  # the value where it was
+        assert str(alone) == text  # a tuple shows as the list it is copied to
+        kept = len(alone) - 1
+        assert text.endswith(f", '…[truncated {100_000 - kept:,} items]']")
+        assert text.startswith(str(floats[:kept])[:-1])
+
+    def test_cut_by_size_to_the_room(self) -> None:
+        """Cut by size: the string of the cut copy, cut to the room it had if longer."""
+        value = ["x" * 1_000] * 2_000
+        copy, _, walk = snapshot({"c": _serialize.AsText(value)}, 50_000, 5_000)
+        text = thaw(copy)["c"]
+        assert text.startswith("['xxx")
+        assert text.endswith((" chars]", " items]']"))
+        assert len(text) <= 50_000 + len("…[truncated 1,000,000 chars]")
+        numbers = [i / 7 for i in range(10_000)]
+        copy, _, walk = snapshot({"c": _serialize.AsText(numbers)}, 50_000, 20_000)
+        text = thaw(copy)["c"]
+        assert not walk.cut  # by size, not by items
+        assert text.endswith(" items]']")  # the room left for ", ": the copy's marker is kept
+        assert len(text) <= 50_000
+
+    def test_its_items_count_as_the_values(self) -> None:
+        """The copy takes of ``max_items`` what the value itself takes."""
+        value = [[0.5] * 10] * 30
+        _, _, alone = snapshot(value, 800_000, 5_000)
+        _, _, wrapped = snapshot(_serialize.AsText(value), 800_000, 5_000)
+        assert alone.used == wrapped.used == 30 * 12
+
+    @pytest.mark.parametrize("value", [*PLAIN[:4], *CONVERTED], ids=repr)
+    def test_without_a_snapshot_it_is_its_string(self, value: Any) -> None:
+        """to_json_safe, with a budget or not, makes it ``str(value)`` at once."""
+        assert {"c": str(value)} == to_json_safe({"c": _serialize.AsText(value)})
+        assert {"c": str(value)} == to_json_safe({"c": _serialize.AsText(value)}, 800_000, 5_000)

@@ -52,7 +52,9 @@ def _square_in_worker(x: int) -> int:
 
 class TestPickle:
     @pytest.mark.parametrize(
-        "target", [double, reply, Model.square, Model.make, Model.add, Job], ids=repr
+        "target",
+        [double, reply, Model.square, Model.make, Model.add, Job],
+        ids=["function", "generation", "method", "classmethod", "staticmethod", "class"],
     )
     def test_round_trip_gives_the_same_object(self, target: Any) -> None:
         """A decorated function, method or class unpickles to itself (by reference)."""
@@ -84,7 +86,9 @@ class TestPickle:
 
 class TestCopy:
     @pytest.mark.parametrize("copier", [copy.copy, copy.deepcopy])
-    @pytest.mark.parametrize("target", [double, Model.square, Job], ids=repr)
+    @pytest.mark.parametrize(
+        "target", [double, Model.square, Job], ids=["function", "method", "class"]
+    )
     def test_copy_is_the_same_object(self, copier: Any, target: Any) -> None:
         """Copying a decorated callable returns it, as copying a function does."""
         assert target is copier(target)

@@ -39,11 +39,18 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from operator import indexOf
 from typing import Any, NamedTuple, TypeVar
 
-from hogtrace._serialize import MESSAGE_ITEMS, MIN_ITEM, PLAIN_MESSAGE_SIZE, Head, snapshot
+from hogtrace._serialize import (
+    MESSAGE_ITEMS,
+    MIN_ITEM,
+    PLAIN_MESSAGE_SIZE,
+    AsText,
+    Head,
+    snapshot,
+)
 
 __all__ = [
     "Extracted",
@@ -267,13 +274,19 @@ def _without_none(value: Mapping[Any, Any]) -> dict[Any, Any]:
 _ATOMS = frozenset({str, int, float, bool, type(None)})
 
 
-def _plain(obj: object) -> Any:
-    """As posthog's ``media.to_plain``: a dict without None values, or the value unchanged."""
+def _plain(obj: object, keys: set[str] | None = None) -> Any:
+    """As posthog's ``media.to_plain``: a dict without None values, or the value unchanged.
+
+    With ``keys``, a pydantic model's other fields may be left out: the caller reads only
+    those (a model with a field of a million items is not dumped whole to read its role).
+    """
     if isinstance(obj, dict):
         return _without_none(obj)
     dump = getattr(obj, "model_dump", None)
     if callable(dump):
         try:
+            if keys is not None:
+                return dump(include=keys, exclude_none=True)
             return dump(exclude_none=True)
         except TypeError:
             dumped = dump()
@@ -284,6 +297,25 @@ def _plain(obj: object) -> Any:
             return _without_none(fields)  # what asdict() gives them: copies of immutables
         return _without_none(dataclasses.asdict(obj))
     return obj
+
+
+def _as_text(value: object) -> str | AsText:
+    """``str(value)``, as posthog's converters send what is no message or part (a str as is).
+
+    A list, tuple or dict of more than `_TEXT_ITEMS` items is left an `AsText`: a snapshot
+    copies it within the limits, and its string is made of that copy when the event is
+    built, off the calling thread (`format_input` makes it at once).
+    """
+    if isinstance(value, str):
+        return value
+    if type(value) in _NESTING:
+        return AsText(value)
+    return str(value)
+
+
+#: Of a value with more items than this, the string an input item makes is made later.
+_TEXT_ITEMS = 1024
+_NESTING = frozenset({dict, list, tuple})
 
 
 def _dump(obj: object) -> dict[str, Any]:
@@ -535,7 +567,7 @@ def _gemini_plain_part(part: object) -> Block | None:
         return _text(part)
     plain = _plain(part)
     if not isinstance(plain, dict):
-        return {"type": "unknown", "part": str(plain)}
+        return {"type": "unknown", "part": _as_text(plain)}
     plain = _snake_keys(plain)
     if plain.get("thought") is True and isinstance(plain.get("text"), str):
         return {"type": "thinking", "thinking": plain["text"]}
@@ -674,7 +706,7 @@ def _lc_message(message: object) -> Message:
     kind, content = _get(message, "type"), _get(message, "content")
     role = _LC_ROLES.get(kind) if isinstance(kind, str) else None
     out: Message = (
-        {"role": kind, "content": str(content)}
+        {"role": kind, "content": _as_text(content)}
         if role is None
         else {
             "role": role,
@@ -836,14 +868,20 @@ _GEMINI_PART_KEYS = frozenset(
 _TEXT_ITEM_SIZE = 8
 
 
+#: What `_openai_message` reads of a message besides its role and content.
+_OPENAI_MESSAGE_EXTRA = ("tool_calls", "tool_call_id", "name", "audio", "refusal")
+_OPENAI_MESSAGE_KEYS = {"role", "content", *_OPENAI_MESSAGE_EXTRA}  # (a set: as pydantic 2.6 takes)
+
+
 def _openai_message(message: object) -> Message:
     """As ``_format_chat_input_message``: role, content and the keys OpenAI gives meaning to."""
-    plain = message if type(message) is dict else _plain(message)  # a dict needs no copy
+    # (a dict needs no copy)
+    plain = message if type(message) is dict else _plain(message, _OPENAI_MESSAGE_KEYS)
     if not isinstance(plain, dict):
-        return {"role": "user", "content": str(plain)}
+        return {"role": "user", "content": _as_text(plain)}
     role = plain.get("role")
     out: Message = {"role": "user" if role is None else role, "content": plain.get("content")}
-    for key in ("tool_calls", "tool_call_id", "name", "audio", "refusal"):
+    for key in _OPENAI_MESSAGE_EXTRA:
         if plain.get(key) is not None:
             out[key] = _plain(plain[key]) if key == "audio" else plain[key]
     return out
@@ -979,7 +1017,7 @@ def _openai_input_item(item: object) -> Message:
         if "type" in item and "role" not in item and "content" not in item:
             return _without_none(item)
         return {"role": item.get("role", "user"), "content": item.get("content", "")}
-    return {"role": "user", "content": item if isinstance(item, str) else str(item)}
+    return {"role": "user", "content": _as_text(item)}
 
 
 def _openai_input(
@@ -998,7 +1036,7 @@ def _openai_input(
     if isinstance(data, list):
         out.extend(_openai_input_item(item) for item in data)
     elif data is not None:
-        out.append({"role": "user", "content": data if isinstance(data, str) else str(data)})
+        out.append({"role": "user", "content": _as_text(data)})
     if system is not None and not any(m.get("role") == "system" for m in out):
         out.insert(0, {"role": "system", "content": system})
     if instructions is not None:
@@ -1058,7 +1096,7 @@ def _anthropic_input(args: Mapping[str, Any], most: int | None = None) -> list[M
 def _gemini_content(content: object, most: int | None) -> Any:
     if isinstance(content, list):
         return _gemini_input_parts(content, most)
-    return content if isinstance(content, str) else str(content)
+    return _as_text(content)
 
 
 def _gemini_input_parts(parts: Sequence[Any], most: int | None = None) -> list[Block] | Head:
@@ -1091,7 +1129,7 @@ def _gemini_message(item: object, most: int | None = None) -> Message:
             return {"role": "user", "content": _gemini_input_parts([item])}
         if "text" in item:
             return {"role": role, "content": item["text"]}
-        return {"role": "user", "content": str(item)}
+        return {"role": "user", "content": _as_text(item)}
     parts = _get(item, "parts")
     if parts is not None and hasattr(parts, "__iter__"):
         parts = parts if type(parts) is list else list(parts)  # (an SDK's list: not copied)
@@ -1103,7 +1141,7 @@ def _gemini_message(item: object, most: int | None = None) -> Message:
     if _has(item, "content"):
         content = _gemini_content(_get(item, "content"), most)
         return {"role": _gemini_role(item), "content": content}
-    return {"role": "user", "content": str(item)}
+    return {"role": "user", "content": _as_text(item)}
 
 
 def _gemini_input(args: Mapping[str, Any], most: int | None = None) -> list[Message] | None:
@@ -1126,10 +1164,13 @@ def _gemini_input(args: Mapping[str, Any], most: int | None = None) -> list[Mess
 def _lc_messages(messages: object) -> list[Any] | None:
     """LangChain messages (a list, or a list per prompt), or None when they are not."""
     rows = _seq(messages)
-    flat = [m for row in rows for m in row] if rows and isinstance(rows[0], list) else rows
-    if flat and all(not isinstance(m, Mapping) and _has(m, "additional_kwargs") for m in flat):
-        return flat
-    return None
+    nested = bool(rows) and isinstance(rows[0], list)
+    # Checked as read: a list of lists of numbers is not flattened to find it holds none.
+    each = chain.from_iterable(rows) if nested else rows
+    if not all(not isinstance(m, Mapping) and _has(m, "additional_kwargs") for m in each):
+        return None
+    flat = list(chain.from_iterable(rows)) if nested else rows
+    return flat or None
 
 
 def format_input(provider: str | None, arguments: Mapping[str, Any]) -> list[Message] | None:
@@ -1150,7 +1191,19 @@ def format_input(provider: str | None, arguments: Mapping[str, Any]) -> list[Mes
         of (the caller then keeps the input it has). Never raises.
     """
     out = _format(provider, arguments, texts=False)[0]
-    return out.messages() if isinstance(out, TextMessages) else out
+    return out.messages() if isinstance(out, TextMessages) else _made(out)
+
+
+def _made(value: Any) -> Any:
+    """``value`` with each `AsText` made its string: as posthog's converters send it."""
+    kind = type(value)
+    if kind is AsText:
+        return str(value.value)
+    if kind is dict:
+        return {key: _made(item) for key, item in value.items()}
+    if kind is list:
+        return [_made(item) for item in value]
+    return value
 
 
 def recorded_input(

@@ -49,6 +49,7 @@ __all__ = [
     "MAX_SAFE_INTEGER",
     "MIN_ITEM",
     "TRUNCATION_MARKER",
+    "AsText",
     "Deferred",
     "Walk",
     "Head",
@@ -96,8 +97,8 @@ _SEQUENCES = (Sequence, AbstractSet, ValuesView)  # lists, tuples, sets, deques,
 # Categories of types, decided once per type. Those from _CONTAINERS on can nest.
 _OTHER, _FLOAT, _ENUM, _STR, _INT, _BYTES, _PYDANTIC_LEAF = range(7)
 _CONTAINERS = 7
-_MAPPING, _SEQUENCE, _MODEL, _DATACLASS, _TOLIST, _FIELDS, _DEFERRED, _HEAD = range(
-    _CONTAINERS, _CONTAINERS + 8
+_MAPPING, _SEQUENCE, _MODEL, _DATACLASS, _TOLIST, _FIELDS, _DEFERRED, _HEAD, _TEXT = range(
+    _CONTAINERS, _CONTAINERS + 9
 )
 _categories: dict[type, int] = {}
 _MAX_CACHED_TYPES = 2048
@@ -193,6 +194,30 @@ class Deferred:
         return f"<deferred array of {self.length:,} rows>"
 
 
+class AsText:
+    """A value a provider's formatter sends as ``str(value)``, made a string only later.
+
+    posthog's converters send an input item that is no message as its ``str()``: of a list of
+    numbers that costs the calling thread far more than copying them (~0.5 µs a float), and
+    of a value of many items it is mostly cut. A `snapshot` copies ``value`` instead, within
+    the limits and counting its items as the value's own. When the copy is the value as it is
+    (plain JSON, its string the same), was cut at ``max_items``, or the value holds more than
+    1,024 items, `thaw` makes the string of the copy when the event is built: what was kept,
+    with the copy's markers (a tuple shows as a list, an object as the dict it converts to).
+    A value of a few items that the copy converts (a tuple, an object) is made its own string
+    at once, as posthog sends it. Without a snapshot (`to_json_safe`), ``str(value)``.
+    """
+
+    __slots__ = ("room", "value")
+
+    def __init__(self, value: Any, room: int | None = None) -> None:
+        self.value = value
+        self.room = room  # of a snapshot's copy (else None): the characters its string keeps
+
+    def __repr__(self) -> str:
+        return f"<str() of {type(self.value).__name__} to make>"
+
+
 class Head:
     """The first ``items`` of a sequence of ``length`` items, the rest left unread.
 
@@ -220,7 +245,7 @@ class Head:
 
 # Items read one at a time at `_BY_HAND`: plain JSON (a set costs an object's: its own walk),
 # and a `Head`, counted as the list it is the first items of.
-_BY_HAND_TYPES = frozenset({str, int, float, bool, type(None), dict, list, tuple, Head})
+_BY_HAND_TYPES = frozenset({str, int, float, bool, type(None), dict, list, tuple, Head, AsText})
 
 
 class Walk(set[int]):
@@ -304,12 +329,17 @@ _NESTING = frozenset({dict, list, tuple})
 def thaw(value: Any) -> Any:
     """Convert the `Deferred` arrays in a `snapshot` copy, each within the room it had.
 
-    Only they are converted: the rest of the copy is already JSON-safe, and what the snapshot
-    cut (with its markers) stays as it is.
+    Each `AsText` is made the string of its copy, cut to its room. Only they are converted:
+    the rest of the copy is already JSON-safe, and what the snapshot cut (with its markers)
+    stays as it is.
     """
     kind = type(value)
     if kind is Deferred:
         return _btolist(value.head, 0, new_walk(value.items), value.room, value.length)[0]
+    if kind is AsText:
+        if value.room is None:  # not a snapshot's copy
+            return _safe_str(value.value)
+        return _cut_text(str(thaw(value.value)), value.room)[0]
     if kind is dict:
         return {key: thaw(item) for key, item in value.items()}
     if kind is list and not _SCALAR_TYPES.issuperset(map(type, value)):
@@ -385,6 +415,8 @@ def _categorize(kind: type) -> int:
         return _DEFERRED
     if kind is Head:
         return _HEAD
+    if kind is AsText:
+        return _TEXT
     if issubclass(kind, types.SimpleNamespace) or (
         issubclass(kind, tuple) and isinstance(getattr(kind, "_fields", None), tuple)
     ):
@@ -469,6 +501,8 @@ def _convert_container(value: Any, category: int, depth: int, active: set[int]) 
         if category == _HEAD:
             out = [_walk(item, depth + 1, active) for item in value.items]
             return _end_list(out, value.length, 0, value.length > len(out))[0]
+        if category == _TEXT:
+            return thaw(value)
         return _walk(value.tolist(), depth, active)
     finally:
         active.discard(id(value))
@@ -784,9 +818,48 @@ def _bcontainer(value: Any, category: int, depth: int, active: Walk, room: int) 
         if category == _HEAD:
             chunks = _chunks(value.items, room)
             return _bsequence(chunks, value.length, depth, active, room, head=True)
+        if category == _TEXT:
+            return _btext(value, depth, active, room)
         return _btolist(value, depth, active, room)
     finally:
         active.discard(id(value))
+
+
+def _btext(text: AsText, depth: int, active: Walk, room: int) -> tuple[Any, int]:
+    """Copy the value of an `AsText` within ``room``, its string made by `thaw` (or now).
+
+    ``str()`` writes ", " and ": " where JSON has "," and ":": the copy leaves a character
+    an item it may keep for them, so its string is cut by the copy's markers, not by `thaw`.
+    """
+    value, cut = text.value, active.cut
+    active.cut = False
+    within = room - min(max(active.left, 0), room // 2)
+    copy, size = _bwalk(value, depth, active, within)
+    if not active.cut and not _equal(copy, value) and count_items(value, _CHUNK) <= _CHUNK:
+        # Converted (a tuple, an object), not cut by items: a few are made a string now, as
+        # posthog sends it (a cut by size cuts that string); many, of their copy, later.
+        active.cut = cut
+        return _cut_text(_safe_str(value), room)
+    active.cut |= cut
+    if active.defer:
+        active.deferred = True
+        return AsText(copy, room), size
+    return _cut_text(str(thaw(copy)), room)
+
+
+def _equal(copy: Any, value: Any) -> bool:
+    """True when ``copy`` is ``value`` copied as it is: its string is then the same."""
+    try:
+        return type(copy) is type(value) and bool(copy == value)
+    except Exception:
+        return False
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return _safe_repr(value)
 
 
 #: Of a mapping of at most this many entries converted entry by entry (the arguments of a
@@ -817,10 +890,14 @@ def _least_inside(value: Any, most: int, depth: int = 0) -> tuple[int, bool]:
     kind = type(value)
     if depth >= MAX_DEPTH:
         return 0, True
+    if kind in _SCALAR_TYPES:
+        return 0, True
     try:
         if kind is dict:
             plain = len(value) <= _CHUNK
             pairs: Iterable[tuple[Any, Any]] = value.items()
+        elif kind is AsText:  # its value's items, read by hand (never at C speed)
+            return _least_inside(value.value, most, depth)[0], False
         elif kind is list or kind is tuple or kind in _SETS or kind is Head:
             plain = kind not in _SETS  # a set's items are read a chunk at a time, as a list's
             pairs = zip(repeat(""), value.items if kind is Head else value)
@@ -842,7 +919,12 @@ def _least_inside(value: Any, most: int, depth: int = 0) -> tuple[int, bool]:
         for key, item in islice(pairs, most + 1):
             plain = plain and type(key) is str
             item_kind = type(item)
-            if item_kind in _NESTING or item_kind in _SETS or item_kind is Head:
+            if (
+                item_kind in _NESTING
+                or item_kind in _SETS
+                or item_kind is Head
+                or item_kind is AsText
+            ):
                 inner, inner_plain = _least_inside(item, most, depth + 1)
                 plain = plain and inner_plain and item_kind not in _SETS
                 fast += 2 + inner
@@ -872,7 +954,7 @@ def item_items(value: Any) -> int:
     at a time, at 6 each, this is the least such an item costs).
     """
     kind = type(value)
-    if kind in _NESTING or kind in _PYDANTIC_LEAVES or kind is Head:
+    if kind in _NESTING or kind in _PYDANTIC_LEAVES or kind is Head or kind is AsText:
         return 2
     return 1 if kind in _BY_HAND_TYPES else _BY_OBJECT
 
