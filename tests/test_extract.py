@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import re
@@ -1944,6 +1945,31 @@ class TestFormatInput:
         assert [{"role": "user", "content": "hi"}] == format_input("openai", kwargs)
         assert [] == dumped  # what is not read is not dumped
         assert merge_system_prompt(kwargs, "openai") == format_input("openai", kwargs)
+
+    def test_a_dataclass_message_is_read_as_posthog_reads_it(self) -> None:
+        """Its role, content and tool keys, as ``asdict()`` gives them; other fields unread."""
+
+        @dataclasses.dataclass
+        class Turn:
+            role: str
+            content: Any
+            tags: list[str]
+            name: str | None = None
+
+        @dataclasses.dataclass
+        class Block:
+            type: str
+            text: str
+
+        messages = [
+            Turn("user", "hi", ["a"] * 1_000),
+            Turn("assistant", [Block("text", "yo"), {"type": "text", "text": "ok"}], []),
+            Turn("user", None, ["b"], name="n"),
+        ]
+        kwargs = {"messages": messages}
+        expected = merge_system_prompt(kwargs, "openai")
+        assert expected == format_input("openai", kwargs)
+        assert {"type": "text", "text": "yo"} == expected[1]["content"][0]
 
     def test_langchain_lists_are_checked_as_read(self) -> None:
         """Lists of lists are read as LangChain's only while their items are messages."""

@@ -274,11 +274,12 @@ def _without_none(value: Mapping[Any, Any]) -> dict[Any, Any]:
 _ATOMS = frozenset({str, int, float, bool, type(None)})
 
 
-def _plain(obj: object, keys: set[str] | None = None) -> Any:
+def _plain(obj: object, keys: frozenset[str] | None = None) -> Any:
     """As posthog's ``media.to_plain``: a dict without None values, or the value unchanged.
 
-    With ``keys``, a pydantic model's other fields may be left out: the caller reads only
-    those (a model with a field of a million items is not dumped whole to read its role).
+    With ``keys``, a pydantic model's or dataclass's other fields may be left out: the caller
+    reads only those (a model with a field of a million items is not dumped whole to read its
+    role).
     """
     if isinstance(obj, dict):
         return _without_none(obj)
@@ -286,17 +287,33 @@ def _plain(obj: object, keys: set[str] | None = None) -> Any:
     if callable(dump):
         try:
             if keys is not None:
-                return dump(include=keys, exclude_none=True)
+                return dump(include=set(keys), exclude_none=True)  # (a set: as pydantic 2.6)
             return dump(exclude_none=True)
         except TypeError:
             dumped = dump()
             return _without_none(dumped) if isinstance(dumped, dict) else dumped
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-        if all(type(value) in _ATOMS for value in fields.values()):
+        names = _field_names(type(obj), keys)
+        fields = {name: getattr(obj, name) for name in names}
+        if _ATOMS.issuperset(map(type, fields.values())):
             return _without_none(fields)  # what asdict() gives them: copies of immutables
-        return _without_none(dataclasses.asdict(obj))
+        dumped = dataclasses.asdict(obj)
+        return _without_none(dumped if keys is None else {name: dumped[name] for name in names})
     return obj
+
+
+def _field_names(kind: type, keys: frozenset[str] | None) -> tuple[str, ...]:
+    """A dataclass's field names (of ``keys`` only, if given), read once per class."""
+    names = _FIELD_NAMES.get((kind, keys))
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(kind) if keys is None or f.name in keys)
+        if len(_FIELD_NAMES) < _MAX_CLASSES:
+            _FIELD_NAMES[kind, keys] = names
+    return names
+
+
+_FIELD_NAMES: dict[tuple[type, frozenset[str] | None], tuple[str, ...]] = {}
+_MAX_CLASSES = 1024
 
 
 def _as_text(value: object) -> str | AsText:
@@ -870,7 +887,7 @@ _TEXT_ITEM_SIZE = 8
 
 #: What `_openai_message` reads of a message besides its role and content.
 _OPENAI_MESSAGE_EXTRA = ("tool_calls", "tool_call_id", "name", "audio", "refusal")
-_OPENAI_MESSAGE_KEYS = {"role", "content", *_OPENAI_MESSAGE_EXTRA}  # (a set: as pydantic 2.6 takes)
+_OPENAI_MESSAGE_KEYS = frozenset({"role", "content", *_OPENAI_MESSAGE_EXTRA})
 
 
 def _openai_message(message: object) -> Message:
