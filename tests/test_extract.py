@@ -58,7 +58,7 @@ from posthog.ai.openai.openai_converter import (
     format_openai_streaming_output,
 )
 from posthog.ai.utils import merge_system_prompt
-from pydantic import BaseModel, field_serializer
+from pydantic import BaseModel, RootModel, field_serializer
 
 from hogtrace._extract import (
     Extracted,
@@ -1945,6 +1945,29 @@ class TestFormatInput:
         assert [{"role": "user", "content": "hi"}] == format_input("openai", kwargs)
         assert [] == dumped  # what is not read is not dumped
         assert merge_system_prompt(kwargs, "openai") == format_input("openai", kwargs)
+
+    def test_a_root_model_message_is_dumped_whole(self) -> None:
+        """A pydantic root model has no keys to pick: it is dumped as posthog dumps it."""
+
+        class Items(RootModel[list[int]]):
+            pass
+
+        class Pair(RootModel[tuple[int, int]]):
+            pass
+
+        kwargs = {"messages": [Items([1, 2]), Pair((3, 4))]}
+        assert merge_system_prompt(kwargs, "openai") == format_input("openai", kwargs)
+        assert "[1, 2]" == format_input("openai", kwargs)[0]["content"]
+
+    def test_an_item_that_cannot_be_printed(self) -> None:
+        """format_input never raises: an item whose str() raises gives None, as before."""
+
+        class Bad:
+            def __repr__(self) -> str:
+                raise RuntimeError("repr")
+
+        assert None is format_input("openai", {"messages": [[Bad()]]})
+        assert None is format_input("openai", {"messages": [[Bad()] * 2_000]})
 
     def test_a_dataclass_message_is_read_as_posthog_reads_it(self) -> None:
         """Its role, content and tool keys, as ``asdict()`` gives them; other fields unread."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -714,10 +715,29 @@ class TestGenerationInput:
         assert expected == events.one().properties["$ai_input"]
 
 
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Quoted(str):
+    def __repr__(self) -> str:
+        return f"Quoted({str.__repr__(self)})"
+
+
 class TestInputItemsThatAreNoMessage:
     """An input item that is no message is sent as its ``str()``, as posthog's converters do."""
 
-    SMALL = ([0.5, 0.25], (1, 2), [float("nan")], [{"a": (1,)}], [[1, "x"]], 5, None, "s")
+    SMALL = (
+        [0.5, 0.25],
+        (1, 2),
+        [float("nan")],
+        [{"a": (1,)}],
+        [[1, "x"]],
+        [Level.HIGH, Quoted("q")],
+        5,
+        None,
+        "s",
+    )
 
     @pytest.mark.parametrize(
         ("provider", "key"), [("openai", "messages"), ("openai", "input"), ("gemini", "contents")]
@@ -782,12 +802,48 @@ class TestInputItemsThatAreNoMessage:
         event = events.one()
         sent = event.properties["$ai_input"]
         *messages, marker = sent
-        if "content" not in messages[-1]:  # the last one read cut within: its keys marked
-            assert {"role": "user", "…": "…[truncated 1 keys]"} == messages.pop()
         assert [{"role": "user", "content": str(row)} for row in rows[: len(messages)]] == messages
         assert f"…[truncated {125_001 - len(sent):,} items]" == marker
-        assert 100 < len(messages) < 5_000 // 11  # each takes its 10 floats and more
+        assert 4 * len(messages) == 5_000  # each a message of two strings, as a chat message
         assert event.properties["$ai_truncated"] is True
+
+    def test_a_recursive_item(self, events: CapturedEvents) -> None:
+        """A list that holds itself is as long as it is: printed at once, as posthog does."""
+        loop: list[Any] = [1]
+        loop.append(loop)
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: Any) -> str:
+            return "ok"
+
+        llm([loop])
+        assert [{"role": "user", "content": "[1, [...]]"}] == events.one().properties["$ai_input"]
+
+    @pytest.mark.parametrize(
+        ("item", "items"),
+        [
+            ([*range(1_024), "x" * 900_000], None),  # a long string in it, cut by size
+            ([0.123456789] * 200_000, 10**9),  # no item limit: cut by size alone
+        ],
+        ids=["long string", "no item limit"],
+    )
+    def test_cut_by_size_is_flagged(
+        self, events: CapturedEvents, item: list[Any], items: int | None
+    ) -> None:
+        """A string made of a copy cut by size is flagged, and nearly fills the limit."""
+        if items is not None:
+            hogtrace.configure(max_items=items)
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: Any) -> str:
+            return "ok"
+
+        llm([item])
+        event = events.one()
+        text = event.properties["$ai_input"][0]["content"]
+        assert "…[truncated " in text
+        assert event.properties["$ai_truncated"] is True
+        assert len(text) > 600_000  # not cut far below the limit (800,000 bytes)
 
     def test_gemini_parts_not_a_list(self, events: CapturedEvents) -> None:
         """posthog reads only a list as parts: a tuple makes the message its string."""

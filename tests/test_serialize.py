@@ -1563,15 +1563,17 @@ class TestAsText:
         assert walk.deferred
         assert type(copy["c"]) is _serialize.AsText
         assert copy["c"].value is not value
-        assert {"c": str(value)} == thaw(copy)
+        cut: list[str] = []
+        assert {"c": str(value)} == thaw(copy, cut)
+        assert [] == cut
         assert not walk.cut
 
     @pytest.mark.parametrize("value", CONVERTED, ids=repr)
-    def test_a_few_converted_items_are_made_their_string_now(self, value: Any) -> None:
-        """A tuple, non-str keys, NaN, objects: their copy prints otherwise, so str() now."""
+    def test_converted_values_print_as_their_copy(self, value: Any) -> None:
+        """The string is of the JSON-safe copy: a tuple as a list, an object as its dict."""
         copy, _, walk = snapshot({"c": _serialize.AsText(value)}, 800_000, 5_000)
-        assert not walk.deferred
-        assert {"c": str(value)} == copy
+        assert walk.deferred
+        assert {"c": str(to_json_safe(value))} == thaw(copy)
 
     def test_later_changes_are_not_seen(self) -> None:
         """The copy is taken when the snapshot is: the caller may change its list after."""
@@ -1586,7 +1588,9 @@ class TestAsText:
         floats = [i / 7 for i in range(100_000)]
         copy, _, walk = snapshot([_serialize.AsText(kind(floats))], 800_000, 5_000)
         assert walk.cut
-        (text,) = thaw(copy)
+        cut: list[str] = []
+        (text,) = thaw(copy, cut)
+        assert [text] == cut
         (alone,), _, _ = snapshot([floats], 800_000, 5_000)  # the value where it was
         assert str(alone) == text  # a tuple shows as the list it is copied to
         kept = len(alone) - 1
@@ -1597,16 +1601,22 @@ class TestAsText:
         """Cut by size: the string of the cut copy, cut to the room it had if longer."""
         value = ["x" * 1_000] * 2_000
         copy, _, walk = snapshot({"c": _serialize.AsText(value)}, 50_000, 5_000)
-        text = thaw(copy)["c"]
+        cut: list[str] = []
+        text = thaw(copy, cut)["c"]
+        assert [text] == cut  # what made the event flag it
         assert text.startswith("['xxx")
-        assert text.endswith((" chars]", " items]']"))
         assert len(text) <= 50_000 + len("…[truncated 1,000,000 chars]")
         numbers = [i / 7 for i in range(10_000)]
         copy, _, walk = snapshot({"c": _serialize.AsText(numbers)}, 50_000, 20_000)
-        text = thaw(copy)["c"]
+        cut.clear()
+        text = thaw(copy, cut)["c"]
         assert not walk.cut  # by size, not by items
+        assert [text] == cut
+        assert 45_000 < len(text) <= 50_000 + len("…[truncated 1,000,000 chars]")
+        strings = [f"item {i}" for i in range(10_000)]
+        copy, _, walk = snapshot({"c": _serialize.AsText(strings)}, 50_000, 20_000)
+        text = thaw(copy)["c"]
         assert text.endswith(" items]']")  # the room left for ", ": the copy's marker is kept
-        assert len(text) <= 50_000
 
     def test_its_items_count_as_the_values(self) -> None:
         """The copy takes of ``max_items`` what the value itself takes."""
@@ -1616,7 +1626,13 @@ class TestAsText:
         assert alone.used == wrapped.used == 30 * 12
 
     @pytest.mark.parametrize("value", [*PLAIN[:4], *CONVERTED], ids=repr)
-    def test_without_a_snapshot_it_is_its_string(self, value: Any) -> None:
-        """to_json_safe, with a budget or not, makes it ``str(value)`` at once."""
+    def test_without_a_snapshot(self, value: Any) -> None:
+        """to_json_safe makes it a string at once: of the value, or with a budget its copy."""
         assert {"c": str(value)} == to_json_safe({"c": _serialize.AsText(value)})
-        assert {"c": str(value)} == to_json_safe({"c": _serialize.AsText(value)}, 800_000, 5_000)
+        within = {"c": str(to_json_safe(value, 800_000, 5_000))}
+        assert within == to_json_safe({"c": _serialize.AsText(value)}, 800_000, 5_000)
+
+    def test_hostile_items_never_raise(self) -> None:
+        """An item whose str() raises prints as its repr, or a marker, as any value does."""
+        copy, _, _ = snapshot(_serialize.AsText([Hostile()] * 2_000), 800_000, 5_000)
+        assert thaw(copy).startswith("[")

@@ -149,8 +149,9 @@ def build_event(
 
     privacy = config.content_hidden
     content = scope.content()
-    if scope.has_deferred:  # large numeric arrays, copied on the calling thread
-        content = {key: thaw(value) for key, value in content.items()}
+    texts_cut: list[str] = []
+    if scope.has_deferred:  # large numeric arrays and strings to make, copied on the call
+        content = {key: thaw(value, texts_cut) for key, value in content.items()}
     error = scope.error
     if error is not None:
         content["$ai_error"] = format_error(error, privacy)
@@ -171,7 +172,7 @@ def build_event(
     # Personless: one person per conversation (the session), else per trace.
     distinct_id = _identify(scope.distinct_id or config.distinct_id, session_id or trace_id, props)
     props, truncated = fit_event(props, limit, CONTENT_KEYS, bounds)
-    if truncated or (scope.cut and _cut_sent(scope.cut, content)):
+    if truncated or texts_cut or (scope.cut and _cut_sent(scope.cut, content)):
         props["$ai_truncated"] = True
     assert scope.timestamp is not None
     return Event(scope.event_name, distinct_id, props, scope.timestamp)

@@ -286,7 +286,7 @@ def _plain(obj: object, keys: frozenset[str] | None = None) -> Any:
     dump = getattr(obj, "model_dump", None)
     if callable(dump):
         try:
-            if keys is not None:
+            if keys is not None and not getattr(obj, "__pydantic_root_model__", False):
                 return dump(include=set(keys), exclude_none=True)  # (a set: as pydantic 2.6)
             return dump(exclude_none=True)
         except TypeError:
@@ -325,9 +325,28 @@ def _as_text(value: object) -> str | AsText:
     """
     if isinstance(value, str):
         return value
-    if type(value) in _NESTING:
+    if type(value) in _NESTING and _more_items(value, _TEXT_ITEMS):
         return AsText(value)
     return str(value)
+
+
+def _more_items(value: Any, most: int) -> bool:
+    """Whether ``value``'s lists, tuples and dicts hold more than ``most`` items in all.
+
+    Each is counted once: a list that holds itself is as long as it is.
+    """
+    total, seen, pending = 0, set(), [value]
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        total += len(item)
+        if total > most:
+            return True
+        items = item.values() if type(item) is dict else item
+        pending.extend(inner for inner in items if type(inner) in _NESTING)
+    return False
 
 
 #: Of a value with more items than this, the string an input item makes is made later.
@@ -1208,7 +1227,10 @@ def format_input(provider: str | None, arguments: Mapping[str, Any]) -> list[Mes
         of (the caller then keeps the input it has). Never raises.
     """
     out = _format(provider, arguments, texts=False)[0]
-    return out.messages() if isinstance(out, TextMessages) else _made(out)
+    try:
+        return out.messages() if isinstance(out, TextMessages) else _made(out)
+    except Exception:  # an item whose str() raises, as formatting it at once would
+        return None
 
 
 def _made(value: Any) -> Any:

@@ -197,15 +197,13 @@ class Deferred:
 class AsText:
     """A value a provider's formatter sends as ``str(value)``, made a string only later.
 
-    posthog's converters send an input item that is no message as its ``str()``: of a list of
-    numbers that costs the calling thread far more than copying them (~0.5 µs a float), and
-    of a value of many items it is mostly cut. A `snapshot` copies ``value`` instead, within
-    the limits and counting its items as the value's own. When the copy is the value as it is
-    (plain JSON, its string the same), was cut at ``max_items``, or the value holds more than
-    1,024 items, `thaw` makes the string of the copy when the event is built: what was kept,
-    with the copy's markers (a tuple shows as a list, an object as the dict it converts to).
-    A value of a few items that the copy converts (a tuple, an object) is made its own string
-    at once, as posthog sends it. Without a snapshot (`to_json_safe`), ``str(value)``.
+    posthog's converters send an input item that is no message as its ``str()``: of a value
+    of many items that costs the calling thread far more than copying them (~0.5 µs a float),
+    and the string is mostly cut. A `snapshot` copies ``value`` instead, within the limits and
+    counting its items as the value's own, and `thaw` makes the string of that copy when the
+    event is built: what was kept, with the copy's markers (a tuple shows as a list, an enum
+    as its value, an object as the dict it converts to). Without a snapshot (`to_json_safe`),
+    ``str(value)``.
     """
 
     __slots__ = ("room", "value")
@@ -326,12 +324,13 @@ def count_items(value: Any, most: int) -> int:
 _NESTING = frozenset({dict, list, tuple})
 
 
-def thaw(value: Any) -> Any:
+def thaw(value: Any, cut: list[str] | None = None) -> Any:
     """Convert the `Deferred` arrays in a `snapshot` copy, each within the room it had.
 
-    Each `AsText` is made the string of its copy, cut to its room. Only they are converted:
-    the rest of the copy is already JSON-safe, and what the snapshot cut (with its markers)
-    stays as it is.
+    Each `AsText` is made the string of its copy, cut to its room; one that holds a marker
+    (its copy was cut, by size or items) is added to ``cut``. Only they are converted: the
+    rest of the copy is already JSON-safe, and what the snapshot cut (with its markers) stays
+    as it is.
     """
     kind = type(value)
     if kind is Deferred:
@@ -339,12 +338,19 @@ def thaw(value: Any) -> Any:
     if kind is AsText:
         if value.room is None:  # not a snapshot's copy
             return _safe_str(value.value)
-        return _cut_text(str(thaw(value.value)), value.room)[0]
+        text = _cut_text(_safe_str(thaw(value.value)), value.room)[0]
+        if cut is not None and _MARKED in text:
+            cut.append(text)
+        return text
     if kind is dict:
-        return {key: thaw(item) for key, item in value.items()}
+        return {key: thaw(item, cut) for key, item in value.items()}
     if kind is list and not _SCALAR_TYPES.issuperset(map(type, value)):
-        return [thaw(item) for item in value]
+        return [thaw(item, cut) for item in value]
     return value
+
+
+#: What every truncation marker begins with.
+_MARKED = "…[truncated"
 
 
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
@@ -828,31 +834,16 @@ def _bcontainer(value: Any, category: int, depth: int, active: Walk, room: int) 
 def _btext(text: AsText, depth: int, active: Walk, room: int) -> tuple[Any, int]:
     """Copy the value of an `AsText` within ``room``, its string made by `thaw` (or now).
 
-    ``str()`` writes ", " and ": " where JSON has "," and ":": the copy leaves a character
-    an item it may keep for them, so its string is cut by the copy's markers, not by `thaw`.
+    ``str()`` writes ", " and ": " where JSON has "," and ":": the copy leaves a character an
+    item it may keep for them (up to an eighth of the room), so that its string is cut by the
+    copy's own markers rather than by `thaw`.
     """
-    value, cut = text.value, active.cut
-    active.cut = False
-    within = room - min(max(active.left, 0), room // 2)
-    copy, size = _bwalk(value, depth, active, within)
-    if not active.cut and not _equal(copy, value) and count_items(value, _CHUNK) <= _CHUNK:
-        # Converted (a tuple, an object), not cut by items: a few are made a string now, as
-        # posthog sends it (a cut by size cuts that string); many, of their copy, later.
-        active.cut = cut
-        return _cut_text(_safe_str(value), room)
-    active.cut |= cut
+    within = room - min(max(active.left, 0), room // 8)
+    copy, size = _bwalk(text.value, depth, active, within)
     if active.defer:
         active.deferred = True
         return AsText(copy, room), size
-    return _cut_text(str(thaw(copy)), room)
-
-
-def _equal(copy: Any, value: Any) -> bool:
-    """True when ``copy`` is ``value`` copied as it is: its string is then the same."""
-    try:
-        return type(copy) is type(value) and bool(copy == value)
-    except Exception:
-        return False
+    return _cut_text(_safe_str(thaw(copy)), room)
 
 
 def _safe_str(value: object) -> str:
