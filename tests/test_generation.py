@@ -807,6 +807,122 @@ class TestInputItemsThatAreNoMessage:
         assert 4 * len(messages) == 5_000  # each a message of two strings, as a chat message
         assert event.properties["$ai_truncated"] is True
 
+    @pytest.mark.parametrize(
+        ("make", "limit"),
+        [
+            (lambda i: [i / 7, i / 3], None),
+            (lambda i: (i, -i, True, None), None),
+            (lambda i: [f"tok{i}", "it's"], None),
+            (lambda i: [i / 7] * 1_000, None),  # long rows: cut by size first
+            (lambda i: [i / 7] * 10, 20_000),
+            (lambda i: [float("nan"), 2**70], 20_000),
+            (lambda i: {"role": "user", "content": "hi"} if i == 5 else [i], None),
+            (lambda i: [i] * 2_000 if i == 5 else [i], None),  # one row too long to print later
+            (lambda i: [[i]], None),  # not flat
+        ],
+        ids=["floats", "tuples", "strings", "long", "limit", "nan", "a dict", "long row", "nested"],
+    )
+    @pytest.mark.parametrize("count", [17, 1_000, 20_000])
+    def test_rows_as_the_whole_input_gives(
+        self,
+        events: CapturedEvents,
+        monkeypatch: pytest.MonkeyPatch,
+        make: Any,
+        limit: int | None,
+        count: int,
+    ) -> None:
+        """Rows printed by the event builder give the event formatting them all gives."""
+        if limit is not None:
+            hogtrace.configure(max_event_bytes=limit)
+        rows = [make(i) for i in range(count)]
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: Any) -> str:
+            return "ok"
+
+        def run() -> tuple[Any, Any]:
+            events.clear()
+            llm(rows)
+            props = events.one().properties
+            return props["$ai_input"], props.get("$ai_truncated")
+
+        bounded = run()
+        general_paths(monkeypatch)
+        assert run() == bounded
+
+    @pytest.mark.parametrize(
+        ("provider", "make"),
+        [
+            ("openai", lambda x: {"messages": x, "system": "S"}),
+            ("openai", lambda x: {"messages": x, "system": "S", "instructions": "B"}),
+            ("openai", lambda x: {"input": x, "instructions": "B"}),
+            ("openai", lambda x: {"input": x, "system": ["not", "text"]}),
+            ("gemini", lambda x: {"contents": x, "config": {"system_instruction": "S"}}),
+            ("openai", lambda x: {"messages": [*x, {"role": "system", "content": "s"}]}),
+            (
+                "openai",
+                lambda x: {"messages": [*x, {"role": "system", "content": "s"}], "system": "S"},
+            ),
+        ],
+        ids=["system", "both", "instructions", "blocks", "gemini", "late", "late beside"],
+    )
+    @pytest.mark.parametrize(
+        "row",
+        [lambda i: [i / 7] * 10, lambda i: f"m{i}", lambda i: i / 7],
+        ids=["rows", "str", "float"],
+    )
+    @pytest.mark.parametrize("count", [17, 1_000, 20_000])
+    def test_beside_a_system_prompt(
+        self,
+        events: CapturedEvents,
+        monkeypatch: pytest.MonkeyPatch,
+        provider: str,
+        make: Any,
+        row: Any,
+        count: int,
+    ) -> None:
+        """Items no formatter makes a system message of, beside a system prompt: as whole."""
+        arguments = make([row(i) for i in range(count)])
+
+        @hogtrace.generation(model="m", provider=provider)
+        def llm(**arguments: Any) -> str:
+            return "ok"
+
+        def run() -> tuple[Any, Any]:
+            events.clear()
+            llm(**arguments)
+            props = events.one().properties
+            return props["$ai_input"], props.get("$ai_truncated")
+
+        bounded = run()
+        general_paths(monkeypatch)
+        assert run() == bounded
+
+    def test_long_rows_print_exactly_unless_cut(self, events: CapturedEvents) -> None:
+        """Rows of up to 1,024 numbers print as posthog prints them; past the limit, cut."""
+        rows = [[i / 7 for i in range(500)], (1, 2.5, None, True), [float("nan"), 2**70] * 40]
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: Any) -> str:
+            return "ok"
+
+        llm(rows)
+        event = events.one()
+        assert format_input("openai", {"messages": rows}) == event.properties["$ai_input"]
+        assert "$ai_truncated" not in event.properties
+        events.clear()
+        many = [[j + i / 7 for i in range(1_000)] for j in range(1_000)]
+        llm(many)
+        event = events.one()
+        *messages, last, marker = event.properties["$ai_input"]
+        assert [{"role": "user", "content": str(row)} for row in many[: len(messages)]] == messages
+        head, _, left = last["content"].rpartition(", '…[truncated ")
+        assert str(many[len(messages)]).startswith(head)  # its first values, exactly
+        assert f"{1_000 - head.count(', ') - 1:,} items]']" == left
+        assert f"…[truncated {999 - len(messages):,} items]" == marker
+        assert 3 <= len(messages) <= 4  # 1,001 items a row, of max_items (5,000)
+        assert event.properties["$ai_truncated"] is True
+
     def test_a_recursive_item(self, events: CapturedEvents) -> None:
         """A list that holds itself is as long as it is: printed at once, as posthog does."""
         loop: list[Any] = [1]

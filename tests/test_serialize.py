@@ -1546,15 +1546,39 @@ class TestAsText:
         ["x" * 50] * 2_000,  # many items, copied whole: the same string
     )
     CONVERTED = (
-        (1, 2),
         {1: "a", 2: "b"},
-        [float("nan"), 1.0],
         [Pair(1, "x")],
         [(1,), {"k": (2, 3)}],
-        [2**64],
         {"s": {1, 2}},
         [b"raw"],
+        ("a", 2),
     )
+    ROWS = ((1, 2), [float("nan"), 1.0, -0.0], [2**64, True, None], (0.5,), [], ())
+
+    @pytest.mark.parametrize("row", ROWS, ids=repr)
+    def test_rows_of_numbers_print_exactly(self, row: Any) -> None:
+        """A list or tuple of numbers is copied as it is: NaN, big ints, a tuple print as such."""
+        copy, _, walk = snapshot({"c": _serialize.AsText(row)}, 800_000, 5_000)
+        assert walk.deferred
+        assert {"c": str(row)} == thaw(copy)
+        assert {"c": str(row)} == to_json_safe({"c": _serialize.AsText(row)}, 800_000, 5_000)
+        assert {"c": str(row)} == to_json_safe({"c": _serialize.AsText(row)})
+
+    @pytest.mark.parametrize("kind", [list, tuple])
+    @pytest.mark.parametrize("items", [1, 2, 3, 500])
+    def test_a_cut_row_of_numbers(self, kind: type, items: int) -> None:
+        """Cut at ``max_items``: its first values, then the marker of those left out."""
+        row = kind(i / 7 for i in range(1_000))
+        copy, _, walk = snapshot(_serialize.AsText(row), 800_000, items)
+        assert walk.cut
+        cut: list[str] = []
+        text = thaw(copy, cut)
+        kept = items - 1  # the row takes one
+        head = ", ".join(map(repr, row[:kept]))
+        marker = f"'…[truncated {1_000 - kept:,} items]'"
+        brackets = "()" if kind is tuple else "[]"
+        assert f"{brackets[0]}{head}{', ' if kept else ''}{marker}{brackets[1]}" == text
+        assert [text] == cut
 
     @pytest.mark.parametrize("value", PLAIN, ids=["floats", "lists", "dicts", "dict", "many"])
     def test_plain_values_are_made_their_string_later(self, value: Any) -> None:

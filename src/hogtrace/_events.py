@@ -12,7 +12,7 @@ import datetime
 from typing import Any, NamedTuple
 
 from hogtrace._errors import log_internal_error
-from hogtrace._extract import TextMessages
+from hogtrace._extract import PrintedRows, TextMessages
 from hogtrace._limits import fit_event
 from hogtrace._names import ANNOTATION_CONTENT, CONTENT_KEYS, CUT_KEYS, PRIVATE_CONTENT
 from hogtrace._options import Config
@@ -64,7 +64,10 @@ def _prepare_content(
     for key, value in content.items():
         if value is None:
             continue
-        if type(value) is TextMessages:
+        if type(value) is PrintedRows:  # rows of values, printed now as messages and cut
+            limit, most = config.event_limit, config.max_items
+            value = to_json_safe(Head(value.messages(), value.length), limit, most)
+        elif type(value) is TextMessages:
             messages = value.messages()
             if value.cut or value.size >= config.event_limit or value.items > config.max_items:
                 # Cut now, as a snapshot would have been: the limits never see them whole.

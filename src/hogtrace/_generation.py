@@ -16,6 +16,7 @@ from hogtrace import _state
 from hogtrace._errors import log_internal_error
 from hogtrace._extract import (
     Extracted,
+    PrintedRows,
     StreamAccumulator,
     TextMessages,
     extract_embedding,
@@ -348,7 +349,7 @@ class GenerationScope(Scope):
         # Fresh dicts of immutable strings within the limits, or the strings of such dicts
         # (`TextMessages`, made dicts and cut to the limits by the event builder, off the
         # calling thread; a long input's are read only as far as the limits): a snapshot.
-        if isinstance(formatted, TextMessages):
+        if isinstance(formatted, (TextMessages, PrintedRows)):
             if MESSAGE_ITEMS * formatted.length > most:  # cut at ``max_items``
                 self.cut |= CUT_INPUT
             return formatted

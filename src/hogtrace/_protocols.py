@@ -89,7 +89,8 @@ class ClosedScope(Protocol):
         """Its content properties (input, output, tools), as snapshots.
 
         Plain chat messages may be an ``_extract.TextMessages``, their strings: the event
-        builder makes them the messages (and knows their size and what redaction needs).
+        builder makes them the messages (and knows their size and what redaction needs);
+        rows of plain values an ``_extract.PrintedRows``, which it prints as messages.
         """
 
     def add_properties(self, props: dict[str, Any]) -> None:

@@ -206,11 +206,14 @@ class AsText:
     ``str(value)``.
     """
 
-    __slots__ = ("room", "value")
+    __slots__ = ("more", "room", "value")
 
-    def __init__(self, value: Any, room: int | None = None) -> None:
+    def __init__(self, value: Any, room: int | None = None, more: int | None = None) -> None:
         self.value = value
         self.room = room  # of a snapshot's copy (else None): the characters its string keeps
+        #: Of a row of numbers (a list or tuple of at most 1,024 ints, floats, booleans and
+        #: None), copied as it is, not converted: how many of its values the copy left out.
+        self.more = more
 
     def __repr__(self) -> str:
         return f"<str() of {type(self.value).__name__} to make>"
@@ -338,7 +341,10 @@ def thaw(value: Any, cut: list[str] | None = None) -> Any:
     if kind is AsText:
         if value.room is None:  # not a snapshot's copy
             return _safe_str(value.value)
-        text = _cut_text(_safe_str(thaw(value.value)), value.room)[0]
+        if value.more is not None:
+            text = _cut_text(_printed_row(value.value, value.more), value.room)[0]
+        else:
+            text = _cut_text(_safe_str(thaw(value.value)), value.room)[0]
         if cut is not None and _MARKED in text:
             cut.append(text)
         return text
@@ -839,11 +845,46 @@ def _btext(text: AsText, depth: int, active: Walk, room: int) -> tuple[Any, int]
     copy's own markers rather than by `thaw`.
     """
     within = room - min(max(active.left, 0), room // 8)
-    copy, size = _bwalk(text.value, depth, active, within)
+    value = text.value
+    kind = type(value)
+    if (
+        (kind is list or kind is tuple)
+        and len(value) <= _CHUNK
+        and _NUMBER_TYPES.issuperset(map(type, value))
+    ):
+        # A row of numbers: its first values copied as they are (a slice: numbers do not
+        # change), printed exactly as ``str()`` prints them (NaN, a big int).
+        held = max(active.left - 1, 0)  # the row takes one, as a list does
+        keep = min(len(value), held, max(within // 3, 0))  # ", " and a digit a value at least
+        active.left -= keep + 1
+        if keep < len(value) and keep == held:
+            active.cut = True
+        head, more = value[:keep], len(value) - keep
+        if active.defer:
+            active.deferred = True
+            return AsText(head, room, more), 3 * keep + 2
+        return _cut_text(_printed_row(head, more), room)
+    copy, size = _bwalk(value, depth, active, within)
     if active.defer:
         active.deferred = True
         return AsText(copy, room), size
     return _cut_text(_safe_str(thaw(copy)), room)
+
+
+_NUMBER_TYPES = frozenset({int, float, bool, type(None)})
+
+
+def _printed_row(head: list[Any] | tuple[Any, ...], more: int) -> str:
+    """``str()`` of a row of numbers whose first values are ``head``, ``more`` left out.
+
+    Those left out are one marker item, as in the string of a cut copy.
+    """
+    if not more:
+        return str(head)
+    marker = LIST_TRUNCATION_MARKER.format(n=f"{more:,}")
+    values = ", ".join(map(repr, head))
+    brackets = "()" if type(head) is tuple else "[]"
+    return f"{brackets[0]}{values}{', ' if head else ''}'{marker}'{brackets[1]}"
 
 
 def _safe_str(value: object) -> str:
