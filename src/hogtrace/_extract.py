@@ -994,11 +994,11 @@ class TextMessages:
 class PrintedRows:
     """Input items posthog's converter sends as ``{"role": "user", "content": str(item)}``.
 
-    Each a flat list or tuple of strings, numbers, booleans and None (a row of numbers, say),
-    of at most `_TEXT_ITEMS`: `recorded_input` gives the first of a long input thus, copied
-    (a tuple of them is immutable as it is), and `messages` prints them when the event is
-    built, off the calling thread: ``str()`` of ten floats costs ~5 µs. ``length`` counts the
-    input's items, more than the rows hold when it was too long to read whole.
+    Each a row of numbers: a list or tuple of at most `_SHORT_ROW` ints, floats, booleans and
+    None. `recorded_input` gives the first of a long input thus, copied (a tuple of them is
+    immutable as it is), and `messages` prints them when the event is built, off the calling
+    thread: ``str()`` of ten floats costs ~5 µs. ``length`` counts the input's items, more
+    than the rows hold when it was too long to read whole.
     """
 
     __slots__ = ("first", "length", "rows")
@@ -1014,7 +1014,14 @@ class PrintedRows:
     def messages(self) -> list[Message]:
         """The messages as `format_input` formats them: new dicts on each call."""
         first = [dict(message) for message in self.first]
-        return first + [{"role": "user", "content": str(row)} for row in self.rows]
+        return first + [{"role": "user", "content": _printed(row)} for row in self.rows]
+
+
+def _printed(row: list[Any] | tuple[Any, ...]) -> str:
+    try:
+        return str(row)
+    except ValueError:  # an int of more digits than Python prints
+        return f"<row of {len(row)} numbers>"
 
 
 def _printed_rows(
@@ -1033,15 +1040,16 @@ def _printed_rows(
         if (
             (kind is not list and kind is not tuple)
             or len(row) > _SHORT_ROW
-            or not _ATOMS.issuperset(map(type, row))
+            or not _NUMBERS.issuperset(map(type, row))
         ):
             return None
         rows.append(row if kind is tuple else list(row))
     return PrintedRows(rows, len(first) + len(items), first)
 
 
-#: The most values of a row `PrintedRows` holds: one printed costs ~0.5 µs a float.
-_SHORT_ROW = 64
+#: The most values of a row `PrintedRows` holds (~0.5 µs a float to print): the event
+#: builder prints at most ~1,250 such rows, ~20 ms. A longer row is an `AsText`.
+_SHORT_ROW = 32
 
 
 def _text_messages(
