@@ -14,7 +14,8 @@ For each input, as a decorated function's argument (``{"args": [value]}``):
 Inputs: a 10 MB numpy float64 array (1.25M floats; skipped without numpy), the same as a
 Python list, 1.25M embedding-like floats (normal, sd 0.03), a 3 MB string, a 100,000-item
 list of chat-message dicts, and shapes each sized item by item: a dict of a million ints,
-200,000 small records, a million empty dicts, 1.2M mixed scalars, 125,000 lists of 10 floats;
+200,000 small records, a million empty dicts, 1.2M mixed scalars, 125,000 lists of 10 floats,
+1,000 lists of 1,000 floats;
 and shapes read one item at a time in Python: 200,000 dataclasses, NumPy ints (as a list),
 datetimes, dicts with int keys, a dict of 60 lists of 100,000 ints, a pydantic model
 holding a list of a million strings, and 1,000 records wrapped in ten lists.
@@ -25,7 +26,8 @@ generation's ``messages``, and as its one message: ``[value]``, which posthog's 
 sends as ``str(value)``), hogtrace configured with a real posthog client that posts to a
 local capture server; a third, of a ``@generation`` given one message of 200,000 content
 parts (Anthropic, Gemini, OpenAI; Gemini's also as a tuple, which posthog sends as the
-message's ``str()``) or 50,000 google-genai ``Part`` objects. A last table times the
+message's ``str()``) or 50,000 google-genai ``Part`` objects, and of 125,000 rows of 10
+floats as the messages beside a system prompt (OpenAI, Gemini). A last table times the
 redaction of a typical chat generation (a few messages of ~1 KB) and of an error string.
 Times are the best of several runs (ms, or µs for redaction); ratios are before / after.
 """
@@ -102,6 +104,7 @@ def inputs() -> dict[str, Any]:
     values["[{}] * 1M"] = [{}] * 1_000_000
     values["mixed scalars"] = [1, "a", None, 2.5] * 300_000
     values["125k 10-floats"] = [floats[i * 10 : i * 10 + 10] for i in range(125_000)]
+    values["1k 1k-floats"] = [floats[i * 1_000 : i * 1_000 + 1_000] for i in range(1_000)]
     values["200k dataclasses"] = [Row(i, f"n{i}", i / 3) for i in range(200_000)]
     if "numpy 10 MB" in values:
         values["200k numpy ints"] = list(numpy.arange(200_000))
@@ -188,7 +191,7 @@ def decorated(reps: int) -> None:
                 f"{name:18} | {spent * 1e3:7.2f}ms {generated * 1e3:10.2f}ms {alone * 1e3:8.2f}ms"
             )
 
-        print(f"\n{'one message of many parts':38} | @generation (calling thread CPU)")
+        print(f"\n{'one message of many parts, or rows':40} | @generation (calling thread CPU)")
         for name, provider, arguments in many_parts():
 
             @hogtrace.generation(model="m", provider=provider)
@@ -196,7 +199,7 @@ def decorated(reps: int) -> None:
                 return "ok"
 
             spent = cpu(lambda a=arguments, c=call: c(**a))
-            print(f"{name:38} | {spent * 1e3:9.2f}ms")
+            print(f"{name:40} | {spent * 1e3:9.2f}ms")
         hogtrace.shutdown()
     finally:
         server.terminate()
@@ -225,6 +228,17 @@ def many_parts() -> list[tuple[str, str, dict[str, Any]]]:
             "Gemini, 200k part dicts in a tuple",
             "gemini",
             {"contents": [{"role": "user", "parts": tuple(parts)}]},
+        ),
+    ]
+    # Not parts: rows of numbers as the messages, beside a system prompt (added unless a
+    # message is a system one, so the whole list is read for one).
+    rows = [[i / 7] * 10 for i in range(125_000)]
+    cases += [
+        ("OpenAI, 125k rows of 10 floats, system=", "openai", {"messages": rows, "system": "S"}),
+        (
+            "Gemini, 125k rows of 10 floats, config",
+            "gemini",
+            {"contents": rows, "config": {"system_instruction": "S"}},
         ),
     ]
     try:
