@@ -302,16 +302,16 @@ class TestPostHogSinkQueue:
     ) -> None:
         """If the worker thread dies, flush() and emit() start a new one; nothing hangs."""
         sink = PostHogSink(clients())
-        handle = sink._handle
+        deliver = sink._deliver_all
         died = threading.Event()
 
-        def die_once(item: Any) -> None:
+        def die_once(batch: Any) -> None:
             if not died.is_set():
                 died.set()
                 raise RuntimeError("worker killed")
-            handle(item)
+            deliver(batch)
 
-        sink._handle = die_once  # type: ignore[method-assign]
+        sink._deliver_all = die_once  # type: ignore[method-assign]
         sink.emit(closed_scope("lost"), _state.state.config)
         dead = sink._thread
         sink.flush(timeout=10)
@@ -324,6 +324,34 @@ class TestPostHogSinkQueue:
 
         assert died.is_set()
         assert ["kept"] == [e["properties"]["$ai_span_name"] for e in capture_server.events]
+        sink.shutdown()
+
+    def test_queued_scopes_are_delivered_in_order_around_a_failure(
+        self, capture_server: CaptureServer, clients: Clients, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The worker takes what is queued together: built in order, then captured in order.
+
+        One that fails to build is counted and the others still go, each once.
+        """
+        sink = PostHogSink(clients())
+        config = _state.state.config
+        scopes = [closed_scope(f"s{i}") for i in range(100)]
+        real = _sinks.build_event
+
+        def build(scope: Any, *args: Any) -> Any:
+            if scope.name == "s37":
+                raise RuntimeError("broken")
+            return real(scope, *args)
+
+        monkeypatch.setattr(_sinks, "build_event", build)
+        monkeypatch.setattr(_errors, "STRICT", False)  # as in production: logged, counted
+        before = hogtrace.stats()["failed"]
+        for scope in scopes:  # queued faster than the worker takes them: batches
+            sink.emit(scope, config)
+        sink.flush(timeout=10)
+        names = [e["properties"]["$ai_span_name"] for e in capture_server.events]
+        assert [f"s{i}" for i in range(100) if i != 37] == names
+        assert before + 1 == hogtrace.stats()["failed"]
         sink.shutdown()
 
     def test_shutdown_delivers_queued_events_then_stops(

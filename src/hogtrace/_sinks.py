@@ -107,6 +107,9 @@ class _FlushMarker:
 
 _STOP = object()
 
+#: The most closed scopes the worker takes at once: their events built, then captured.
+_BATCH = 32
+
 #: How long the worker naps when it runs out of events (events put meanwhile wait for it: the
 #: PostHog client batches for seconds anyway), and how many empty naps before it parks.
 _NAP = 0.05
@@ -415,12 +418,25 @@ class PostHogSink:
 
     def _run(self) -> None:
         q = self._queue
+        items = q.items
         try:
             while True:
                 item = q.get()
+                # What else is queued, up to `_BATCH`: built all, then captured all (see
+                # `_deliver_all`). A flush marker or the stop ends a batch.
+                batch: list[Any] = []
+                while item is not _STOP and not isinstance(item, _FlushMarker):
+                    batch.append(item)
+                    if len(batch) == _BATCH or not items:
+                        item = None
+                        break
+                    item = items.popleft()
+                if batch:
+                    self._deliver_all(batch)
                 if item is _STOP:
                     return
-                self._handle(item)
+                if item is not None:
+                    item.done.set()
         finally:
             # However the worker ends (stop, or an error escaping in strict mode), the next
             # emit() or flush() starts a fresh one for whatever is still queued.
@@ -428,36 +444,56 @@ class PostHogSink:
                 if self._thread is threading.current_thread():
                     self._thread = None
 
-    def _handle(self, item: Any) -> None:
-        if isinstance(item, _FlushMarker):
-            item.done.set()
-        elif self._abandon.is_set():
-            stats_counters.dropped.incr()
-        else:
-            self._deliver(*item)
-
     def _budget(self, config: Config) -> int:
         """The bytes hogtrace's own properties may take: the limit, less what the client adds."""
         limit = min(config.event_limit, self._lane_limit)
         return max(1000, limit - self._client_bytes)
 
+    def _handle(self, item: Any) -> None:
+        """One queued item, on a thread other than the worker (`_drain_here`)."""
+        if isinstance(item, _FlushMarker):
+            item.done.set()
+        else:
+            self._deliver_all([item])
+
     def _deliver(self, scope: Emitted, config: Config) -> None:
+        """Deliver one closed scope (`_deliver_all` of one)."""
+        self._deliver_all([(scope, config)])
+
+    def _deliver_all(self, batch: list[tuple[Emitted, Config]]) -> None:
+        """Build the events of ``batch``, then hand each to the client, in order.
+
+        Building them all first and capturing them after costs ~10 µs an event less than
+        alternating (measured in ``benchmarks/profile_hotpath.py``: each loop stays in
+        its own code and data).
+        """
         client = self.client
         prepare = self._prepare
         if prepare is not None and prepare():
             self._prepare = None
-        if getattr(client, "disabled", False) is True:
+        built: list[tuple[Event, BaseException | str | None, Config]] = []
+        abandoned = self._abandon.is_set()
+        disabled = getattr(client, "disabled", False) is True
+        for scope, config in batch:
+            if abandoned:
+                stats_counters.dropped.incr()
+                continue
+            if disabled:
+                scope.release()
+                continue  # a disabled client would still spend ~22 µs enriching the event
+            event = build_event_or_count(scope, config, self._budget(config))
+            error = None if isinstance(scope, Annotation) else scope.error
             scope.release()
-            return  # a disabled client would still spend ~22 µs enriching the event
-        if not self._wait_for_room(client):
-            scope.release()
-            stats_counters.dropped.incr()
-            return
-        event = build_event_or_count(scope, config, self._budget(config))
-        error = None if isinstance(scope, Annotation) else scope.error
-        scope.release()
-        if event is None:
-            return
+            if event is not None:
+                built.append((event, error, config))
+        for event, error, config in built:
+            if self._abandon.is_set() or not self._wait_for_room(client):
+                stats_counters.dropped.incr()
+                continue
+            self._capture(event, error, config)
+
+    def _capture(self, event: Event, error: BaseException | str | None, config: Config) -> None:
+        client = self.client
         try:
             if error is not None:
                 self._link_exception(error, event, config)
