@@ -63,7 +63,7 @@ def main() -> None:
     import posthog
 
     import hogtrace
-    from hogtrace import _state
+    from hogtrace import _sinks, _state
     from hogtrace._events import build_event
     from hogtrace._sinks import PostHogSink
 
@@ -94,9 +94,10 @@ def main() -> None:
     # Delivering releases a scope's content: every run gets its own shallow copies.
     batches = [[copy.copy(scope) for scope in profiled] for _ in range(18)]
 
-    def deliver() -> None:
-        for scope in batches.pop():
-            sink._deliver(scope, config)
+    def deliver() -> None:  # as the worker does: what is queued, up to its batch size
+        batch = [(scope, config) for scope in batches.pop()]
+        for start in range(0, len(batch), _sinks._BATCH):
+            sink._deliver_all(batch[start : start + _sinks._BATCH])
 
     def build() -> None:
         for scope in batches.pop():

@@ -27,6 +27,7 @@ __all__ = [
     "enriched_size",
     "exception_already_captured",
     "flush_client",
+    "has_room",
     "is_async_client",
     "shutdown_client",
     "uses_ai_lane",
@@ -123,6 +124,18 @@ def client_queue(client: Any) -> Any:
     if q is None or not callable(getattr(q, "full", None)):
         return None
     return q
+
+
+def has_room(client: Any, count: int) -> bool:
+    """Whether the client's queue takes ``count`` more events now (False: not known)."""
+    q = client_queue(client)
+    if q is None:
+        return True
+    try:
+        size = q.maxsize
+        return type(size) is int and (size <= 0 or q.qsize() + count <= size)
+    except Exception:
+        return False
 
 
 def lane_queues(client: Any) -> list[Any]:

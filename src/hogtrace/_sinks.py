@@ -474,6 +474,7 @@ class PostHogSink:
         built: list[tuple[Event, BaseException | str | None, Config]] = []
         abandoned = self._abandon.is_set()
         disabled = getattr(client, "disabled", False) is True
+        budget, budget_of = 0, None
         for scope, config in batch:
             if abandoned:
                 stats_counters.dropped.incr()
@@ -481,13 +482,16 @@ class PostHogSink:
             if disabled:
                 scope.release()
                 continue  # a disabled client would still spend ~22 µs enriching the event
-            event = build_event_or_count(scope, config, self._budget(config))
+            if config is not budget_of:
+                budget, budget_of = self._budget(config), config
+            event = build_event_or_count(scope, config, budget)
             error = None if isinstance(scope, Annotation) else scope.error
             scope.release()
             if event is not None:
                 built.append((event, error, config))
+        roomy = _posthog.has_room(client, len(built))  # else each waits for room
         for event, error, config in built:
-            if self._abandon.is_set() or not self._wait_for_room(client):
+            if self._abandon.is_set() or not (roomy or self._wait_for_room(client)):
                 stats_counters.dropped.incr()
                 continue
             self._capture(event, error, config)
