@@ -819,8 +819,26 @@ class TestInputItemsThatAreNoMessage:
             (lambda i: {"role": "user", "content": "hi"} if i == 5 else [i], None),
             (lambda i: [i] * 2_000 if i == 5 else [i], None),  # one row too long to print later
             (lambda i: [[i]], None),  # not flat
+            (lambda i: [f"t{j}" for j in range(100)], None),  # many strings: later, copied
+            (lambda i: ["x" * 3_000, f"{i}"], None),  # long strings: later, copied
+            (lambda i: tuple(f"t{j}" for j in range(100)), None),  # a tuple of them: at once
+            (lambda i: [f"t{i}", 1.5], None),  # strings and numbers: at once
         ],
-        ids=["floats", "tuples", "strings", "long", "limit", "nan", "a dict", "long row", "nested"],
+        ids=[
+            "floats",
+            "tuples",
+            "strings",
+            "long",
+            "limit",
+            "nan",
+            "a dict",
+            "long row",
+            "nested",
+            "many strings",
+            "long strings",
+            "string tuple",
+            "mixed",
+        ],
     )
     @pytest.mark.parametrize("count", [17, 1_000, 20_000])
     def test_rows_as_the_whole_input_gives(
@@ -900,7 +918,13 @@ class TestInputItemsThatAreNoMessage:
 
     def test_long_rows_print_exactly_unless_cut(self, events: CapturedEvents) -> None:
         """Rows of up to 1,024 numbers print as posthog prints them; past the limit, cut."""
-        rows = [[i / 7 for i in range(500)], (1, 2.5, None, True), [float("nan"), 2**70] * 40]
+        rows = [
+            [i / 7 for i in range(500)],
+            (1, 2.5, None, True),
+            [float("nan"), 2**70] * 40,
+            [f"it's {j}" for j in range(100)],
+            ["x" * 3_000, 'say "hi"'],
+        ]
 
         @hogtrace.generation(model="m", provider="openai")
         def llm(messages: Any) -> str:

@@ -336,8 +336,17 @@ def _as_text(value: object) -> str | AsText:
 
 
 def _long_row(row: list[Any] | tuple[Any, ...]) -> bool:
-    """Whether ``row`` is more than `_SHORT_ROW` ints, floats, booleans and None."""
-    return len(row) > _SHORT_ROW and _NUMBERS.issuperset(map(type, row))
+    """Whether ``row`` is printed later, exactly as ``str()`` prints it (`AsText`).
+
+    That is, more than `_SHORT_ROW` numbers, or a list of strings too long for `_short_row`.
+    """
+    if len(row) > _SHORT_ROW and _NUMBERS.issuperset(map(type, row)):
+        return True
+    return (
+        type(row) is list
+        and _STRINGS.issuperset(map(type, row))
+        and (len(row) > _SHORT_TEXTS or sum(map(len, row)) > _SHORT_TEXT)
+    )
 
 
 def _more_items(value: Any, most: int) -> bool:
@@ -1037,19 +1046,30 @@ def _printed_rows(
     rows: list[list[Any] | tuple[Any, ...]] = []
     for row in islice(items, count):
         kind = type(row)
-        if (
-            (kind is not list and kind is not tuple)
-            or len(row) > _SHORT_ROW
-            or not _NUMBERS.issuperset(map(type, row))
-        ):
+        if (kind is not list and kind is not tuple) or not _short_row(row):
             return None
         rows.append(row if kind is tuple else list(row))
     return PrintedRows(rows, len(first) + len(items), first)
 
 
+def _short_row(row: list[Any] | tuple[Any, ...]) -> bool:
+    """A row `PrintedRows` holds: up to `_SHORT_ROW` numbers, or a few short strings."""
+    if len(row) <= _SHORT_ROW and _NUMBERS.issuperset(map(type, row)):
+        return True
+    return (
+        len(row) <= _SHORT_TEXTS
+        and _STRINGS.issuperset(map(type, row))
+        and sum(map(len, row)) <= _SHORT_TEXT
+    )
+
+
 #: The most values of a row `PrintedRows` holds (~0.5 µs a float to print): the event
 #: builder prints at most ~1,250 such rows, ~20 ms. A longer row is an `AsText`.
 _SHORT_ROW = 32
+#: Or strings (cheaper to print): at most this many, of at most `_SHORT_TEXT` characters.
+_SHORT_TEXTS = 64
+_SHORT_TEXT = 2048
+_STRINGS = frozenset({str})
 
 
 def _text_messages(
