@@ -1481,6 +1481,7 @@ def _long_list(provider: str | None, arguments: Mapping[str, Any]) -> LongInput 
         return None
     at = -1
     if system:
+        dicts = True
         try:  # one pass at C speed (~60 ns a message on a 2-vCPU VM)
             at = indexOf(map(dict.get, items, repeat("role")), "system")
         except ValueError:  # no system message
@@ -1489,6 +1490,9 @@ def _long_list(provider: str | None, arguments: Mapping[str, Any]) -> LongInput 
             if not _NEVER_SYSTEM.issuperset(map(type, items)):
                 return None
             # Only strings, rows (lists, tuples) and scalars: each formats as a user's message.
+            dicts = False
+        if dicts and key == "messages" and len(items) <= _LONG_INPUT:
+            return None  # a few chat messages beside system=: cheaper formatted whole
         if at >= 0:
             # A message formats as a system one only with content (else as a user's).
             alone, _ = _format(provider, {key: [items[at]]}, texts=False)
