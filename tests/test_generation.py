@@ -938,13 +938,70 @@ class TestInputItemsThatAreNoMessage:
         many = [[j + i / 7 for i in range(1_000)] for j in range(1_000)]
         llm(many)
         event = events.one()
-        *messages, last, marker = event.properties["$ai_input"]
-        assert [{"role": "user", "content": str(row)} for row in many[: len(messages)]] == messages
-        head, _, left = last["content"].rpartition(", '…[truncated ")
-        assert str(many[len(messages)]).startswith(head)  # its first values, exactly
-        assert f"{1_000 - head.count(', ') - 1:,} items]']" == left
-        assert f"…[truncated {999 - len(messages):,} items]" == marker
-        assert 3 <= len(messages) <= 4  # 1,001 items a row, of max_items (5,000)
+        *messages, marker = event.properties["$ai_input"]
+        assert f"…[truncated {1_000 - len(messages):,} items]" == marker
+        for row, message in zip(many, messages, strict=False):
+            whole, text = str(row), message["content"]
+            if text == whole:
+                continue
+            head, _, left = text.rpartition(", '…[truncated ")
+            if head:  # cut at a value's end: the values left out counted
+                assert whole.startswith(head)
+                assert f"{1_000 - head.count(', ') - 1:,} items]']" == left
+            else:  # printed whole, then cut to fit the event: the characters left out counted
+                head, _, left = text.rpartition("…[truncated ")
+                assert whole.startswith(head)
+                assert f"{len(whole) - len(head):,} chars]" == left
+        assert 30 < len(messages) <= 5_000 // (1_000 // 8)  # 1 item for 8 values of a row
+        assert event.properties["$ai_truncated"] is True
+
+    @pytest.mark.parametrize(
+        "rows",
+        [
+            [[j + i / 7 for i in range(768)] for j in range(10)],
+            [list(range(j, j + 500)) for j in range(30)],
+            [[f"t{i}" for i in range(100)] for _ in range(40)],
+        ],
+        ids=["10 x 768 floats", "30 x 500 ints", "40 x 100 strings"],
+    )
+    def test_rows_that_fit_are_sent_whole(self, events: CapturedEvents, rows: Any) -> None:
+        """Rows printed later count what printing costs, not a value an item: these fit."""
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: Any) -> str:
+            return "ok"
+
+        llm(rows)
+        event = events.one()
+        assert format_input("openai", {"messages": rows}) == event.properties["$ai_input"]
+        assert "$ai_truncated" not in event.properties
+
+    def test_an_int_too_long_to_print(self, events: CapturedEvents) -> None:
+        """Python refuses to print an int of over 4,300 digits: the event still goes."""
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: Any) -> str:
+            return "ok"
+
+        llm([[10**5000] * 40])
+        (message,) = events.one().properties["$ai_input"]
+        assert message["content"].startswith("[<int of 16,610 bits>, <int of 16,610 bits>")
+
+    def test_printed_rows_are_bounded_at_any_item_limit(self, events: CapturedEvents) -> None:
+        """With ``max_items`` far above the default, rows printed later stop at 20,000 values."""
+        hogtrace.configure(max_items=1_000_000)
+        rows = [[i / 7] * 10 for i in range(100_000)]
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: Any) -> str:
+            return "ok"
+
+        llm(rows)
+        event = events.one()
+        *messages, marker = event.properties["$ai_input"]
+        assert len(messages) <= 2_001
+        assert [{"role": "user", "content": str(row)} for row in rows[: len(messages)]] == messages
+        assert f"…[truncated {100_000 - len(messages):,} items]" == marker
         assert event.properties["$ai_truncated"] is True
 
     def test_a_recursive_item(self, events: CapturedEvents) -> None:

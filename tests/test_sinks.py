@@ -408,6 +408,32 @@ class TestPostHogSinkQueue:
         assert 4 == hogtrace.stats()["dropped"]
         assert 1 == len(capture_server.events)
 
+    def test_shutdown_counts_what_the_worker_built_but_could_not_hand_over(
+        self, capture_server: CaptureServer, clients: Clients, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Five scopes the worker takes together, the client stuck on the first: four dropped.
+
+        They are off the queue, built, waiting their turn: counted and logged when shutdown()
+        gives up, each once (the worker, coming back, skips them).
+        """
+        sink = PostHogSink(clients(sync_mode=True))
+        config = _state.state.config
+        capture_server.gate.clear()
+        sink._queue.items.extend((closed_scope(), config) for _ in range(4))
+        sink.emit(closed_scope(), config)  # starts the worker: it takes all five at once
+        capture_server.wait_for_attempts(1)
+        worker = sink._thread
+        assert worker is not None
+
+        sink.shutdown(0.2)
+
+        assert 4 == hogtrace.stats()["dropped"]
+        assert any("4 queued events were not handed" in r.getMessage() for r in caplog.records)
+        capture_server.gate.set()
+        worker.join(10)
+        assert 4 == hogtrace.stats()["dropped"]
+        assert 1 == len(capture_server.events)
+
     def test_a_pool_worker_waits_for_one_trace_at_most_while_posthog_is_down(
         self, capture_server: CaptureServer, clients: Clients, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -53,12 +53,17 @@ def format_error(error: BaseException | str, privacy: bool) -> str:
 
 
 def _prepare_content(
-    content: dict[str, Any], config: Config, bounds: dict[str, tuple[Any, int]] | None = None
+    content: dict[str, Any],
+    config: Config,
+    bounds: dict[str, tuple[Any, int]] | None = None,
+    cut: list[str] | None = None,
 ) -> dict[str, Any]:
     """Redact ``content`` in place; plain messages (`TextMessages`) become their dicts.
 
     Messages without secrets, and no ``redact`` hook, have their size bound put in ``bounds``
     (for `fit_event`): their strings are known, so neither needs a walk over the dicts.
+    Rows (`PrintedRows`) are printed as their messages and cut: the keys of those cut go in
+    ``cut``.
     """
     hook = config.redact
     for key, value in content.items():
@@ -67,6 +72,8 @@ def _prepare_content(
         if type(value) is PrintedRows:  # rows of values, printed now as messages and cut
             limit, most = config.event_limit, config.max_items
             value = to_json_safe(Head(value.messages(), value.length), limit, most)
+            if cut is not None and value and type(value[-1]) is str:  # (ends with a marker)
+                cut.append(key)
         elif type(value) is TextMessages:
             messages = value.messages()
             if value.cut or value.size >= config.event_limit or value.items > config.max_items:
@@ -163,7 +170,7 @@ def build_event(
             if key in content:
                 content[key] = None
     bounds: dict[str, tuple[Any, int]] = {}
-    props.update(_prepare_content(content, config, bounds))
+    props.update(_prepare_content(content, config, bounds, texts_cut))
     if error is not None:
         props["$ai_is_error"] = True
         props["$ai_error_type"] = error_type(error)

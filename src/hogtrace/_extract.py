@@ -327,24 +327,27 @@ def _as_text(value: object) -> str | AsText:
     """
     if isinstance(value, str):
         return value
-    if type(value) in _NESTING:
-        if _more_items(value, _TEXT_ITEMS):
-            return AsText(value)
-        if isinstance(value, (list, tuple)) and _long_row(value):
-            return AsText(value)  # printed exactly, later (`AsText`: a row of numbers)
+    kind = type(value)
+    if isinstance(value, (list, tuple)) and kind is not dict and len(value) <= _TEXT_ITEMS:
+        kinds = set(map(type, value))  # (one pass at C speed, ~15 ns a value)
+        if kind in _NESTING and _NESTING.isdisjoint(kinds):  # a row: of values holding none
+            return AsText(value) if _long_row(value, kinds) else str(value)
+    if kind in _NESTING and _more_items(value, _TEXT_ITEMS):
+        return AsText(value)
     return str(value)
 
 
-def _long_row(row: list[Any] | tuple[Any, ...]) -> bool:
-    """Whether ``row`` is printed later, exactly as ``str()`` prints it (`AsText`).
+def _long_row(row: list[Any] | tuple[Any, ...], kinds: set[type]) -> bool:
+    """Whether ``row``, of values of ``kinds`` (none a list, tuple or dict), is printed later.
 
-    That is, more than `_SHORT_ROW` numbers, or a list of strings too long for `_short_row`.
+    That is, more than `_SHORT_ROW` numbers (printed exactly, `AsText`), or a list of
+    strings too long for `_short_row`.
     """
-    if len(row) > _SHORT_ROW and _NUMBERS.issuperset(map(type, row)):
+    if len(row) > _SHORT_ROW and kinds <= _NUMBERS:
         return True
     return (
         type(row) is list
-        and _STRINGS.issuperset(map(type, row))
+        and kinds <= _STRINGS
         and (len(row) > _SHORT_TEXTS or sum(map(len, row)) > _SHORT_TEXT)
     )
 
@@ -1034,28 +1037,42 @@ def _printed(row: list[Any] | tuple[Any, ...]) -> str:
 
 
 def _printed_rows(
-    items: list[Any] | tuple[Any, ...], most: int | None, first: list[Message]
+    items: list[Any] | tuple[Any, ...], limit: int, most: int | None, first: list[Message]
 ) -> PrintedRows | None:
     """The items as `PrintedRows` after ``first``, if each item read is such a row, else None.
 
     As many are read as a snapshot of their messages can keep, ``most`` items at
-    `MESSAGE_ITEMS` a message; each row holds at most `_SHORT_ROW` values, so that the event
-    builder prints them all in a few tens of milliseconds at most.
+    `MESSAGE_ITEMS` a message and ``limit`` bytes by the first row's length; each row holds
+    at most `_SHORT_ROW` numbers (or a few short strings), so that the event builder prints
+    them all in a few tens of milliseconds at most.
     """
     count = len(items) if most is None else min(len(items), most // MESSAGE_ITEMS + 1)
+    # And as many as can fit in the size limit, by the first one's length: a snapshot keeps
+    # a message of up to `MIN_ITEM` bytes whole, and cuts longer ones to a share of that.
+    if not items or not _short_row(items[0]):
+        return None
+    each = len(_printed(items[0])) + PLAIN_MESSAGE_SIZE
+    count = min(count, int(limit * _HEADROOM / min(each, MIN_ITEM)) + 1)
     rows: list[list[Any] | tuple[Any, ...]] = []
+    values = 0
     for row in islice(items, count):
         kind = type(row)
         if (kind is not list and kind is not tuple) or not _short_row(row):
             return None
         rows.append(row if kind is tuple else list(row))
+        values += len(row)
+        if values > _ROWS_VALUES:  # (only with a `max_items` far above the default)
+            break
     return PrintedRows(rows, len(first) + len(items), first)
 
 
 def _short_row(row: list[Any] | tuple[Any, ...]) -> bool:
-    """A row `PrintedRows` holds: up to `_SHORT_ROW` numbers, or a few short strings."""
-    if len(row) <= _SHORT_ROW and _NUMBERS.issuperset(map(type, row)):
-        return True
+    """A row `PrintedRows` holds: up to `_SHORT_ROW` numbers, or a few short strings.
+
+    Not an int of more than 16 digits: printing one of thousands takes ~0.1 ms.
+    """
+    if len(row) <= _SHORT_ROW and _NUMBERS.issuperset(kinds := set(map(type, row))):
+        return int not in kinds or all(-_BIG < n < _BIG for n in row if type(n) is int)
     return (
         len(row) <= _SHORT_TEXTS
         and _STRINGS.issuperset(map(type, row))
@@ -1064,8 +1081,13 @@ def _short_row(row: list[Any] | tuple[Any, ...]) -> bool:
 
 
 #: The most values of a row `PrintedRows` holds (~0.5 µs a float to print): the event
-#: builder prints at most ~1,250 such rows, ~20 ms. A longer row is an `AsText`.
-_SHORT_ROW = 32
+#: builder prints at most ~1,250 such rows at the default limits (~10 ms), ~3,900 at any.
+#: A longer row is an `AsText`.
+_SHORT_ROW = 16
+#: The most values `PrintedRows` prints in all (~10 ms): at the default `max_items` its
+#: ~1,250 rows hold fewer; rows past it are left out (counted in the marker).
+_ROWS_VALUES = 20_000
+_BIG = 10**16
 #: Or strings (cheaper to print): at most this many, of at most `_SHORT_TEXT` characters.
 _SHORT_TEXTS = 64
 _SHORT_TEXT = 2048
@@ -1363,7 +1385,7 @@ def recorded_input(
         if long.plain and (lazy := _text_messages(items, limit, most)) is not None:
             return lazy, lazy.size  # plain messages, read as far as the limits
         anthropic = isinstance(provider, str) and provider.lower() == "anthropic"
-        if not anthropic and (rows := _rows(provider, arguments, long, most)) is not None:
+        if not anthropic and (rows := _rows(provider, arguments, long, limit, most)) is not None:
             return rows, None  # rows of numbers, say: printed by the event builder
         # The first message formatted, to learn what one takes: one with hundreds of parts
         # may take more of the items than a few hundred plain ones.
@@ -1413,7 +1435,11 @@ _HEADROOM = 1.25
 
 
 def _rows(
-    provider: str | None, arguments: Mapping[str, Any], long: LongInput, most: int | None
+    provider: str | None,
+    arguments: Mapping[str, Any],
+    long: LongInput,
+    limit: int,
+    most: int | None,
 ) -> PrintedRows | None:
     """A long input of rows of plain values as `PrintedRows`, after its system prompt."""
     if type(long.items[0]) is not list and type(long.items[0]) is not tuple:
@@ -1424,7 +1450,7 @@ def _rows(
         if not isinstance(formatted, list) or _text_size(formatted) is None:
             return None  # not only strings: formatted with the rows, by the general path
         first = formatted
-    return _printed_rows(long.items, most, first)
+    return _printed_rows(long.items, limit, most, first)
 
 
 class LongInput(NamedTuple):

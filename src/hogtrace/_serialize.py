@@ -342,7 +342,9 @@ def thaw(value: Any, cut: list[str] | None = None) -> Any:
         if value.room is None:  # not a snapshot's copy
             return _safe_str(value.value)
         if value.more is not None:
-            text = _cut_text(_printed_row(value.value, value.more), value.room)[0]
+            text = _cut_text(_printed_row_within(value.value, value.more, value.room), value.room)[
+                0
+            ]
         else:
             text = _cut_text(_safe_str(thaw(value.value)), value.room)[0]
         if cut is not None and _MARKED in text:
@@ -852,18 +854,21 @@ def _btext(text: AsText, depth: int, active: Walk, room: int) -> tuple[Any, int]
         and len(value) <= _CHUNK
         and _NUMBER_TYPES.issuperset(map(type, value))
     ):
-        # A row of numbers: its first values copied as they are (a slice: numbers do not
-        # change), printed exactly as ``str()`` prints them (NaN, a big int).
-        held = max(active.left - 1, 0)  # the row takes one, as a list does
-        keep = min(len(value), held, max(within // 3, 0))  # ", " and a digit a value at least
-        active.left -= keep + 1
+        # A row of numbers, which becomes one string: its first values copied as they are (a
+        # slice: numbers do not change), printed exactly as ``str()`` prints them. What
+        # printing costs is counted: the row one item, and one more per `_ROW_VALUES` values;
+        # as many are kept as their string, by the first ones' lengths, takes of the room.
+        held = max(active.left - 1, 0) * _ROW_VALUES
+        each = len(_printed_row(value[:_SAMPLE], 0)) / _SAMPLE if value else 1.0
+        keep = min(len(value), held, int(max(within, 0) / max(each, 1.0)) + 1)
+        active.left -= 1 + -(-keep // _ROW_VALUES)
         if keep < len(value) and keep == held:
             active.cut = True
         head, more = value[:keep], len(value) - keep
         if active.defer:
             active.deferred = True
-            return AsText(head, room, more), 3 * keep + 2
-        return _cut_text(_printed_row(head, more), room)
+            return AsText(head, room, more), int(each * keep) + 2
+        return _cut_text(_printed_row_within(head, more, room), room)
     copy, size = _bwalk(value, depth, active, within)
     if active.defer:
         active.deferred = True
@@ -872,19 +877,55 @@ def _btext(text: AsText, depth: int, active: Walk, room: int) -> tuple[Any, int]
 
 
 _NUMBER_TYPES = frozenset({int, float, bool, type(None)})
+#: Values of a row of numbers that count as one item (printing a float costs ~0.5 µs: at
+#: the default `max_items` the event builder prints at most ~40,000, ~20 ms).
+_ROW_VALUES = 8
+#: Values printed to learn how long a row's are.
+_SAMPLE = 8
 
 
 def _printed_row(head: list[Any] | tuple[Any, ...], more: int) -> str:
     """``str()`` of a row of numbers whose first values are ``head``, ``more`` left out.
 
-    Those left out are one marker item, as in the string of a cut copy.
+    Those left out are one marker item, as in the string of a cut copy. An int too long for
+    ``str()`` (over 4,300 digits) prints as ``<int of N bits>``.
     """
-    if not more:
-        return str(head)
-    marker = LIST_TRUNCATION_MARKER.format(n=f"{more:,}")
-    values = ", ".join(map(repr, head))
-    brackets = "()" if type(head) is tuple else "[]"
-    return f"{brackets[0]}{values}{', ' if head else ''}'{marker}'{brackets[1]}"
+    try:
+        if not more:
+            return str(head)
+        values = ", ".join(map(repr, head))
+    except ValueError:
+        values = ", ".join(map(_printed_number, head))
+    tuple_ = type(head) is tuple
+    if more:
+        marker = LIST_TRUNCATION_MARKER.format(n=f"{more:,}")
+        values = f"{values}{', ' if head else ''}'{marker}'"
+    elif tuple_ and len(head) == 1:
+        values += ","
+    return f"({values})" if tuple_ else f"[{values}]"
+
+
+def _printed_number(number: Any) -> str:
+    try:
+        return repr(number)
+    except ValueError:  # an int of more digits than Python prints
+        return f"<int of {number.bit_length():,} bits>"
+
+
+def _printed_row_within(head: list[Any] | tuple[Any, ...], more: int, room: int) -> str:
+    """`_printed_row`, with fewer values if it is longer than ``room``: cut at a value's end.
+
+    Its marker then counts every value left out (a number's repr holds no ", ").
+    """
+    text = _printed_row(head, more)
+    if len(text) <= room:
+        return text
+    kept = text.count(", ", 1, max(room - _ROW_MARKER_ROOM, 1))
+    return _printed_row(head[:kept], more + len(head) - kept)
+
+
+#: More than a row's marker item and closing bracket take: "'…[truncated N items]']".
+_ROW_MARKER_ROOM = 48
 
 
 def _safe_str(value: object) -> str:
@@ -928,8 +969,8 @@ def _least_inside(value: Any, most: int, depth: int = 0) -> tuple[int, bool]:
         if kind is dict:
             plain = len(value) <= _CHUNK
             pairs: Iterable[tuple[Any, Any]] = value.items()
-        elif kind is AsText:  # its value's items, read by hand (never at C speed)
-            return _least_inside(value.value, most, depth)[0], False
+        elif kind is AsText:  # never read at C speed; a row of numbers takes 1 an 8 values
+            return 0, False  # (at least: not counted, it is reached only after its entry)
         elif kind is list or kind is tuple or kind in _SETS or kind is Head:
             plain = kind not in _SETS  # a set's items are read a chunk at a time, as a list's
             pairs = zip(repeat(""), value.items if kind is Head else value)

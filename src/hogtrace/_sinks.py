@@ -318,6 +318,10 @@ class PostHogSink:
         self._client_bytes = _posthog.enriched_size(client)
         self._max_queue = MAX_QUEUE if max_queue is None else max_queue
         self._queue = _HandOff()
+        # Events the worker built and has not handed to the client yet (`_deliver_all`).
+        self._held: collections.deque[tuple[Event, BaseException | str | None, Config]] = (
+            collections.deque()
+        )
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopped = False
@@ -490,7 +494,14 @@ class PostHogSink:
             if event is not None:
                 built.append((event, error, config))
         roomy = _posthog.has_room(client, len(built))  # else each waits for room
-        for event, error, config in built:
+        # Held where a shutdown that gives up finds (and counts) what is not handed over yet.
+        held = self._held
+        held.extend(built)
+        while True:
+            try:
+                event, error, config = held.popleft()
+            except IndexError:
+                return
             if self._abandon.is_set() or not (roomy or self._wait_for_room(client)):
                 stats_counters.dropped.incr()
                 continue
@@ -660,6 +671,13 @@ class PostHogSink:
     def _drop_queued(self) -> None:
         """Drop (and count, and log once) the events still queued when shutdown gave up."""
         dropped = 0
+        while True:  # built by the worker, not handed over yet
+            try:
+                self._held.popleft()
+            except IndexError:
+                break
+            stats_counters.dropped.incr()
+            dropped += 1
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -684,6 +702,7 @@ class PostHogSink:
         # The worker thread does not exist in a forked child, and its queue's lock may have
         # been held at fork time; what the parent had queued is the parent's to deliver.
         self._queue = _HandOff()
+        self._held = collections.deque()
         self._thread = None
         self._start_lock = threading.Lock()
         self._abandon = threading.Event()
