@@ -46,6 +46,7 @@ from typing import Any, NamedTuple, TypeVar
 from hogtrace._serialize import (
     MESSAGE_ITEMS,
     MIN_ITEM,
+    NUMBER_TYPES,
     PLAIN_MESSAGE_SIZE,
     AsText,
     Head,
@@ -328,9 +329,9 @@ def _as_text(value: object) -> str | AsText:
     if isinstance(value, str):
         return value
     kind = type(value)
-    if isinstance(value, (list, tuple)) and kind is not dict and len(value) <= _TEXT_ITEMS:
+    if isinstance(value, (list, tuple)) and kind in _ROWS and len(value) <= _TEXT_ITEMS:
         kinds = set(map(type, value))  # (one pass at C speed, ~15 ns a value)
-        if kind in _NESTING and _NESTING.isdisjoint(kinds):  # a row: of values holding none
+        if _NESTING.isdisjoint(kinds):  # a row: of values holding none
             return AsText(value) if _long_row(value, kinds) else str(value)
     if kind in _NESTING and _more_items(value, _TEXT_ITEMS):
         return AsText(value)
@@ -374,7 +375,8 @@ def _more_items(value: Any, most: int) -> bool:
 #: Of a value with more items than this, the string an input item makes is made later.
 _TEXT_ITEMS = 1024
 _NESTING = frozenset({dict, list, tuple})
-_NUMBERS = frozenset({int, float, bool, type(None)})
+_ROWS = frozenset({list, tuple})
+_NUMBERS = NUMBER_TYPES
 
 
 def _dump(obj: object) -> dict[str, Any]:
@@ -1026,14 +1028,7 @@ class PrintedRows:
     def messages(self) -> list[Message]:
         """The messages as `format_input` formats them: new dicts on each call."""
         first = [dict(message) for message in self.first]
-        return first + [{"role": "user", "content": _printed(row)} for row in self.rows]
-
-
-def _printed(row: list[Any] | tuple[Any, ...]) -> str:
-    try:
-        return str(row)
-    except ValueError:  # an int of more digits than Python prints
-        return f"<row of {len(row)} numbers>"
+        return first + [{"role": "user", "content": str(row)} for row in self.rows]
 
 
 def _printed_rows(
@@ -1046,12 +1041,12 @@ def _printed_rows(
     at most `_SHORT_ROW` numbers (or a few short strings), so that the event builder prints
     them all in a few tens of milliseconds at most.
     """
+    if not _short_row(items[0]):
+        return None
     count = len(items) if most is None else min(len(items), most // MESSAGE_ITEMS + 1)
     # And as many as can fit in the size limit, by the first one's length: a snapshot keeps
     # a message of up to `MIN_ITEM` bytes whole, and cuts longer ones to a share of that.
-    if not items or not _short_row(items[0]):
-        return None
-    each = len(_printed(items[0])) + PLAIN_MESSAGE_SIZE
+    each = len(str(items[0])) + PLAIN_MESSAGE_SIZE
     count = min(count, int(limit * _HEADROOM / min(each, MIN_ITEM)) + 1)
     rows: list[list[Any] | tuple[Any, ...]] = []
     values = 0
@@ -1442,7 +1437,7 @@ def _rows(
     most: int | None,
 ) -> PrintedRows | None:
     """A long input of rows of plain values as `PrintedRows`, after its system prompt."""
-    if type(long.items[0]) is not list and type(long.items[0]) is not tuple:
+    if type(long.items[0]) not in _ROWS or not _short_row(long.items[0]):
         return None  # (not rows: not read further)
     first: list[Message] = []
     if long.system:  # the system prompt's message, formatted as before no message

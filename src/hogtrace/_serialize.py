@@ -48,6 +48,7 @@ __all__ = [
     "MAX_DEPTH_MARKER",
     "MAX_SAFE_INTEGER",
     "MIN_ITEM",
+    "NUMBER_TYPES",
     "TRUNCATION_MARKER",
     "AsText",
     "Deferred",
@@ -56,6 +57,7 @@ __all__ = [
     "count_items",
     "item_items",
     "number_sizes",
+    "printed_row",
     "snapshot",
     "to_json_safe",
 ]
@@ -339,15 +341,8 @@ def thaw(value: Any, cut: list[str] | None = None) -> Any:
     if kind is Deferred:
         return _btolist(value.head, 0, new_walk(value.items), value.room, value.length)[0]
     if kind is AsText:
-        if value.room is None:  # not a snapshot's copy
-            return _safe_str(value.value)
-        if value.more is not None:
-            text = _cut_text(_printed_row_within(value.value, value.more, value.room), value.room)[
-                0
-            ]
-        else:
-            text = _cut_text(_safe_str(thaw(value.value)), value.room)[0]
-        if cut is not None and _MARKED in text:
+        text = _text_of(value)
+        if cut is not None and value.room is not None and _MARKED in text:
             cut.append(text)
         return text
     if kind is dict:
@@ -355,6 +350,15 @@ def thaw(value: Any, cut: list[str] | None = None) -> Any:
     if kind is list and not _SCALAR_TYPES.issuperset(map(type, value)):
         return [thaw(item, cut) for item in value]
     return value
+
+
+def _text_of(text: AsText) -> str:
+    """The string of an `AsText`: of its value, or of a snapshot's copy cut to its room."""
+    if text.room is None:  # not a snapshot's copy
+        return _safe_str(text.value)
+    if text.more is not None:  # a row of numbers: cut at a value's end to fit
+        return printed_row(text.value, text.more, text.room)
+    return _cut_text(_safe_str(thaw(text.value)), text.room)[0]
 
 
 #: What every truncation marker begins with.
@@ -852,31 +856,31 @@ def _btext(text: AsText, depth: int, active: Walk, room: int) -> tuple[Any, int]
     if (
         (kind is list or kind is tuple)
         and len(value) <= _CHUNK
-        and _NUMBER_TYPES.issuperset(map(type, value))
+        and NUMBER_TYPES.issuperset(map(type, value))
     ):
         # A row of numbers, which becomes one string: its first values copied as they are (a
         # slice: numbers do not change), printed exactly as ``str()`` prints them. What
         # printing costs is counted: the row one item, and one more per `_ROW_VALUES` values;
         # as many are kept as their string, by the first ones' lengths, takes of the room.
         held = max(active.left - 1, 0) * _ROW_VALUES
-        each = len(_printed_row(value[:_SAMPLE], 0)) / _SAMPLE if value else 1.0
+        each = len(printed_row(value[:_SAMPLE])) / _SAMPLE if value else 1.0
         keep = min(len(value), held, int(max(within, 0) / max(each, 1.0)) + 1)
         active.left -= 1 + -(-keep // _ROW_VALUES)
         if keep < len(value) and keep == held:
             active.cut = True
-        head, more = value[:keep], len(value) - keep
-        if active.defer:
-            active.deferred = True
-            return AsText(head, room, more), int(each * keep) + 2
-        return _cut_text(_printed_row_within(head, more, room), room)
-    copy, size = _bwalk(value, depth, active, within)
+        out, size = AsText(value[:keep], room, len(value) - keep), int(each * keep) + 2
+    else:
+        copy, size = _bwalk(value, depth, active, within)
+        out = AsText(copy, room)
     if active.defer:
         active.deferred = True
-        return AsText(copy, room), size
-    return _cut_text(_safe_str(thaw(copy)), room)
+        return out, size
+    string = _text_of(out)
+    return string, len(string) + 2
 
 
-_NUMBER_TYPES = frozenset({int, float, bool, type(None)})
+NUMBER_TYPES = frozenset({int, float, bool, type(None)})
+"""Of a row printed exactly (`printed_row`): ints, floats, booleans and None."""
 #: Values of a row of numbers that count as one item (printing a float costs ~0.5 µs: at
 #: the default `max_items` the event builder prints at most ~40,000, ~20 ms).
 _ROW_VALUES = 8
@@ -884,18 +888,25 @@ _ROW_VALUES = 8
 _SAMPLE = 8
 
 
-def _printed_row(head: list[Any] | tuple[Any, ...], more: int) -> str:
+def printed_row(head: list[Any] | tuple[Any, ...], more: int = 0, room: int | None = None) -> str:
     """``str()`` of a row of numbers whose first values are ``head``, ``more`` left out.
 
     Those left out are one marker item, as in the string of a cut copy. An int too long for
-    ``str()`` (over 4,300 digits) prints as ``<int of N bits>``.
+    ``str()`` (over 4,300 digits) prints as ``<int of N bits>``. Longer than ``room``, the row
+    is cut at a value's end, and its marker counts every value left out (a number's repr
+    holds no ", ").
     """
     try:
-        if not more:
-            return str(head)
-        values = ", ".join(map(repr, head))
+        text = _row_text(head, ", ".join(map(repr, head)), more) if more else str(head)
     except ValueError:
-        values = ", ".join(map(_printed_number, head))
+        text = _row_text(head, ", ".join(map(_printed_number, head)), more)
+    if room is None or len(text) <= room:
+        return text
+    kept = text.count(", ", 1, max(room - _ROW_MARKER_ROOM, 1))
+    return printed_row(head[:kept], more + len(head) - kept)
+
+
+def _row_text(head: list[Any] | tuple[Any, ...], values: str, more: int) -> str:
     tuple_ = type(head) is tuple
     if more:
         marker = LIST_TRUNCATION_MARKER.format(n=f"{more:,}")
@@ -910,18 +921,6 @@ def _printed_number(number: Any) -> str:
         return repr(number)
     except ValueError:  # an int of more digits than Python prints
         return f"<int of {number.bit_length():,} bits>"
-
-
-def _printed_row_within(head: list[Any] | tuple[Any, ...], more: int, room: int) -> str:
-    """`_printed_row`, with fewer values if it is longer than ``room``: cut at a value's end.
-
-    Its marker then counts every value left out (a number's repr holds no ", ").
-    """
-    text = _printed_row(head, more)
-    if len(text) <= room:
-        return text
-    kept = text.count(", ", 1, max(room - _ROW_MARKER_ROOM, 1))
-    return _printed_row(head[:kept], more + len(head) - kept)
 
 
 #: More than a row's marker item and closing bracket take: "'…[truncated N items]']".

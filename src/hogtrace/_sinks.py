@@ -460,10 +460,6 @@ class PostHogSink:
         else:
             self._deliver_all([item])
 
-    def _deliver(self, scope: Emitted, config: Config) -> None:
-        """Deliver one closed scope (`_deliver_all` of one)."""
-        self._deliver_all([(scope, config)])
-
     def _deliver_all(self, batch: list[tuple[Emitted, Config]]) -> None:
         """Build the events of ``batch``, then hand each to the client, in order.
 
