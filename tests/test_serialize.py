@@ -214,6 +214,77 @@ class TestIntegers:
         assert expected == to_json_safe(2**100_000)
 
 
+class TestLongInts:
+    """An int of hundreds of digits is printed by the event builder (`thaw`), not the call."""
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            [10**100 + 7, -(10**300), 2**256, 2**257, -(2**257)],
+            {"a": 10**1000, "b": [3, -(10**2000)], "c": 2**14_000 - 1},
+            (10**4000, 10**4300),
+        ],
+        ids=["list", "dict", "tuple"],
+    )
+    def test_the_event_holds_what_converting_at_once_holds(self, value: Any) -> None:
+        """``thaw`` of the copy is the decimal strings `to_json_safe` makes, or its markers."""
+        copy, size, walk = snapshot(value, 800_000, 5_000)
+        assert walk.deferred
+        assert to_json_safe(value) == thaw(copy)
+        assert size <= len(json.dumps(thaw(copy)))  # a lower bound
+
+    def test_the_copy_holds_the_int_not_its_string(self) -> None:
+        """A long int stays an int (immutable) until the event is built; a short one is printed."""
+        copy, _, _ = snapshot([10**1000, 2**255], 800_000, 5_000)
+        assert [_serialize.AsText, str] == [type(item) for item in copy]
+        assert 10**1000 == copy[0].value
+
+    def test_a_lowered_str_limit_gives_the_marker(self) -> None:
+        """An int Python refuses to print when the event is built shows as its size in bits."""
+        copy, _, _ = snapshot([10**1000], 800_000, 5_000)
+        previous = sys.get_int_max_str_digits()
+        sys.set_int_max_str_digits(640)
+        try:
+            thawed = thaw(copy)
+        finally:
+            sys.set_int_max_str_digits(previous)
+        assert [f"<int of {(10**1000).bit_length():,} bits>"] == thawed
+
+    @pytest.mark.parametrize("digits", [1_000, 3_000, 4_200])
+    def test_printing_them_counts_against_max_items(self, digits: int) -> None:
+        """Each takes one item more per 2**18 of its digits squared: fewer are kept."""
+        value = [10 ** (digits - 1) + i for i in range(5_000)]
+        copy, _, walk = snapshot(value, 10_000_000, 5_000)
+        kept = len(copy) - 1  # the marker
+        each = _serialize._BY_HAND + digits * digits // 2**18
+        assert kept == (5_000 - _serialize._BY_HAND) // each + 1  # while items are left
+        assert f"…[truncated {5_000 - kept:,} items]" == copy[-1]
+        assert walk.cut
+        assert [str(n) for n in value[:kept]] == thaw(copy[:-1])
+
+    def test_their_size_counts_in_full(self) -> None:
+        """A number is not cut to a common length: a list keeps what the size limit holds."""
+        value = [10**1999 + i for i in range(1_000)]  # 2,000 digits each
+        copy, _, _ = snapshot(value, 100_000, 1_000_000)
+        kept = len(copy) - 1
+        assert 48 <= kept <= 51  # ~100,000 / 2,002
+        assert f"…[truncated {1_000 - kept:,} items]" == copy[-1]
+
+    def test_in_a_decorated_call(self) -> None:
+        """A span's argument of long ints reaches the event as their decimal strings."""
+        import hogtrace
+        from hogtrace.testing import capture_events
+
+        @hogtrace.span
+        def work(numbers: list[int]) -> int:
+            return len(numbers)
+
+        numbers = [10**500 + i for i in range(3)]
+        with capture_events() as events:
+            work(numbers)
+        assert {"numbers": [str(n) for n in numbers]} == events[0].input
+
+
 class TestFloats:
     @pytest.mark.parametrize(
         ("value", "expected"),
