@@ -747,7 +747,7 @@ def _bwalk(value: object, depth: int, active: Walk, room: int) -> tuple[Any, int
         return _cut_text(value, room)  # type: ignore[arg-type]
     if kind is int:
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:  # type: ignore[operator]
-            return value, len(int.__repr__(value))  # type: ignore[arg-type]
+            return value, len(int.__repr__(value))
         return _bint(value, active)  # type: ignore[arg-type]
     if kind is float:
         return _leaf(_float(value))  # type: ignore[arg-type]
