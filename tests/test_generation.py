@@ -28,11 +28,12 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 import hogtrace
-from hogtrace import _extract, _generation, _names
+from hogtrace import _errors, _extract, _generation, _names
 from hogtrace._extract import format_input
 from hogtrace._serialize import count_items, to_json_safe
 from hogtrace.testing import CapturedEvent, CapturedEvents, capture_events
 from tests.capture_server import CaptureServer
+from tests.hostile import Hostile
 
 USER = [{"role": "user", "content": "What is the weather in Paris?"}]
 TOOLS = [
@@ -899,7 +900,12 @@ class TestInputItemsThatAreNoMessage:
         row: Any,
         count: int,
     ) -> None:
-        """Items no formatter makes a system message of, beside a system prompt: as whole."""
+        """Items no formatter makes a system message of, beside a system prompt: as whole.
+
+        Except past the 20,000 items the call reads for a system message (4 per `max_items`):
+        one there takes the prompt's message out when the event is built, and the head, cut
+        with it, may keep one message fewer.
+        """
         arguments = make([row(i) for i in range(count)])
 
         @hogtrace.generation(model="m", provider=provider)
@@ -914,7 +920,119 @@ class TestInputItemsThatAreNoMessage:
 
         bounded = run()
         general_paths(monkeypatch)
-        assert run() == bounded
+        whole = run()
+        if whole == bounded:
+            return
+        items = len(arguments.get("messages") or arguments.get("input") or ())
+        assert items > 20_000  # a system message past those read: one message fewer
+        (*kept, marker), (*whole_kept, _) = bounded[0], whole[0]
+        assert (whole_kept[: len(kept)], len(kept) + 1) == (kept, len(whole_kept))
+        assert f"…[truncated {items - len(kept):,} items]" == marker
+
+    @pytest.mark.parametrize(
+        ("provider", "make"),
+        [
+            ("openai", lambda x: {"messages": x, "system": "S"}),
+            ("openai", lambda x: {"messages": x, "system": "S", "instructions": "B"}),
+            ("openai", lambda x: {"input": x, "instructions": "B"}),
+            ("gemini", lambda x: {"contents": x, "config": {"system_instruction": "S"}}),
+        ],
+        ids=["system", "both", "instructions", "gemini"],
+    )
+    @pytest.mark.parametrize(
+        "row",
+        [
+            lambda i: [i / 7] * 10,
+            lambda i: f"m{i}",
+            lambda i: {"role": "user", "content": f"m{i}"},
+            lambda i: {"role": "user", "parts": [{"text": f"m{i}"}]},
+        ],
+        ids=["rows", "str", "dicts", "parts"],
+    )
+    @pytest.mark.parametrize("system_at", [None, 2_001, 4_999], ids=["none", "after", "last"])
+    def test_a_system_message_past_those_read(
+        self,
+        events: CapturedEvents,
+        monkeypatch: pytest.MonkeyPatch,
+        provider: str,
+        make: Any,
+        row: Any,
+        system_at: int | None,
+    ) -> None:
+        """Past the items the call reads for one (4 per `max_items`), the event builder looks:
+        a system message there takes the prompt's out, as formatting the whole input does."""
+        hogtrace.configure(max_items=500)  # the call reads 2,000 items for a system message
+        items = [row(i) for i in range(5_000)]
+        if system_at is not None:
+            items[system_at] = {"role": "system", "content": "late"}
+        arguments = make(items)
+
+        @hogtrace.generation(model="m", provider=provider)
+        def llm(**arguments: Any) -> str:
+            return "ok"
+
+        def run() -> tuple[Any, Any]:
+            events.clear()
+            llm(**arguments)
+            props = events.one().properties
+            return props["$ai_input"], props.get("$ai_truncated")
+
+        (*bounded, marker), cut = run()
+        general_paths(monkeypatch)
+        (*whole, whole_marker), whole_cut = run()
+        assert cut is whole_cut is True
+        if system_at is None:  # the prompt's message first, as formatting the whole gives
+            assert (bounded, marker) == (whole, whole_marker)
+            return
+        # The prompt's message out; the room it took the head may leave one message unkept.
+        assert whole[0]["role"] != "system"
+        assert whole[: len(bounded)] == bounded
+        assert len(whole) - 1 <= len(bounded) <= len(whole)
+        assert f"…[truncated {5_000 - len(bounded):,} items]" == marker
+
+    def test_a_system_message_past_those_read_is_looked_for_later(
+        self, events: CapturedEvents
+    ) -> None:
+        """The call leaves the items past those it reads to the event builder, which reads
+        as many as the call had: a chat history appended to in between changes nothing."""
+        hogtrace.configure(max_items=500)
+        items: list[Any] = [f"m{i}" for i in range(5_000)]
+        recorded: list[Any] = []
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(**arguments: Any) -> str:
+            recorded.append(hogtrace.current_generation()._input)  # type: ignore[attr-defined]
+            items.append({"role": "system", "content": "appended during the call"})
+            return "ok"
+
+        llm(messages=items, system="S")
+        assert type(recorded[0]) is _extract.LaterSystem
+        assert (2_000, 5_000) == (recorded[0].start, recorded[0].stop)
+        *messages, marker = events.one().properties["$ai_input"]
+        assert {"role": "system", "content": "S"} == messages[0]
+        assert {"role": "user", "content": "m0"} == messages[1]
+        assert f"…[truncated {5_001 - len(messages):,} items]" == marker
+
+    def test_a_hostile_role_past_those_read(
+        self,
+        events: CapturedEvents,
+        caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A role that raises when compared: logged, and the event keeps the head as read."""
+        monkeypatch.setattr(_errors, "STRICT", False)  # as in production: logged
+        hogtrace.configure(max_items=500)
+        items: list[Any] = [f"m{i}" for i in range(5_000)]
+        items[3_000] = {"role": Hostile(), "content": "x"}
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(**arguments: Any) -> str:
+            return "ok"
+
+        assert "ok" == llm(messages=items, system="S")
+        messages = events.one().properties["$ai_input"]
+        assert {"role": "system", "content": "S"} == messages[0]
+        assert "looking for a system message" in caplog.text
 
     def test_long_rows_past_the_limits(self, events: CapturedEvents) -> None:
         """Past the limits, a row is cut at a value's end, or printed whole and cut to fit."""

@@ -1359,7 +1359,7 @@ def recorded_input(
     arguments: Mapping[str, Any],
     limit: int | None = None,
     most: int | None = None,
-) -> tuple[list[Message] | TextMessages | PrintedRows | Head | None, int | None]:
+) -> tuple[list[Message] | TextMessages | PrintedRows | Head | LaterSystem | None, int | None]:
     """`format_input` as a generation records it, with the `_text_size` of the messages.
 
     The usual chat input, plain role and content strings only, comes as `TextMessages`, sized
@@ -1372,43 +1372,60 @@ def recorded_input(
     (its size None). Never raises.
     """
     try:
-        long = _long_list(provider, arguments) if limit is not None else None
+        long = _long_list(provider, arguments, most) if limit is not None else None
         if long is None:
             return _format(provider, arguments, True, most)
         assert limit is not None
-        items = long.items
-        if long.plain and (lazy := _text_messages(items, limit, most)) is not None:
-            return lazy, lazy.size  # plain messages, read as far as the limits
-        anthropic = isinstance(provider, str) and provider.lower() == "anthropic"
-        if not anthropic and (rows := _rows(provider, arguments, long, limit, most)) is not None:
-            return rows, None  # rows of numbers, say: printed by the event builder
-        # The first message formatted, to learn what one takes: one with hundreds of parts
-        # may take more of the items than a few hundred plain ones.
-        trial, size = _format(provider, long.head(arguments, _FIRST), False, most)
-        if trial is None or isinstance(trial, TextMessages):  # (not given without ``texts``)
-            return None, None
-        head = Head(trial, len(trial) + len(items) - _FIRST)
-        head.taken = copy, trial_size, walk = snapshot(head, limit, most)
-        if len(copy) <= len(trial):  # cut within the first ones already (by ``most``, say)
-            return head, None
-        # A snapshot counts each item at most `MIN_ITEM` bytes: that many items pass the limit;
-        # and as many messages as their items say fit in ``most``.
-        each = min((trial_size if size is None else size) / max(len(trial), 1), MIN_ITEM)
-        read = int(limit * _HEADROOM / max(each, 1)) + 1
-        if most is not None:
-            read = min(read, int(most * _HEADROOM * len(trial) / max(walk.used, 1)) + 1)
-        while read < len(items):
-            out, _ = _format(provider, long.head(arguments, read), False, most)
-            if out is None or isinstance(out, TextMessages):
-                return None, None
-            head = Head(out, len(out) + len(items) - read)
-            head.taken = snapshot(head, limit, most)
-            if len(head.taken[0]) <= len(out):  # cut within what was read
-                return head, None
-            read *= 2  # later items are shorter than the first ones: read on
-        return _format(provider, arguments, True, most)
+        head, size = _long_input(provider, arguments, long, limit, most)
+        if long.read < len(long.items) and (type(head) is Head or type(head) is PrintedRows):
+            # A system message may follow the items read: the event builder looks for one.
+            prompt, _ = _format(provider, long.head(arguments, 0), False)
+            if isinstance(prompt, list) and len(prompt) == 1:  # (else none to take out)
+                return LaterSystem(head, provider, long), None
+        return head, size
     except Exception:
         return None, None
+
+
+def _long_input(
+    provider: str | None,
+    arguments: Mapping[str, Any],
+    long: LongInput,
+    limit: int,
+    most: int | None,
+) -> tuple[TextMessages | PrintedRows | Head | list[Message] | None, int | None]:
+    """`recorded_input` of a long input list (`_long_list`). May raise."""
+    items = long.items
+    if long.plain and (lazy := _text_messages(items, limit, most)) is not None:
+        return lazy, lazy.size  # plain messages, read as far as the limits
+    anthropic = isinstance(provider, str) and provider.lower() == "anthropic"
+    if not anthropic and (rows := _rows(provider, arguments, long, limit, most)) is not None:
+        return rows, None  # rows of numbers, say: printed by the event builder
+    # The first message formatted, to learn what one takes: one with hundreds of parts
+    # may take more of the items than a few hundred plain ones.
+    trial, size = _format(provider, long.head(arguments, _FIRST), False, most)
+    if trial is None or isinstance(trial, TextMessages):  # (not given without ``texts``)
+        return None, None
+    head = Head(trial, len(trial) + len(items) - _FIRST)
+    head.taken = copy, trial_size, walk = snapshot(head, limit, most)
+    if len(copy) <= len(trial):  # cut within the first ones already (by ``most``, say)
+        return head, None
+    # A snapshot counts each item at most `MIN_ITEM` bytes: that many items pass the limit;
+    # and as many messages as their items say fit in ``most``.
+    each = min((trial_size if size is None else size) / max(len(trial), 1), MIN_ITEM)
+    read = int(limit * _HEADROOM / max(each, 1)) + 1
+    if most is not None:
+        read = min(read, int(most * _HEADROOM * len(trial) / max(walk.used, 1)) + 1)
+    while read < len(items):
+        out, _ = _format(provider, long.head(arguments, read), False, most)
+        if out is None or isinstance(out, TextMessages):
+            return None, None
+        head = Head(out, len(out) + len(items) - read)
+        head.taken = snapshot(head, limit, most)
+        if len(head.taken[0]) <= len(out):  # cut within what was read
+            return head, None
+        read *= 2  # later items are shorter than the first ones: read on
+    return _format(provider, arguments, True, most)  # (whole: exact)
 
 
 #: Lists of plain messages longer than this are read only as far as the limits hold.
@@ -1457,6 +1474,7 @@ class LongInput(NamedTuple):
     system: tuple[str, ...]  # arguments whose system prompt is added unless a message is one
     at: int  # the first system message's index, -1 if none: past a head, those arguments
     # change nothing in it (OpenAI's ``instructions`` are merged into that message)
+    read: int  # the items read for a system message: past them, `LaterSystem` looks
 
     def head(self, arguments: Mapping[str, Any], count: int) -> dict[str, Any]:
         """``arguments`` with only the first ``count`` items, formatted as they are whole."""
@@ -1466,14 +1484,18 @@ class LongInput(NamedTuple):
         return head
 
 
-def _long_list(provider: str | None, arguments: Mapping[str, Any]) -> LongInput | None:
+def _long_list(
+    provider: str | None, arguments: Mapping[str, Any], most: int | None = None
+) -> LongInput | None:
     """The input list the provider's formatter reads, when long and formatted item by item.
 
     None when the input is short, or when a message's formatting depends on the whole list
     in a way not read at C speed: OpenAI's ``messages`` and ``input`` together, or a system
     prompt (OpenAI's ``system``/``instructions``, Gemini's system instruction, added only if
     no message is a system one) beside a list of dicts and other items (strings, rows and
-    scalars alone are never system messages); then it is formatted whole.
+    scalars alone are never system messages); then it is formatted whole. Beside a system
+    prompt, a list longer than a snapshot of ``most`` items can read is looked at only as far
+    (`_SYSTEM_READ`): the event builder looks at the rest (`LaterSystem`).
     """
     hint = provider.lower() if isinstance(provider, str) else None
     key: str | None
@@ -1501,14 +1523,19 @@ def _long_list(provider: str | None, arguments: Mapping[str, Any]) -> LongInput 
     if key is None or not isinstance(items, kinds) or len(items) <= _LONG_OTHER:
         return None
     at = -1
+    read = len(items)
     if system:
+        if most is not None and read > _SYSTEM_READ * max(most, 1):
+            read = _SYSTEM_READ * max(most, 1)  # more than a snapshot reads of them
+        seen = items if read == len(items) else items[:read]
         dicts = True
-        try:  # one pass at C speed (~60 ns a message on a 2-vCPU VM)
-            at = indexOf(map(dict.get, items, repeat("role")), "system")
+        try:  # one pass at C speed (~50 ns a message on a 2-vCPU VM)
+            at = indexOf(map(dict.get, seen, repeat("role")), "system")
+            read = len(items)  # found: none after it matters
         except ValueError:  # no system message
             pass
         except TypeError:  # not only dicts: roles not read at C speed
-            if not _NEVER_SYSTEM.issuperset(map(type, items)):
+            if not _NEVER_SYSTEM.issuperset(map(type, seen)):
                 return None
             # Only strings, rows (lists, tuples) and scalars: each formats as a user's message.
             dicts = False
@@ -1520,11 +1547,83 @@ def _long_list(provider: str | None, arguments: Mapping[str, Any]) -> LongInput 
             if not isinstance(alone, list) or [m.get("role") for m in alone] != ["system"]:
                 return None
     plain = key == "messages" and hint != "anthropic" and not system
-    return LongInput(key, items, plain, system, at)
+    return LongInput(key, items, plain, system, at, read)
 
 
 #: Input items no formatter makes a system message of (`_long_list`).
 _NEVER_SYSTEM = frozenset({str, list, tuple, int, float, bool, type(None)})
+#: Beside a system prompt, a long input's items read for a system message on the calling
+#: thread: this many per item of ``max_items`` (a message takes at least two, and the head a
+#: snapshot reads at most twice what it keeps; 20,000 at the default, ~1 ms of dicts).
+_SYSTEM_READ = 4
+
+
+class LaterSystem:
+    """A long input's head recorded with its system prompt's message first, for now.
+
+    The provider's formatter adds that message only if no message is a system one. Looking
+    through a long list (a million items, say) takes the calling thread ~20-50 ns an item,
+    past the 5 ms a call may spend: the event builder looks at the items after those read
+    (`LongInput.read`), as many as the list had at the call, and takes out the prompt's
+    message if one of them formats as a system message. The list must not change in
+    between, as `Head` says of what it reads; appending to it (a chat history) changes
+    nothing here.
+    """
+
+    __slots__ = ("head", "items", "key", "provider", "start", "stop")
+
+    def __init__(self, head: Any, provider: str | None, long: LongInput) -> None:
+        self.head = head  # the recorded input: a `PrintedRows`, or a snapshot's copy
+        self.provider = provider
+        self.key = long.key
+        self.items = long.items  # the caller's list (only read, and only after ``start``)
+        self.start = long.read
+        self.stop = len(long.items)
+
+    def __repr__(self) -> str:
+        return f"<input with a system prompt unless one of items {self.start:,}+ is one>"
+
+    def resolved(self) -> Any:
+        """The recorded input: without the prompt's message if a later item is a system one.
+
+        May raise (a hostile item's role): then the event builder keeps ``head``.
+        """
+        head = self.head
+        if not _system_after(self.provider, self.key, self.items, self.start, self.stop):
+            return head
+        if type(head) is PrintedRows:
+            return PrintedRows(head.rows, head.length - len(head.first), [])
+        if type(head) is list and head:  # the copy: its marker counts the same items left out
+            return head[1:]
+        return head
+
+
+def _system_after(provider: str | None, key: str, items: Any, start: int, stop: int) -> bool:
+    """Whether an item of ``items[start:stop]`` formats as a system message.
+
+    Read `_SYSTEM_CHUNK` items at a time, so that no single call holds the GIL for long.
+    """
+    for begin in range(start, stop, _SYSTEM_CHUNK):
+        chunk = items[begin : min(begin + _SYSTEM_CHUNK, stop)]
+        if _NEVER_SYSTEM.issuperset(map(type, chunk)):
+            continue
+        try:  # dicts only: their roles at C speed
+            if "system" not in map(dict.get, chunk, repeat("role")):
+                continue
+        except TypeError:  # not only dicts
+            pass
+        for item in chunk:
+            kind = type(item)
+            if kind in _NEVER_SYSTEM or (kind is dict and item.get("role") != "system"):
+                continue
+            alone, _ = _format(provider, {key: [item]}, texts=False)
+            if isinstance(alone, list) and any(m.get("role") == "system" for m in alone):
+                return True
+    return False
+
+
+#: Items `_system_after` reads at a time (~0.5 ms of dicts).
+_SYSTEM_CHUNK = 10_000
 
 
 def _format(

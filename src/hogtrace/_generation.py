@@ -16,6 +16,7 @@ from hogtrace import _state
 from hogtrace._errors import log_internal_error
 from hogtrace._extract import (
     Extracted,
+    LaterSystem,
     PrintedRows,
     StreamAccumulator,
     TextMessages,
@@ -346,6 +347,13 @@ class GenerationScope(Scope):
         formatted, size = recorded_input(self.provider, arguments, limit, most)
         if formatted is None:
             return self.snapshot(_input_argument(arguments), CUT_INPUT)
+        if type(formatted) is LaterSystem:  # its head recorded as any other
+            formatted.head = self._recorded(formatted.head, size, limit, most)
+            return formatted
+        return self._recorded(formatted, size, limit, most)
+
+    def _recorded(self, formatted: Any, size: int | None, limit: int, most: int) -> Any:
+        """What `_input_snapshot` keeps of the input `recorded_input` gives."""
         # Fresh dicts of immutable strings within the limits, or the strings of such dicts
         # (`TextMessages`, made dicts and cut to the limits by the event builder, off the
         # calling thread; a long input's are read only as far as the limits): a snapshot.
@@ -481,7 +489,14 @@ class GenerationScope(Scope):
             return super().content()  # as a span: $ai_input_state / $ai_output_state
         out = {}
         if self._input is not MISSING:
-            out["$ai_input"] = self._input
+            recorded = self._input
+            if type(recorded) is LaterSystem:  # a long input, its end read only now
+                try:
+                    recorded = recorded.resolved()
+                except Exception as err:
+                    log_internal_error("looking for a system message in a long input", err)
+                    recorded = recorded.head
+            out["$ai_input"] = recorded
         if self._output is not MISSING and self.error is None:
             out["$ai_output_choices"] = self._output
         if self.tools is not None:
