@@ -1884,6 +1884,22 @@ class TestFormatInput:
             types.Content(role="model", parts=[types.Part(text="b", thought=True)]),
             {"text": "bare"},
             types.Part(function_response=types.FunctionResponse(name="f", response={"ok": 1})),
+            # Text parts, the usual ones read without a dump, and their near misses:
+            {
+                "role": "user",
+                "parts": [
+                    types.Part(text="only text"),
+                    types.Part(text="set", thought=None),
+                    types.Part(text=""),
+                    types.Part(text="t", thought=True),
+                    {"text": "plain"},
+                    {"text": None},
+                    {"text": ""},
+                    {"text": 5},
+                    {"text": "a", "thought": True},
+                ],
+            },
+            types.Content(role="user", parts=[types.Part(text="sdk"), types.Part(text="")]),
         ]
         for config in (
             types.GenerateContentConfig(system_instruction="Be brief."),

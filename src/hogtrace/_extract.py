@@ -622,10 +622,25 @@ def _gemini_part(part: object) -> Block | None:
     return _gemini_plain_part(part)
 
 
+_TEXT_ONLY = frozenset({"text"})
+
+
 def _gemini_plain_part(part: object) -> Block | None:
     """A part read from its plain form (``_format_part``), as input parts are read."""
     if isinstance(part, str):
         return _text(part)
+    kind = type(part)
+    if kind is dict and len(part) == 1 and type(text := part.get("text")) is str:  # type: ignore[attr-defined, arg-type]
+        return {"type": "text", "text": text}  # the usual part, as below (~1 µs less)
+    if (
+        kind.__qualname__ == "Part"
+        and kind.__module__ == "google.genai.types"
+        and part.model_fields_set == _TEXT_ONLY  # type: ignore[attr-defined]
+        and type(text := part.text) is str  # type: ignore[attr-defined]
+    ):
+        # google-genai's Part made with only a text: its fields all default to None, so it
+        # dumps to {"text": ...} as the dict above (not dumped: ~2 µs less).
+        return {"type": "text", "text": text}
     plain = _plain(part)
     if not isinstance(plain, dict):
         return {"type": "unknown", "part": _as_text(plain)}
