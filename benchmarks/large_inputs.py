@@ -18,7 +18,8 @@ list of chat-message dicts, and shapes each sized item by item: a dict of a mill
 1,000 lists of 1,000 floats;
 and shapes read one item at a time in Python: 200,000 dataclasses, NumPy ints (as a list),
 datetimes, dicts with int keys, a dict of 60 lists of 100,000 ints, a pydantic model
-holding a list of a million strings, and 1,000 records wrapped in ten lists.
+holding a list of a million strings, 1,000 records wrapped in ten lists, and 5,000 ints of
+3,000 digits (printing one takes ~0.15 ms).
 
 A second table times what the application feels: the calling thread's CPU time
 (``time.thread_time``) of a ``@span`` and a ``@generation`` call given each input (as the
@@ -27,7 +28,8 @@ sends as ``str(value)``), hogtrace configured with a real posthog client that po
 local capture server; a third, of a ``@generation`` given one message of 200,000 content
 parts (Anthropic, Gemini, OpenAI; Gemini's also as a tuple, which posthog sends as the
 message's ``str()``) or 50,000 google-genai ``Part`` objects, and of 125,000 rows of 10
-floats as the messages beside a system prompt (OpenAI, Gemini). A last table times the
+floats as the messages beside a system prompt (OpenAI, Gemini), and of a million rows,
+strings or chat messages (100,000 Gemini messages) beside one. A last table times the
 redaction of a typical chat generation (a few messages of ~1 KB) and of an error string.
 Times are the best of several runs (ms, or µs for redaction); ratios are before / after.
 """
@@ -117,6 +119,7 @@ def inputs() -> dict[str, Any]:
     for _ in range(10):
         deep = [deep]
     values["10-deep 1k records"] = deep
+    values["5k 3,000-digit ints"] = [10**2999 + i for i in range(5_000)]
     return values
 
 
@@ -239,6 +242,30 @@ def many_parts() -> list[tuple[str, str, dict[str, Any]]]:
             "Gemini, 125k rows of 10 floats, config",
             "gemini",
             {"contents": rows, "config": {"system_instruction": "S"}},
+        ),
+    ]
+    # A million items beside a system prompt: the call reads 20,000 of them for a system
+    # message, the event builder the rest.
+    million = 1_000_000
+    chats = [{"role": "user", "content": f"message {i}"} for i in range(million)]
+    gemini = [{"role": "user", "parts": [{"text": f"message {i}"}]} for i in range(million // 10)]
+    cases += [
+        ("OpenAI, 1M rows of 10 floats, system=", "openai", {"messages": rows * 8, "system": "S"}),
+        (
+            "OpenAI, 1M strings, system=",
+            "openai",
+            {"messages": [f"s{i}" for i in range(million)], "system": "S"},
+        ),
+        ("OpenAI, 1M chat messages, system=", "openai", {"messages": chats, "system": "S"}),
+        (
+            "OpenAI, 1M chat messages, instructions=",
+            "openai",
+            {"input": chats, "instructions": "B"},
+        ),
+        (
+            "Gemini, 100k messages, config",
+            "gemini",
+            {"contents": gemini, "config": {"system_instruction": "S"}},
         ),
     ]
     try:

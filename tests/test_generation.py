@@ -28,7 +28,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 import hogtrace
-from hogtrace import _errors, _extract, _generation, _names
+from hogtrace import _errors, _extract, _generation, _names, _serialize
 from hogtrace._extract import format_input
 from hogtrace._serialize import count_items, to_json_safe
 from hogtrace.testing import CapturedEvent, CapturedEvents, capture_events
@@ -824,6 +824,8 @@ class TestInputItemsThatAreNoMessage:
             (lambda i: ["x" * 3_000, f"{i}"], None),  # long strings: later, copied
             (lambda i: tuple(f"t{j}" for j in range(100)), None),  # a tuple of them: at once
             (lambda i: [f"t{i}", 1.5], None),  # strings and numbers: at once
+            (lambda i: [10**40 + i] * 8, None),  # ints of 41 digits: printed later
+            (lambda i: [10**100 + i, 0.5], None),  # an int of 101 digits: a row left later
         ],
         ids=[
             "floats",
@@ -839,6 +841,8 @@ class TestInputItemsThatAreNoMessage:
             "long strings",
             "string tuple",
             "mixed",
+            "41 digits",
+            "101 digits",
         ],
     )
     @pytest.mark.parametrize("count", [17, 1_000, 20_000])
@@ -1074,8 +1078,15 @@ class TestInputItemsThatAreNoMessage:
                 [f"it's {j}" for j in range(100)],
                 ["x" * 3_000, 'say "hi"'],
             ],
+            [
+                10**300,
+                -(10**99),
+                [10**80, 0.5, None],
+                (10**99,),
+                [10**99 + j for j in range(40)],
+            ],
         ],
-        ids=["10 x 768 floats", "30 x 500 ints", "40 x 100 strings", "mixed"],
+        ids=["10 x 768 floats", "30 x 500 ints", "40 x 100 strings", "mixed", "long ints"],
     )
     def test_rows_that_fit_are_sent_whole(self, events: CapturedEvents, rows: Any) -> None:
         """Rows print exactly as posthog prints them; those printed later count what printing
@@ -1100,6 +1111,28 @@ class TestInputItemsThatAreNoMessage:
         llm([[10**5000] * 40])
         (message,) = events.one().properties["$ai_input"]
         assert message["content"].startswith("[<int of 16,610 bits>, <int of 16,610 bits>")
+
+    def test_long_ints_are_printed_by_the_event_builder(self, events: CapturedEvents) -> None:
+        """Ints of more than 78 digits, alone or in rows, are copied at the call, not printed;
+        printing them counts one item more per 2**18 of their digits squared."""
+        recorded: list[Any] = []
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: Any) -> str:
+            recorded.append(hogtrace.current_generation()._input)  # type: ignore[attr-defined]
+            return "ok"
+
+        rows = [[10**3999 + i] * 16 for i in range(100)]
+        llm(rows)
+        contents = [message["content"] for message in recorded[0][:-1]]
+        assert {_serialize.AsText} == set(map(type, contents))
+        *messages, marker = events.one().properties["$ai_input"]
+        printed = [message["content"] for message in messages]
+        values = sum(text.count(", ") + 1 for text in printed)
+        assert values <= 5_000 // (1 + 4_000**2 // 2**18) + 1
+        assert printed[0] == str(rows[0])
+        assert f"…[truncated {100 - len(messages):,} items]" == marker
+        assert events.one().properties["$ai_truncated"] is True
 
     def test_printed_rows_are_bounded_at_any_item_limit(self, events: CapturedEvents) -> None:
         """With ``max_items`` far above the default, rows printed later stop at 20,000 values."""

@@ -1743,6 +1743,28 @@ class TestAsText:
         assert "<int of 16,610 bits>" in text
         assert text[0] == ("(" if type(row) is tuple else "[")
 
+    @pytest.mark.parametrize(
+        "row", [[10**100, 0.5, None, True, -(10**200)], (10**3000,), [2**256] * 3], ids=len
+    )
+    def test_a_row_of_long_ints_prints_exactly(self, row: Any) -> None:
+        """A row holding an int of more than 78 digits is sized from bits, printed later."""
+        copy, size, walk = snapshot({"c": _serialize.AsText(row)}, 800_000, 5_000)
+        assert walk.deferred
+        assert {"c": str(row)} == thaw(copy)
+        assert size <= len(json.dumps(thaw(copy)))  # a lower bound
+
+    def test_a_row_of_long_ints_counts_their_digits_squared(self) -> None:
+        """Each int takes one item more per 2**18 of its digits squared: the row is cut."""
+        row = [10**2999 + i for i in range(1_000)]  # 3,000 digits: 35 items each
+        copy, _, walk = snapshot({"c": _serialize.AsText(row)}, 10_000_000, 5_000)
+        text = thaw(copy)["c"]
+        head, _, marker = text.rpartition(", '…[truncated ")
+        kept = head.count(", ") + 1
+        assert kept == -(-(5_000 - 2) // 35)  # while items are left (the dict and the row)
+        assert str(row[:kept])[:-1] == head
+        assert f"{1_000 - kept:,} items]']" == marker
+        assert walk.cut
+
     def test_its_items_count_as_the_values(self) -> None:
         """The copy takes of ``max_items`` what the value itself takes."""
         value = [[0.5] * 10] * 30

@@ -44,12 +44,14 @@ from operator import indexOf
 from typing import Any, NamedTuple, TypeVar
 
 from hogtrace._serialize import (
+    LONG_INT,
     MESSAGE_ITEMS,
     MIN_ITEM,
     NUMBER_TYPES,
     PLAIN_MESSAGE_SIZE,
     AsText,
     Head,
+    has_long_int,
     snapshot,
 )
 
@@ -329,10 +331,13 @@ def _as_text(value: object) -> str | AsText:
     if isinstance(value, str):
         return value
     kind = type(value)
+    if kind is int and not -LONG_INT < value < LONG_INT:  # type: ignore[operator]
+        return AsText(value)  # printing takes time quadratic in its digits: later
     if isinstance(value, (list, tuple)) and kind in _ROWS and len(value) <= _TEXT_ITEMS:
         kinds = set(map(type, value))  # (one pass at C speed, ~15 ns a value)
         if _NESTING.isdisjoint(kinds):  # a row: of values holding none
-            return AsText(value) if _long_row(value, kinds) else str(value)
+            long = _long_row(value, kinds) or has_long_int(value, kinds)
+            return AsText(value) if long else str(value)
     if kind in _NESTING and _more_items(value, _TEXT_ITEMS):
         return AsText(value)
     return str(value)
@@ -1082,10 +1087,10 @@ def _printed_rows(
 def _short_row(row: list[Any] | tuple[Any, ...]) -> bool:
     """A row `PrintedRows` holds: up to `_SHORT_ROW` numbers, or a few short strings.
 
-    Not an int of more than 16 digits: printing one of thousands takes ~0.1 ms.
+    Not an int of more than 78 digits (`LONG_INT`): printing one of thousands takes ~0.2 ms.
     """
     if len(row) <= _SHORT_ROW and _NUMBERS.issuperset(kinds := set(map(type, row))):
-        return int not in kinds or all(-_BIG < n < _BIG for n in row if type(n) is int)
+        return not has_long_int(row, kinds)
     return (
         len(row) <= _SHORT_TEXTS
         and _STRINGS.issuperset(map(type, row))
@@ -1100,7 +1105,6 @@ _SHORT_ROW = 16
 #: The most values `PrintedRows` prints in all (~10 ms): at the default `max_items` its
 #: ~1,250 rows hold fewer; rows past it are left out (counted in the marker).
 _ROWS_VALUES = 20_000
-_BIG = 10**16
 #: Or strings (cheaper to print): at most this many, of at most `_SHORT_TEXT` characters.
 _SHORT_TEXTS = 64
 _SHORT_TEXT = 2048

@@ -44,6 +44,7 @@ __all__ = [
     "DICT_TRUNCATION_KEY",
     "DICT_TRUNCATION_MARKER",
     "LIST_TRUNCATION_MARKER",
+    "LONG_INT",
     "MAX_DEPTH",
     "MAX_DEPTH_MARKER",
     "MAX_SAFE_INTEGER",
@@ -55,6 +56,7 @@ __all__ = [
     "Walk",
     "Head",
     "count_items",
+    "has_long_int",
     "item_items",
     "number_sizes",
     "printed_row",
@@ -808,6 +810,20 @@ _LOG10_2 = math.log10(2)
 _DIGITS_SQUARED = 1 << 18
 
 
+def has_long_int(row: Sequence[Any], kinds: AbstractSet[type]) -> bool:
+    """Whether a row of plain values (of ``kinds``) holds an int of `LONG_INT` or more."""
+    if int not in kinds:
+        return False
+    if kinds <= _INTS:  # at C speed
+        return bool(max(row) >= LONG_INT or min(row) <= -LONG_INT)
+    return any(type(n) is int and not -LONG_INT < n < LONG_INT for n in row)
+
+
+LONG_INT = 1 << _PRINT_NOW_BITS
+"""Ints this long or longer (79 digits) are printed by the event builder (`_bint`)."""
+_INTS = frozenset({int, bool})
+
+
 def _leaf(value: Any) -> tuple[Any, int]:
     """Pair a converted scalar with a lower bound of its JSON size."""
     kind = type(value)
@@ -885,11 +901,28 @@ def _btext(text: AsText, depth: int, active: Walk, room: int) -> tuple[Any, int]
     within = room - min(max(active.left, 0), room // 8)
     value = text.value
     kind = type(value)
-    if (
-        (kind is list or kind is tuple)
-        and len(value) <= _CHUNK
-        and NUMBER_TYPES.issuperset(map(type, value))
-    ):
+    row = (kind is list or kind is tuple) and len(value) <= _CHUNK
+    kinds: AbstractSet[type] = set(map(type, value)) if row else frozenset()
+    if row and NUMBER_TYPES.issuperset(kinds) and has_long_int(value, kinds):
+        # A row holding an int of hundreds of digits: each value sized and counted as `_bint`
+        # does (bits, digits squared), none printed here.
+        keep = spent = 0
+        for number in value:
+            if active.left < 1 or spent > within:
+                break
+            if type(number) is int and not -LONG_INT < number < LONG_INT:
+                digits = int((number.bit_length() - 1) * _LOG10_2) + 1
+                active.left -= 1 + digits * digits // _DIGITS_SQUARED
+                spent += digits + 2
+            else:
+                active.left -= 1
+                spent += 6
+            keep += 1
+        active.left = max(active.left, 0)
+        if keep < len(value):
+            active.cut = active.cut or spent <= within
+        out, size = AsText(value[:keep], room, len(value) - keep), spent + 2
+    elif row and NUMBER_TYPES.issuperset(kinds):
         # A row of numbers, which becomes one string: its first values copied as they are (a
         # slice: numbers do not change), printed exactly as ``str()`` prints them. What
         # printing costs is counted: the row one item, and one more per `_ROW_VALUES` values;
