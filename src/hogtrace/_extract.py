@@ -1627,13 +1627,12 @@ def _system_after(provider: str | None, key: str, items: Any, start: int, stop: 
     """
     for begin in range(start, stop, _SYSTEM_CHUNK):
         chunk = items[begin : min(begin + _SYSTEM_CHUNK, stop)]
-        if _NEVER_SYSTEM.issuperset(map(type, chunk)):
-            continue
         try:  # dicts only: their roles at C speed
             if "system" not in map(dict.get, chunk, repeat("role")):
                 continue
         except TypeError:  # not only dicts
-            pass
+            if _NEVER_SYSTEM.issuperset(map(type, chunk)):
+                continue
         for item in chunk:
             kind = type(item)
             if kind in _NEVER_SYSTEM or (kind is dict and item.get("role") != "system"):
