@@ -244,7 +244,7 @@ def many_parts() -> list[tuple[str, str, dict[str, Any]]]:
             {"contents": rows, "config": {"system_instruction": "S"}},
         ),
     ]
-    # A million items beside a system prompt: the call reads 20,000 of them for a system
+    # A million items beside a system prompt: the call reads 10,000 of them for a system
     # message, the event builder the rest.
     million = 1_000_000
     chats = [{"role": "user", "content": f"message {i}"} for i in range(million)]

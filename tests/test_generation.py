@@ -22,7 +22,7 @@ import posthog
 import pytest
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, SystemMessage
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
@@ -662,6 +662,20 @@ class TestGenerationInput:
         expected = TOOLS
         assert expected == events.one().properties["$ai_tools"]
 
+    def test_tools_holding_long_ints(self, events: CapturedEvents) -> None:
+        """Their long ints are printed by the event builder, as an argument's are."""
+        tools = [{"type": "function", "function": {"name": "f", "seed": 10**500}}]
+        recorded: list[Any] = []
+
+        @hogtrace.generation
+        def ask(messages: list[dict[str, str]], tools: list[dict[str, Any]]) -> Any:
+            recorded.append(hogtrace.current_generation().tools)  # type: ignore[attr-defined]
+            return chat_completion()
+
+        ask(USER, tools=tools)
+        assert _serialize.AsText is type(recorded[0][0]["function"]["seed"])
+        assert to_json_safe(tools) == events.one().properties["$ai_tools"]
+
     def test_model_argument(self, events: CapturedEvents) -> None:
         """The model argument wins over the response's model; the decorator's over both."""
 
@@ -906,7 +920,7 @@ class TestInputItemsThatAreNoMessage:
     ) -> None:
         """Items no formatter makes a system message of, beside a system prompt: as whole.
 
-        Except past the 20,000 items the call reads for a system message (4 per `max_items`):
+        Except past the 10,000 items the call reads for a system message (2 per `max_items`):
         one there takes the prompt's message out when the event is built, and the head, cut
         with it, may keep one message fewer.
         """
@@ -928,7 +942,7 @@ class TestInputItemsThatAreNoMessage:
         if whole == bounded:
             return
         items = len(arguments.get("messages") or arguments.get("input") or ())
-        assert items > 20_000  # a system message past those read: one message fewer
+        assert items > 10_000  # a system message past those read: one message fewer
         (*kept, marker), (*whole_kept, _) = bounded[0], whole[0]
         assert (whole_kept[: len(kept)], len(kept) + 1) == (kept, len(whole_kept))
         assert f"…[truncated {items - len(kept):,} items]" == marker
@@ -950,10 +964,13 @@ class TestInputItemsThatAreNoMessage:
             lambda i: f"m{i}",
             lambda i: {"role": "user", "content": f"m{i}"},
             lambda i: {"role": "user", "parts": [{"text": f"m{i}"}]},
+            lambda i: genai_types().Content(role="user", parts=[genai_types().Part(text=f"m{i}")]),
         ],
-        ids=["rows", "str", "dicts", "parts"],
+        ids=["rows", "str", "dicts", "parts", "Content"],
     )
-    @pytest.mark.parametrize("system_at", [None, 2_001, 4_999], ids=["none", "after", "last"])
+    @pytest.mark.parametrize(
+        "system_at", [None, 900, 1_001, 4_999], ids=["none", "read", "after", "last"]
+    )
     def test_a_system_message_past_those_read(
         self,
         events: CapturedEvents,
@@ -963,9 +980,9 @@ class TestInputItemsThatAreNoMessage:
         row: Any,
         system_at: int | None,
     ) -> None:
-        """Past the items the call reads for one (4 per `max_items`), the event builder looks:
+        """Past the items the call reads for one (2 per `max_items`), the event builder looks:
         a system message there takes the prompt's out, as formatting the whole input does."""
-        hogtrace.configure(max_items=500)  # the call reads 2,000 items for a system message
+        hogtrace.configure(max_items=500)  # the call reads 1,000 items for a system message
         items = [row(i) for i in range(5_000)]
         if system_at is not None:
             items[system_at] = {"role": "system", "content": "late"}
@@ -1011,11 +1028,58 @@ class TestInputItemsThatAreNoMessage:
 
         llm(messages=items, system="S")
         assert type(recorded[0]) is _extract.LaterSystem
-        assert (2_000, 5_000) == (recorded[0].start, recorded[0].stop)
+        assert (1_000, 5_000) == (recorded[0].start, recorded[0].stop)
         *messages, marker = events.one().properties["$ai_input"]
         assert {"role": "system", "content": "S"} == messages[0]
         assert {"role": "user", "content": "m0"} == messages[1]
         assert f"…[truncated {5_001 - len(messages):,} items]" == marker
+
+    @pytest.mark.parametrize("provider", ["openai", "gemini"])
+    def test_a_langchain_system_message_past_those_read(
+        self, events: CapturedEvents, monkeypatch: pytest.MonkeyPatch, provider: str
+    ) -> None:
+        """In a list of strings a LangChain ``SystemMessage`` formats as a user's message (only
+        a list of them all is LangChain's): the prompt's message stays, as formatting the
+        whole list gives."""
+        hogtrace.configure(max_items=500)
+        items: list[Any] = [f"m{i}" for i in range(5_000)]
+        items[3_000] = SystemMessage("late")
+        key, prompt = (
+            ("messages", {"system": "S"})
+            if provider == "openai"
+            else ("contents", {"config": {"system_instruction": "S"}})
+        )
+
+        @hogtrace.generation(model="m", provider=provider)
+        def llm(**arguments: Any) -> str:
+            return "ok"
+
+        def run() -> Any:
+            events.clear()
+            llm(**{key: items}, **prompt)
+            return events.one().properties["$ai_input"]
+
+        bounded = run()
+        general_paths(monkeypatch)
+        assert run() == bounded
+        assert {"role": "system", "content": "S"} == bounded[0]
+
+    def test_past_those_read_when_a_wrapper_made_the_call(self, events: CapturedEvents) -> None:
+        """A generation that became a span (posthog's wrapper captured the call inside it)
+        sends the input as its state, resolved as the generation's would be."""
+        hogtrace.configure(max_items=100)
+        items: list[Any] = [f"m{i}" for i in range(1_000)]
+        items[900] = {"role": "system", "content": "late"}
+
+        @hogtrace.generation(model="m", provider="openai")
+        def ask(messages: Any, system: str) -> str:
+            hogtrace.current_generation().wraps_model_call()
+            return "hi"
+
+        ask(items, system="S")
+        state = events.one().properties["$ai_input_state"]
+        assert {"role": "user", "content": "m0"} == state[0]  # the prompt's message taken out
+        assert state[-1].startswith("…[truncated ")
 
     def test_a_hostile_role_past_those_read(
         self,
@@ -1084,6 +1148,7 @@ class TestInputItemsThatAreNoMessage:
                 [10**80, 0.5, None],
                 (10**99,),
                 [10**99 + j for j in range(40)],
+                10**4250,  # Python prints up to 4,300 digits
             ],
         ],
         ids=["10 x 768 floats", "30 x 500 ints", "40 x 100 strings", "mixed", "long ints"],
@@ -1132,6 +1197,20 @@ class TestInputItemsThatAreNoMessage:
         assert values <= 5_000 // (1 + 4_000**2 // 2**18) + 1
         assert printed[0] == str(rows[0])
         assert f"…[truncated {100 - len(messages):,} items]" == marker
+        assert events.one().properties["$ai_truncated"] is True
+
+    def test_a_row_of_long_ints_wider_than_its_room(self, events: CapturedEvents) -> None:
+        """Its ints are not kept (nor counted) past its room: the messages after it keep theirs."""
+        hogtrace.configure(max_items=100, max_event_bytes=2_000)
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(messages: Any) -> str:
+            return "ok"
+
+        llm([[10**4213 + j for j in range(5)], "second message", "third"])
+        row, second, third = events.one().properties["$ai_input"]
+        assert "['…[truncated 5 items]']" == row["content"]
+        assert ("second message", "third") == (second["content"], third["content"])
         assert events.one().properties["$ai_truncated"] is True
 
     def test_printed_rows_are_bounded_at_any_item_limit(self, events: CapturedEvents) -> None:
@@ -1977,6 +2056,11 @@ def text_completion(text: str) -> dict[str, Any]:
         ],
         "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30},
     }
+
+
+def genai_types() -> Any:
+    """google-genai's types (the test extra holds it)."""
+    return pytest.importorskip("google.genai.types")
 
 
 def general_paths(monkeypatch: pytest.MonkeyPatch) -> None:

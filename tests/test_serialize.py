@@ -1760,7 +1760,7 @@ class TestAsText:
         text = thaw(copy)["c"]
         head, _, marker = text.rpartition(", '…[truncated ")
         kept = head.count(", ") + 1
-        assert kept == -(-(5_000 - 2) // 35)  # while items are left (the dict and the row)
+        assert kept == (5_000 - 2) // 35  # as many as the items left hold (after the dict's)
         assert str(row[:kept])[:-1] == head
         assert f"{1_000 - kept:,} items]']" == marker
         assert walk.cut

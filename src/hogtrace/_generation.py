@@ -28,7 +28,7 @@ from hogtrace._ids import monotonic_ns, new_id
 from hogtrace._names import CUT_INPUT, CUT_OUTPUT, CUT_TOOLS
 from hogtrace._sampling import sampled
 from hogtrace._scope import MISSING, Scope, is_plain
-from hogtrace._serialize import MESSAGE_ITEMS, Head, snapshot, thaw, to_json_safe
+from hogtrace._serialize import MESSAGE_ITEMS, Head, snapshot, to_json_safe
 
 __all__ = [
     "MODEL_PARAMETERS",
@@ -330,7 +330,9 @@ class GenerationScope(Scope):
             if tools:
                 config = _state.state.config
                 copy, _, walk = snapshot(tools, config.event_limit, config.max_items)
-                self.tools = thaw(copy) if walk.deferred else copy
+                self.tools = copy
+                if walk.deferred:  # printed by the event builder (long ints, say)
+                    self.has_deferred = True
                 if walk.cut:
                     self.cut |= CUT_TOOLS
 
@@ -485,18 +487,18 @@ class GenerationScope(Scope):
 
     def content(self) -> dict[str, Any]:
         """``$ai_input``, ``$ai_output_choices`` and ``$ai_tools`` as recorded."""
+        recorded = self._input
+        if type(recorded) is LaterSystem:  # a long input, its end read only now
+            try:
+                self._input = recorded.resolved()
+            except Exception as err:
+                log_internal_error("looking for a system message in a long input", err)
+                self._input = recorded.head
         if self._wraps_call:
             return super().content()  # as a span: $ai_input_state / $ai_output_state
         out = {}
         if self._input is not MISSING:
-            recorded = self._input
-            if type(recorded) is LaterSystem:  # a long input, its end read only now
-                try:
-                    recorded = recorded.resolved()
-                except Exception as err:
-                    log_internal_error("looking for a system message in a long input", err)
-                    recorded = recorded.head
-            out["$ai_input"] = recorded
+            out["$ai_input"] = self._input
         if self._output is not MISSING and self.error is None:
             out["$ai_output_choices"] = self._output
         if self.tools is not None:

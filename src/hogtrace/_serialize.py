@@ -80,8 +80,9 @@ MAX_SAFE_INTEGER = 2**53 - 1
 """Larger ints become strings: JavaScript numbers (PostHog's UI) cannot hold them exactly."""
 
 _SCALARS = frozenset({str, bool, type(None)})
-#: Ints longer than this cannot be written as JSON (Python's 4,300-digit int-to-str limit).
-_MAX_INT_BITS = 14_000
+#: Ints longer than this cannot be written as JSON: Python prints at most 4,300 digits
+#: (2**14_284 has 4,300; some ints of one bit more have 4,301).
+_MAX_INT_BITS = 14_284
 # Leaf types pydantic-core converts to strings without surprises (and that hold no bytes).
 _PYDANTIC_LEAVES = frozenset(
     {datetime.datetime, datetime.date, datetime.time, datetime.timedelta, uuid.UUID, Decimal}
@@ -820,7 +821,7 @@ def has_long_int(row: Sequence[Any], kinds: AbstractSet[type]) -> bool:
 
 
 LONG_INT = 1 << _PRINT_NOW_BITS
-"""Ints this long or longer (79 digits) are printed by the event builder (`_bint`)."""
+"""Ints this large or larger (78 digits and up) are printed by the event builder (`_bint`)."""
 _INTS = frozenset({int, bool})
 
 
@@ -908,19 +909,22 @@ def _btext(text: AsText, depth: int, active: Walk, room: int) -> tuple[Any, int]
         # does (bits, digits squared), none printed here.
         keep = spent = 0
         for number in value:
-            if active.left < 1 or spent > within:
-                break
+            takes, width = 1, 3  # a number of one digit and its ", " at least
             if type(number) is int and not -LONG_INT < number < LONG_INT:
-                digits = int((number.bit_length() - 1) * _LOG10_2) + 1
-                active.left -= 1 + digits * digits // _DIGITS_SQUARED
-                spent += digits + 2
-            else:
-                active.left -= 1
-                spent += 6
+                bits = number.bit_length()
+                if bits <= _MAX_INT_BITS:
+                    digits = int((bits - 1) * _LOG10_2) + 1
+                    takes, width = 1 + digits * digits // _DIGITS_SQUARED, digits + 2
+                else:  # printed as "<int of N bits>"
+                    width = 24
+            if spent + width > within:
+                break  # (the size cuts it)
+            if active.left < takes:
+                active.cut = True  # the items cut it
+                break
+            active.left -= takes
+            spent += width
             keep += 1
-        active.left = max(active.left, 0)
-        if keep < len(value):
-            active.cut = active.cut or spent <= within
         out, size = AsText(value[:keep], room, len(value) - keep), spent + 2
     elif row and NUMBER_TYPES.issuperset(kinds):
         # A row of numbers, which becomes one string: its first values copied as they are (a
