@@ -925,20 +925,7 @@ class TestInputItemsThatAreNoMessage:
         with it, may keep one message fewer.
         """
         arguments = make([row(i) for i in range(count)])
-
-        @hogtrace.generation(model="m", provider=provider)
-        def llm(**arguments: Any) -> str:
-            return "ok"
-
-        def run() -> tuple[Any, Any]:
-            events.clear()
-            llm(**arguments)
-            props = events.one().properties
-            return props["$ai_input"], props.get("$ai_truncated")
-
-        bounded = run()
-        general_paths(monkeypatch)
-        whole = run()
+        bounded, whole = bounded_and_whole(events, monkeypatch, provider, arguments)
         if whole == bounded:
             return
         items = len(arguments.get("messages") or arguments.get("input") or ())
@@ -973,12 +960,12 @@ class TestInputItemsThatAreNoMessage:
     )
     def test_a_system_message_past_those_read(
         self,
-        events: CapturedEvents,
-        monkeypatch: pytest.MonkeyPatch,
+        system_at: int | None,
+        row: Any,
         provider: str,
         make: Any,
-        row: Any,
-        system_at: int | None,
+        events: CapturedEvents,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """Past the items the call reads for one (2 per `max_items`), the event builder looks:
         a system message there takes the prompt's out, as formatting the whole input does."""
@@ -986,21 +973,9 @@ class TestInputItemsThatAreNoMessage:
         items = [row(i) for i in range(5_000)]
         if system_at is not None:
             items[system_at] = {"role": "system", "content": "late"}
-        arguments = make(items)
-
-        @hogtrace.generation(model="m", provider=provider)
-        def llm(**arguments: Any) -> str:
-            return "ok"
-
-        def run() -> tuple[Any, Any]:
-            events.clear()
-            llm(**arguments)
-            props = events.one().properties
-            return props["$ai_input"], props.get("$ai_truncated")
-
-        (*bounded, marker), cut = run()
-        general_paths(monkeypatch)
-        (*whole, whole_marker), whole_cut = run()
+        ((*bounded, marker), cut), ((*whole, whole_marker), whole_cut) = bounded_and_whole(
+            events, monkeypatch, provider, make(items)
+        )
         assert cut is whole_cut is True
         if system_at is None:  # the prompt's message first, as formatting the whole gives
             assert (bounded, marker) == (whole, whole_marker)
@@ -2056,6 +2031,30 @@ def text_completion(text: str) -> dict[str, Any]:
         ],
         "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30},
     }
+
+
+def bounded_and_whole(
+    events: CapturedEvents,
+    monkeypatch: pytest.MonkeyPatch,
+    provider: str,
+    arguments: dict[str, Any],
+) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+    """A generation's ``$ai_input`` and ``$ai_truncated`` for ``arguments``, as recorded and
+    then with the input formatted whole (`general_paths`)."""
+
+    @hogtrace.generation(model="m", provider=provider)
+    def llm(**arguments: Any) -> str:
+        return "ok"
+
+    def run() -> tuple[Any, Any]:
+        events.clear()
+        llm(**arguments)
+        props = events.one().properties
+        return props["$ai_input"], props.get("$ai_truncated")
+
+    bounded = run()
+    general_paths(monkeypatch)
+    return bounded, run()
 
 
 def genai_types() -> Any:
