@@ -22,7 +22,7 @@ import posthog
 import pytest
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
-from langchain_core.messages import AIMessage, SystemMessage
+from langchain_core.messages import AIMessage, ChatMessage, SystemMessage
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
@@ -952,8 +952,9 @@ class TestInputItemsThatAreNoMessage:
             lambda i: {"role": "user", "content": f"m{i}"},
             lambda i: {"role": "user", "parts": [{"text": f"m{i}"}]},
             lambda i: genai_types().Content(role="user", parts=[genai_types().Part(text=f"m{i}")]),
+            lambda i: response_item(i),
         ],
-        ids=["rows", "str", "dicts", "parts", "Content"],
+        ids=["rows", "str", "dicts", "parts", "Content", "Responses items"],
     )
     @pytest.mark.parametrize(
         "system_at", [None, 900, 1_001, 4_999], ids=["none", "read", "after", "last"]
@@ -981,7 +982,7 @@ class TestInputItemsThatAreNoMessage:
             assert (bounded, marker) == (whole, whole_marker)
             return
         # The prompt's message out; the room it took the head may leave one message unkept.
-        assert whole[0]["role"] != "system"
+        assert whole[0].get("role") != "system"
         assert whole[: len(bounded)] == bounded
         assert len(whole) - 1 <= len(bounded) <= len(whole)
         assert f"…[truncated {5_000 - len(bounded):,} items]" == marker
@@ -1038,6 +1039,20 @@ class TestInputItemsThatAreNoMessage:
         general_paths(monkeypatch)
         assert run() == bounded
         assert {"role": "system", "content": "S"} == bounded[0]
+
+    def test_langchain_chat_messages_beside_a_system_prompt(
+        self, events: CapturedEvents, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A list of LangChain messages is formatted as LangChain's, which adds no prompt: a
+        ``ChatMessage`` with a system role past those read takes none out."""
+        hogtrace.configure(max_items=100)
+        items = [ChatMessage(role="user", content=f"m{i}") for i in range(5_000)]
+        items[4_000] = ChatMessage(role="system", content="late")
+        bounded, whole = bounded_and_whole(
+            events, monkeypatch, "openai", {"messages": items, "system": "S"}
+        )
+        assert whole == bounded
+        assert "m0" == bounded[0][0]["content"]
 
     def test_past_those_read_when_a_wrapper_made_the_call(self, events: CapturedEvents) -> None:
         """A generation that became a span (posthog's wrapper captured the call inside it)
@@ -2055,6 +2070,23 @@ def bounded_and_whole(
     bounded = run()
     general_paths(monkeypatch)
     return bounded, run()
+
+
+def response_item(i: int) -> Any:
+    """An OpenAI Responses output item, as an agent loop feeds them back: a message (which
+    has a role) or a function call (which has none)."""
+    from openai.types.responses import (
+        ResponseFunctionToolCall,
+        ResponseOutputMessage,
+        ResponseOutputText,
+    )
+
+    if i % 2:
+        text = ResponseOutputText(type="output_text", text=f"a{i}", annotations=[])
+        return ResponseOutputMessage(
+            id=f"m{i}", role="assistant", status="completed", type="message", content=[text]
+        )
+    return ResponseFunctionToolCall(type="function_call", call_id=f"c{i}", name="f", arguments="{}")
 
 
 def genai_types() -> Any:

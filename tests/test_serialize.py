@@ -1765,6 +1765,23 @@ class TestAsText:
         assert f"{1_000 - kept:,} items]']" == marker
         assert walk.cut
 
+    @pytest.mark.parametrize("limit", [4_300, 0], ids=["default", "unlimited"])
+    def test_a_row_of_ints_past_the_json_limit(self, limit: int) -> None:
+        """Ints of more than 14,284 bits print as their marker, whatever Python would print
+        (``sys.set_int_max_str_digits(0)`` prints any): sized and counted as the marker."""
+        previous = sys.get_int_max_str_digits()
+        sys.set_int_max_str_digits(limit)
+        try:
+            huge = [2**14_284, 3**200_000, 10**100, 10**100]
+            copy, size, walk = snapshot({"c": _serialize.AsText(huge)}, 4_000, 5_000)
+            text = thaw(copy)["c"]
+        finally:
+            sys.set_int_max_str_digits(previous)
+        marks = [f"<int of {n.bit_length():,} bits>" for n in huge[:2]]
+        assert f"[{marks[0]}, {marks[1]}, {10**100}, {10**100}]" == text
+        assert size <= len(json.dumps({"c": text}))
+        assert walk.used < 20
+
     def test_its_items_count_as_the_values(self) -> None:
         """The copy takes of ``max_items`` what the value itself takes."""
         value = [[0.5] * 10] * 30

@@ -1561,10 +1561,10 @@ def _long_list(
             if _NEVER_SYSTEM.issuperset(found):
                 # Only strings, rows (lists, tuples) and scalars: each formats as a user's.
                 dicts = False
-            elif all(kind in _NEVER_SYSTEM or kind is dict or _has_role(kind) for kind in found):
-                # With models that have a role (google-genai's Content, OpenAI's messages):
-                # the roles of both, at C speed (~30-60 ns an item).
-                at = _first_system_role(seen, dict in found)
+            elif all(kind in _NEVER_SYSTEM or kind is dict or _is_model(kind) for kind in found):
+                # With pydantic models (google-genai's Content, OpenAI's input and output
+                # items): the roles of both, at C speed (~30-60 ns an item).
+                at = _first_system_role(seen, found)
                 if at >= 0:
                     read = len(items)
             else:
@@ -1580,27 +1580,40 @@ def _long_list(
     return LongInput(key, items, plain, system, at, read)
 
 
-def _has_role(kind: type) -> bool:
-    """Whether ``kind`` is a pydantic model with a ``role`` field (read as an attribute)."""
+def _is_model(kind: type) -> bool:
+    """Whether ``kind`` is a pydantic model whose role formats as its ``role`` attribute.
+
+    Not LangChain's messages: a list of them all is formatted as LangChain's (their type
+    gives the role), and a ``ChatMessage`` among others as any model.
+    """
     fields = getattr(kind, "model_fields", None)
-    return isinstance(fields, dict) and "role" in fields
+    return isinstance(fields, dict) and "additional_kwargs" not in fields
 
 
-def _first_system_role(items: Sequence[Any], dicts: bool) -> int:
+def _first_system_role(items: Sequence[Any], kinds: set[type]) -> int:
     """The index of the first item whose role is "system", -1 if none.
 
-    Read at C speed: dicts (exactly) by key, other items by attribute (neither a dict nor a
-    string has a ``role`` attribute); only when one is found, item by item for its index.
+    ``items`` are dicts, plain values and pydantic models (of ``kinds``): the dicts' roles
+    are read by key, the models' from their fields (``__dict__``) and extra fields, as `_get`
+    reads them; all at C speed (a model's ``getattr`` of a field it lacks goes through its
+    ``__getattr__``, ~3 µs). Only when one is found, item by item for its index.
     """
-    found = "system" in map(getattr, items, repeat("role"), repeat(None))
-    if not found and dicts:
-        are = map(is_, map(type, items), repeat(dict))
-        found = "system" in map(dict.get, compress(items, are), repeat("role"))
+    types = list(map(type, items))
+    found = dict in kinds and "system" in map(
+        dict.get, compress(items, map(is_, types, repeat(dict))), repeat("role")
+    )
+    models = frozenset(kinds - _NEVER_SYSTEM - {dict})
+    if not found and models:
+        chosen = list(compress(items, map(models.__contains__, types)))
+        fields = map(getattr, chosen, repeat("__dict__"))
+        found = "system" in map(dict.get, fields, repeat("role"))
+        if not found:
+            extras = filter(None, map(getattr, chosen, repeat("__pydantic_extra__"), repeat(None)))
+            found = "system" in map(dict.get, extras, repeat("role"))
     if not found:
         return -1
     for index, item in enumerate(items):
-        role = item.get("role") if type(item) is dict else getattr(item, "role", None)
-        if role == "system":
+        if type(item) not in _NEVER_SYSTEM and _get(item, "role") == "system":
             return index
     return -1  # (changed while read)
 
@@ -1659,8 +1672,9 @@ def _system_after(provider: str | None, key: str, items: Any, start: int, stop: 
 
     Read `_SYSTEM_CHUNK` items at a time, so that no single call holds the GIL for long. Only
     an item whose role reads "system" can format as one; each such is formatted after a
-    string, as it is in the list (the list's first items are dicts or plain values: no
-    formatter reads it as LangChain messages, where a ``SystemMessage`` alone would be one).
+    string, as it is in the list (the list's first items are dicts, plain values or models
+    other than LangChain's, `_is_model`: no formatter reads it as LangChain messages, where
+    a ``SystemMessage`` alone would be one).
     """
     before = None
     dicts = iter(items)  # while the chunks are dicts of no system role: read in place

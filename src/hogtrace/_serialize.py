@@ -811,6 +811,15 @@ _LOG10_2 = math.log10(2)
 _DIGITS_SQUARED = 1 << 18
 
 
+class _Printed(str):
+    """Text that a row prints as it is (``repr()`` without quotes): an int's marker."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str.__str__(self)
+
+
 def has_long_int(row: Sequence[Any], kinds: AbstractSet[type]) -> bool:
     """Whether a row of plain values (of ``kinds``) holds an int of `LONG_INT` or more."""
     if int not in kinds:
@@ -907,16 +916,18 @@ def _btext(text: AsText, depth: int, active: Walk, room: int) -> tuple[Any, int]
     if row and NUMBER_TYPES.issuperset(kinds) and has_long_int(value, kinds):
         # A row holding an int of hundreds of digits: each value sized and counted as `_bint`
         # does (bits, digits squared), none printed here.
-        keep = spent = 0
+        spent = 0
+        kept: list[Any] = []
         for number in value:
-            takes, width = 1, 3  # a number of one digit and its ", " at least
+            takes, width, item = 1, 3, number  # a number of one digit and its ", " at least
             if type(number) is int and not -LONG_INT < number < LONG_INT:
                 bits = number.bit_length()
                 if bits <= _MAX_INT_BITS:
                     digits = int((bits - 1) * _LOG10_2) + 1
                     takes, width = 1 + digits * digits // _DIGITS_SQUARED, digits + 2
-                else:  # printed as "<int of N bits>"
-                    width = 24
+                else:  # its marker, as `_int` makes it (whatever Python would print)
+                    item = _Printed(f"<int of {bits:,} bits>")
+                    width = len(item) + 2
             if spent + width > within:
                 break  # (the size cuts it)
             if active.left < takes:
@@ -924,8 +935,9 @@ def _btext(text: AsText, depth: int, active: Walk, room: int) -> tuple[Any, int]
                 break
             active.left -= takes
             spent += width
-            keep += 1
-        out, size = AsText(value[:keep], room, len(value) - keep), spent + 2
+            kept.append(item)
+        head = kept if kind is list else tuple(kept)
+        out, size = AsText(head, room, len(value) - len(kept)), spent + 2
     elif row and NUMBER_TYPES.issuperset(kinds):
         # A row of numbers, which becomes one string: its first values copied as they are (a
         # slice: numbers do not change), printed exactly as ``str()`` prints them. What
