@@ -36,8 +36,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import datetime
 import json
 import sys
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain, compress, islice, repeat
 from operator import indexOf, is_
@@ -949,6 +951,10 @@ _GEMINI_PART_KEYS = frozenset(
 _TEXT_ITEM_SIZE = 8
 
 
+#: Types `_plain` returns as they are (no ``model_dump``, no dataclass, not a dict).
+_AS_THEY_ARE = frozenset(
+    {int, float, bool, type(None), list, tuple, datetime.datetime, datetime.date, uuid.UUID}
+)
 #: What `_openai_message` reads of a message besides its role and content.
 _OPENAI_MESSAGE_EXTRA = ("tool_calls", "tool_call_id", "name", "audio", "refusal")
 _OPENAI_MESSAGE_KEYS = frozenset({"role", "content", *_OPENAI_MESSAGE_EXTRA})
@@ -959,6 +965,8 @@ def _openai_message(message: object) -> Message:
     kind = type(message)
     if kind is str:  # as ``_plain`` and `_as_text` leave it (~1.5 µs less)
         return {"role": "user", "content": message}
+    if kind in _AS_THEY_ARE:  # no message: ``_plain`` leaves them as they are
+        return {"role": "user", "content": _as_text(message)}
     # (a dict needs no copy)
     plain = message if kind is dict else _plain(message, _OPENAI_MESSAGE_KEYS)
     if not isinstance(plain, dict):
