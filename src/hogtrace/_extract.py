@@ -53,6 +53,7 @@ from hogtrace._serialize import (
     PLAIN_MESSAGE_SIZE,
     AsText,
     Head,
+    count_items,
     has_long_int,
     snapshot,
 )
@@ -1445,7 +1446,13 @@ def _long_input(
     each = min((trial_size if size is None else size) / max(len(trial), 1), MIN_ITEM)
     read = int(limit * _HEADROOM / max(each, 1)) + 1
     if most is not None:
-        read = min(read, int(most * _HEADROOM * len(trial) / max(walk.used, 1)) + 1)
+        # The items a message takes, by the first ones' (not the system prompt's message put
+        # first, when there is one: a short one would make the rest seem to take fewer).
+        used, messages = walk.used, len(trial)
+        if 0 < (extra := len(trial) - _FIRST) < len(trial):
+            used -= count_items(trial[:extra], most)
+            messages -= extra
+        read = min(read, int(most * _HEADROOM * messages / max(used, 1)) + 1)
     while read < len(items):
         out, _ = _format(provider, long.head(arguments, read), False, most)
         if out is None or isinstance(out, TextMessages):
