@@ -29,7 +29,8 @@ local capture server; a third, of a ``@generation`` given one message of 200,000
 parts (Anthropic, Gemini, OpenAI; Gemini's also as a tuple, which posthog sends as the
 message's ``str()``) or 50,000 google-genai ``Part`` objects, and of 125,000 rows of 10
 floats as the messages beside a system prompt (OpenAI, Gemini), and of a million rows,
-strings or chat messages (100,000 Gemini messages) beside one. A last table times the
+strings or chat messages (100,000 Gemini messages or `Content` objects, 100,000 OpenAI
+Responses output items) beside one. A last table times the
 redaction of a typical chat generation (a few messages of ~1 KB) and of an error string.
 Times are the best of several runs (ms, or µs for redaction); ratios are before / after.
 """
@@ -194,7 +195,7 @@ def decorated(reps: int) -> None:
                 f"{name:18} | {spent * 1e3:7.2f}ms {generated * 1e3:10.2f}ms {alone * 1e3:8.2f}ms"
             )
 
-        print(f"\n{'one message of many parts, or rows':40} | @generation (calling thread CPU)")
+        print(f"\n{'one message of many parts, or rows':44} | @generation (calling thread CPU)")
         for name, provider, arguments in many_parts():
 
             @hogtrace.generation(model="m", provider=provider)
@@ -202,7 +203,7 @@ def decorated(reps: int) -> None:
                 return "ok"
 
             spent = cpu(lambda a=arguments, c=call: c(**a))
-            print(f"{name:40} | {spent * 1e3:9.2f}ms")
+            print(f"{name:44} | {spent * 1e3:9.2f}ms")
         hogtrace.shutdown()
     finally:
         server.terminate()
@@ -275,6 +276,38 @@ def many_parts() -> list[tuple[str, str, dict[str, Any]]]:
     sdk = [types.Part(text=f"part {i}") for i in range(50_000)]
     content = types.Content(role="user", parts=sdk)
     cases.append(("Gemini, 50k google-genai Part objects", "gemini", {"contents": [content]}))
+    history = [
+        types.Content(role="user" if i % 2 else "model", parts=[types.Part(text=f"m{i}")])
+        for i in range(100_000)
+    ]
+    config = types.GenerateContentConfig(system_instruction="S")
+    cases.append(
+        ("Gemini, 100k Content objects, config", "gemini", {"contents": history, "config": config})
+    )
+    from openai.types.responses import (
+        ResponseFunctionToolCall,
+        ResponseOutputMessage,
+        ResponseOutputText,
+    )
+
+    def item(i: int) -> Any:  # what an agent loop feeds back: messages and function calls
+        if i % 2:
+            text = ResponseOutputText(type="output_text", text=f"a{i}", annotations=[])
+            return ResponseOutputMessage(
+                id=f"m{i}", role="assistant", status="completed", type="message", content=[text]
+            )
+        return ResponseFunctionToolCall(
+            type="function_call", call_id=f"c{i}", name="f", arguments="{}"
+        )
+
+    items = [item(i) for i in range(100_000)]
+    cases.append(
+        (
+            "OpenAI, 100k Responses items, instructions=",
+            "openai",
+            {"input": items, "instructions": "B"},
+        )
+    )
     return cases
 
 

@@ -957,7 +957,9 @@ class TestInputItemsThatAreNoMessage:
         ids=["rows", "str", "dicts", "parts", "Content", "Responses items"],
     )
     @pytest.mark.parametrize(
-        "system_at", [None, 900, 1_001, 4_999], ids=["none", "read", "after", "last"]
+        "system_at",
+        [None, 3, 900, 1_001, 4_999],
+        ids=["none", "head", "read", "after", "last"],
     )
     def test_a_system_message_past_those_read(
         self,

@@ -41,8 +41,8 @@ import json
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import chain, compress, islice, repeat
-from operator import indexOf, is_
+from itertools import chain, islice, repeat
+from operator import indexOf
 from typing import Any, NamedTuple, TypeVar
 
 from hogtrace._serialize import (
@@ -1412,6 +1412,11 @@ def recorded_input(
             # A system message may follow the items read: the event builder looks for one.
             prompt, _ = _format(provider, long.head(arguments, 0), False)
             if isinstance(prompt, list) and len(prompt) == 1:  # (else none to take out)
+                if type(head) is Head:  # of the items it read, each one message
+                    read = len(long.items) - (head.length - len(head.items))
+                    if len(head.items) == read:  # no prompt put first: a system message was
+                        return head, size  # among them, and the formatter did as whole
+                    long = long._replace(read=max(long.read, read))
                 return LaterSystem(head, provider, long), None
         return head, size
     except Exception:
@@ -1532,7 +1537,8 @@ def _long_list(
     no message is a system one) beside a list of dicts and other items (strings, rows and
     scalars alone are never system messages); then it is formatted whole. Beside a system
     prompt, a list longer than a snapshot of ``most`` items can read is looked at only as far
-    (`_SYSTEM_READ`): the event builder looks at the rest (`LaterSystem`).
+    (`_SYSTEM_READ`), and one holding pydantic models not at all (``read`` 0: the head's
+    formatting tells): the event builder looks at the rest (`LaterSystem`).
     """
     hint = provider.lower() if isinstance(provider, str) else None
     key: str | None
@@ -1578,10 +1584,10 @@ def _long_list(
                 dicts = False
             elif all(kind in _NEVER_SYSTEM or kind is dict or _is_model(kind) for kind in found):
                 # With pydantic models (google-genai's Content, OpenAI's input and output
-                # items): the roles of both, at C speed (~30-60 ns an item).
-                at = _first_system_role(seen, found)
-                if at >= 0:
-                    read = len(items)
+                # items), whose roles cost ~100-200 ns an item to read: the head formatted
+                # says which of those it read is a system message (`recorded_input`), the
+                # event builder the rest.
+                read = 0
             else:
                 return None
         if dicts and key == "messages" and len(items) <= _LONG_INPUT:
@@ -1603,34 +1609,6 @@ def _is_model(kind: type) -> bool:
     """
     fields = getattr(kind, "model_fields", None)
     return isinstance(fields, dict) and "additional_kwargs" not in fields
-
-
-def _first_system_role(items: Sequence[Any], kinds: set[type]) -> int:
-    """The index of the first item whose role is "system", -1 if none.
-
-    ``items`` are dicts, plain values and pydantic models (of ``kinds``): the dicts' roles
-    are read by key, the models' from their fields (``__dict__``) and extra fields, as `_get`
-    reads them; all at C speed (a model's ``getattr`` of a field it lacks goes through its
-    ``__getattr__``, ~3 µs). Only when one is found, item by item for its index.
-    """
-    types = list(map(type, items))
-    found = dict in kinds and "system" in map(
-        dict.get, compress(items, map(is_, types, repeat(dict))), repeat("role")
-    )
-    models = frozenset(kinds - _NEVER_SYSTEM - {dict})
-    if not found and models:
-        chosen = list(compress(items, map(models.__contains__, types)))
-        fields = map(getattr, chosen, repeat("__dict__"))
-        found = "system" in map(dict.get, fields, repeat("role"))
-        if not found:
-            extras = filter(None, map(getattr, chosen, repeat("__pydantic_extra__"), repeat(None)))
-            found = "system" in map(dict.get, extras, repeat("role"))
-    if not found:
-        return -1
-    for index, item in enumerate(items):
-        if type(item) not in _NEVER_SYSTEM and _get(item, "role") == "system":
-            return index
-    return -1  # (changed while read)
 
 
 #: Input items no formatter makes a system message of (`_long_list`).
