@@ -22,7 +22,7 @@ import posthog
 import pytest
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
-from langchain_core.messages import AIMessage, ChatMessage, SystemMessage
+from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, SystemMessage
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
@@ -1006,7 +1006,8 @@ class TestInputItemsThatAreNoMessage:
 
         llm(messages=items, system="S")
         assert type(recorded[0]) is _extract.LaterSystem
-        assert (1_000, 5_000) == (recorded[0].start, recorded[0].stop)
+        later = recorded[0]
+        assert items[1_000:5_000] == later.items[later.start : later.stop]  # copied at the call
         *messages, marker = events.one().properties["$ai_input"]
         assert {"role": "system", "content": "S"} == messages[0]
         assert {"role": "user", "content": "m0"} == messages[1]
@@ -1055,6 +1056,39 @@ class TestInputItemsThatAreNoMessage:
         )
         assert whole == bounded
         assert "m0" == bounded[0][0]["content"]
+
+    def test_a_history_rewritten_during_the_call(self, events: CapturedEvents) -> None:
+        """An agent loop that compacts its history in place inside the call: the event has the
+        input as it was at the call (the items past those read are copied then)."""
+        hogtrace.configure(max_items=100)
+        history: list[Any] = [response_item(2 * i + 1) for i in range(150)]
+        at_call = list(history)
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(**arguments: Any) -> str:
+            history[:] = [*history[:40], {"role": "system", "content": "summary"}, *history[-60:]]
+            return "ok"
+
+        llm(input=history, instructions="B")
+        *messages, marker = events.one().properties["$ai_input"]
+        whole = format_input("openai", {"input": at_call, "instructions": "B"})
+        assert whole[: len(messages)] == messages
+        assert {"role": "system", "content": "B"} == messages[0]
+        assert f"…[truncated {len(whole) - len(messages):,} items]" == marker
+
+    def test_items_of_two_messages_beside_a_system_prompt(self, events: CapturedEvents) -> None:
+        """An item that formats as two messages (LangChain's, two to a prompt): nothing is
+        taken out for a system message later, since no prompt's message was put first."""
+        hogtrace.configure(max_items=100)
+        items: list[Any] = [[HumanMessage(f"h{i}"), AIMessage(f"a{i}")] for i in range(3_000)]
+        items[2_000] = {"role": "system", "content": "late"}
+
+        @hogtrace.generation(model="m", provider="openai")
+        def llm(**arguments: Any) -> str:
+            return "ok"
+
+        llm(messages=items, system="S")
+        assert "h0" == events.one().properties["$ai_input"][0]["content"]
 
     def test_past_those_read_when_a_wrapper_made_the_call(self, events: CapturedEvents) -> None:
         """A generation that became a span (posthog's wrapper captured the call inside it)

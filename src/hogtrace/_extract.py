@@ -53,7 +53,6 @@ from hogtrace._serialize import (
     PLAIN_MESSAGE_SIZE,
     AsText,
     Head,
-    count_items,
     has_long_int,
     snapshot,
 )
@@ -1414,8 +1413,8 @@ def recorded_input(
             if isinstance(prompt, list) and len(prompt) == 1:  # (else none to take out)
                 if type(head) is Head:  # of the items it read, each one message
                     read = len(long.items) - (head.length - len(head.items))
-                    if len(head.items) == read:  # no prompt put first: a system message was
-                        return head, size  # among them, and the formatter did as whole
+                    if len(head.items) != read + 1:  # no prompt put first: a system message
+                        return head, size  # was among them, and the formatter did as whole
                     long = long._replace(read=max(long.read, read))
                 return LaterSystem(head, provider, long), None
         return head, size
@@ -1455,7 +1454,7 @@ def _long_input(
         # first, when there is one: a short one would make the rest seem to take fewer).
         used, messages = walk.used, len(trial)
         if 0 < (extra := len(trial) - _FIRST) < len(trial):
-            used -= count_items(trial[:extra], most)
+            used -= snapshot(trial[:extra], limit, most)[2].used  # (as the walk counts it)
             messages -= extra
         read = min(read, int(most * _HEADROOM * messages / max(used, 1)) + 1)
     while read < len(items):
@@ -1583,10 +1582,10 @@ def _long_list(
                 # Only strings, rows (lists, tuples) and scalars: each formats as a user's.
                 dicts = False
             elif all(kind in _NEVER_SYSTEM or kind is dict or _is_model(kind) for kind in found):
-                # With pydantic models (google-genai's Content, OpenAI's input and output
-                # items), whose roles cost ~100-200 ns an item to read: the head formatted
-                # says which of those it read is a system message (`recorded_input`), the
-                # event builder the rest.
+                # Dicts among plain values, or pydantic models (google-genai's Content,
+                # OpenAI's input and output items), whose roles cost ~100-200 ns an item to
+                # read: the head formatted says whether one it read is a system message
+                # (`recorded_input`), the event builder looks at the rest.
                 read = 0
             else:
                 return None
@@ -1627,9 +1626,10 @@ class LaterSystem:
     through a long list (a million items, say) takes the calling thread ~20-50 ns an item,
     past the 5 ms a call may spend: the event builder looks at the items after those read
     (`LongInput.read`), as many as the list had at the call, and takes out the prompt's
-    message if one of them formats as a system message. The list must not change in
-    between, as `Head` says of what it reads; appending to it (a chat history) changes
-    nothing here.
+    message if one of them formats as a system message. Up to `_COPIED_REST` of those items
+    are copied at the call (not the items themselves: their roles must not change in
+    between); past that the list is read in place, so it must not change in between except
+    by appending to it.
     """
 
     __slots__ = ("head", "items", "key", "provider", "start", "stop")
@@ -1638,9 +1638,11 @@ class LaterSystem:
         self.head = head  # the recorded input: a `PrintedRows`, or a snapshot's copy
         self.provider = provider
         self.key = long.key
-        self.items = long.items  # the caller's list (only read, and only after ``start``)
-        self.start = long.read
-        self.stop = len(long.items)
+        self.start, self.stop = long.read, len(long.items)
+        self.items: Sequence[Any] = long.items  # the caller's list (only read, after start)
+        if self.stop - self.start <= _COPIED_REST:  # (~10 ns an item: an agent loop that
+            self.items = long.items[self.start :]  # rewrites its history in the call)
+            self.start, self.stop = 0, len(self.items)
 
     def __repr__(self) -> str:
         return f"<input with a system prompt unless one of items {self.start:,}+ is one>"
@@ -1702,6 +1704,9 @@ def _system_after(provider: str | None, key: str, items: Any, start: int, stop: 
     return False
 
 
+#: Past the items read, as many are copied at the call (at most ~0.3 ms): only the rest of a
+#: longer list is read from the caller's list when the event is built.
+_COPIED_REST = 30_000
 #: Items `_system_after` reads at a time (~0.5 ms of dicts).
 _SYSTEM_CHUNK = 10_000
 
