@@ -1407,16 +1407,17 @@ def recorded_input(
             return _format(provider, arguments, True, most)
         assert limit is not None
         head, size = _long_input(provider, arguments, long, limit, most)
-        if long.read < len(long.items) and (type(head) is Head or type(head) is PrintedRows):
-            # A system message may follow the items read: the event builder looks for one.
-            prompt, _ = _format(provider, long.head(arguments, 0), False)
-            if isinstance(prompt, list) and len(prompt) == 1:  # (else none to take out)
-                if type(head) is Head:  # of the items it read, each one message
-                    read = len(long.items) - (head.length - len(head.items))
-                    if len(head.items) != read + 1:  # no prompt put first: a system message
-                        return head, size  # was among them, and the formatter did as whole
-                    long = long._replace(read=max(long.read, read))
+        if long.read < len(long.items):
+            # A system message may follow the items read: if the formatter put the prompt's
+            # message first, the event builder looks for one (else there is none to take out,
+            # or a system message was among those read and the head is as whole).
+            if type(head) is PrintedRows and len(head.first) == 1:
                 return LaterSystem(head, provider, long), None
+            if type(head) is Head:  # of the items it read, each one message
+                read = len(long.items) - (head.length - len(head.items))
+                if len(head.items) == read + 1:  # and the prompt's
+                    later = long._replace(read=max(long.read, read))
+                    return LaterSystem(head, provider, later), None
         return head, size
     except Exception:
         return None, None

@@ -797,10 +797,16 @@ def _bint(value: int, active: Walk) -> tuple[Any, int]:
     if bits <= _PRINT_NOW_BITS or bits > _MAX_INT_BITS or not active.defer:
         return _leaf(_int(value))
     active.deferred = True
-    digits = int((bits - 1) * _LOG10_2) + 1  # the fewest an int of that many bits has
-    left = active.left - digits * digits // _DIGITS_SQUARED
+    digits, takes = _printing(bits)
+    left = active.left - takes + 1  # (the caller took the one any item takes)
     active.left = left if left > 0 else 0  # (then the next item is cut)
     return AsText(value), digits + 2 + (value < 0)
+
+
+def _printing(bits: int) -> tuple[int, int]:
+    """The fewest digits an int of ``bits`` bits has, and the items printing it counts."""
+    digits = int((bits - 1) * _LOG10_2) + 1
+    return digits, 1 + digits * digits // _DIGITS_SQUARED
 
 
 #: Ints of up to this many bits (78 digits, ~0.4 µs to print) are printed at once.
@@ -923,8 +929,8 @@ def _btext(text: AsText, depth: int, active: Walk, room: int) -> tuple[Any, int]
             if type(number) is int and not -LONG_INT < number < LONG_INT:
                 bits = number.bit_length()
                 if bits <= _MAX_INT_BITS:
-                    digits = int((bits - 1) * _LOG10_2) + 1
-                    takes, width = 1 + digits * digits // _DIGITS_SQUARED, digits + 2
+                    digits, takes = _printing(bits)
+                    width = digits + 2
                 else:  # its marker, as `_int` makes it (whatever Python would print)
                     item = _Printed(f"<int of {bits:,} bits>")
                     width = len(item) + 2
